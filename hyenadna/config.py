@@ -1,0 +1,215 @@
+"""Typed configuration: the single source of truth for every run.
+
+Each section is a dataclass whose fields carry a one-line docstring and a default that runs the
+tiny demo. YAML files in ``configs/`` are flat data with one top-level key per section (``model``,
+``data``, ``train``, ...); an unknown key anywhere is an error that names it. Precedence is
+dataclass default < YAML < command-line ``--set section.key=value``.
+
+This module holds the model section and the generic load/override/save machinery; the run
+configs of pretraining, fine-tuning and scoring live beside it below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+@dataclass
+class ModelConfig:
+    """HyenaDNA architecture. Field names follow the official release so configs line up."""
+
+    d_model: int = 128
+    """Width of the residual stream."""
+    n_layer: int = 2
+    """Number of Hyena blocks."""
+    d_inner: int | None = None
+    """Hidden width of each block's MLP; None means 4 · d_model (all official releases)."""
+    vocab_size: int = 12
+    """Tokenizer vocabulary size (official: 12)."""
+    pad_vocab_size_multiple: int = 8
+    """Embedding rows are padded to a multiple of this (12 → 16) for efficient matmuls."""
+    l_max: int = 1026
+    """Longest sequence the implicit filters are built for (official: max length + 2)."""
+    order: int = 2
+    """Hyena order N: number of gates; N - 1 long convolutions per operator."""
+    filter_order: int = 64
+    """Width of the implicit filter's FFN."""
+    emb_dim: int = 5
+    """Positional feature size of the implicit filter (t plus (emb_dim-1)/2 cos/sin bands)."""
+    short_filter_order: int = 3
+    """Kernel size of the causal depthwise short convolution (official 'local_order')."""
+    w: float = 10.0
+    """Initial frequency of the sine activations in the implicit filter."""
+    shift: float = 0.0
+    """Additive shift of the exponential decay window (training code 0.0; standalone file 0.05)."""
+    modulate: bool = True
+    """Apply the exponential decay window to the implicit filter."""
+    embed_dropout: float = 0.1
+    """Dropout on the token embeddings (applied at the first block's residual)."""
+    resid_dropout: float = 0.0
+    """Dropout on each block's outputs before the residual add."""
+    layer_norm_epsilon: float = 1e-5
+    """LayerNorm epsilon."""
+    initializer_range: float = 0.02
+    """Std of the normal init of Linear and Embedding weights (GPT-2 scheme)."""
+    gradient_checkpointing: bool = False
+    """Recompute each block in the backward pass instead of storing its activations."""
+
+    def __post_init__(self) -> None:
+        if self.d_inner is None:
+            self.d_inner = 4 * self.d_model
+        for name in ("d_model", "n_layer", "l_max", "filter_order", "short_filter_order"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.order < 2:
+            raise ValueError(f"model.order must be >= 2, got {self.order}")
+        if self.emb_dim < 3 or self.emb_dim % 2 == 0:
+            raise ValueError(f"model.emb_dim must be odd and >= 3, got {self.emb_dim}")
+        if self.vocab_size < 12:
+            raise ValueError(f"model.vocab_size must be >= 12, got {self.vocab_size}")
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Embedding rows: vocab_size rounded up to pad_vocab_size_multiple."""
+        m = self.pad_vocab_size_multiple
+        return (self.vocab_size + m - 1) // m * m
+
+    @property
+    def max_seq_len(self) -> int:
+        """Longest input the model accepts (its filters are l_max long)."""
+        return self.l_max
+
+
+# --------------------------------------------------------------------------------------------
+# Generic machinery: dict <-> dataclass with strict keys, dotted overrides, atomic save.
+# --------------------------------------------------------------------------------------------
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) dict; unknown keys raise ValueError naming them."""
+    data = dict(data or {})
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown config key {where + unknown[0]!r} (known in this section: "
+            f"{', '.join(sorted(known))})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        sub = _dataclass_type(hints[name])
+        if sub is not None and isinstance(value, dict):
+            value = from_dict(sub, value, f"{where}{name}.")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # e.g. a required field missing
+        raise ValueError(f"config section {where or cls.__name__}: {err}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Dataclass → plain nested dict (YAML/JSON-serialisable)."""
+    return dataclasses.asdict(cfg)
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML raises an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping of sections at the top level")
+    return loaded or {}
+
+
+def load_config(cls: type[T], path: str | os.PathLike | None = None,
+                overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None, prefix: str = "") -> T:
+    """Build ``cls`` from ``base`` (or a YAML file) plus ``section.key=value`` overrides.
+
+    Args:
+        cls: the dataclass to build.
+        path: YAML file to read (its top-level keys are ``cls``'s fields).
+        overrides: ``a.b=value`` strings; the value is parsed as YAML (``1e-3``, ``[chr1]``).
+        base: a dict to start from instead of a file.
+        prefix: dotted prefix the overrides carry for this section (``"model."``), stripped.
+    """
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        data = read_yaml(path)
+    for item in overrides:
+        if prefix and not item.startswith(prefix):
+            raise ValueError(f"override {item!r} must start with {prefix!r}")
+        _set_dotted(data, item[len(prefix):])
+    try:
+        return from_dict(cls, data, prefix)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}" if path is not None else str(err)) from None
+
+
+def save_config(cfg: Any, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically (temp file + rename)."""
+    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _set_dotted(data: dict[str, Any], item: str) -> None:
+    """Apply one ``a.b.c=value`` override to a nested dict; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like section.key=value")
+    dotted, raw = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {item!r}: {key!r} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def _dataclass_type(hint: Any) -> type | None:
+    """The dataclass in a type hint (``X`` or ``X | None``), else None."""
+    if is_dataclass(hint):
+        return hint
+    if get_origin(hint) is not None:
+        for arg in get_args(hint):
+            if is_dataclass(arg):
+                return arg
+    return None
+
+
+__all__ = [
+    "ModelConfig",
+    "atomic_write_text",
+    "from_dict",
+    "load_config",
+    "read_yaml",
+    "save_config",
+    "to_dict",
+]

@@ -79,5 +79,14 @@ def model_section(config_path: str | None, overrides: tuple[str, ...]):
                        prefix="model.")
 
 
+# ---- pretrain / evaluate commands (issue 3) ----
+
+
+# ---- finetune command (issue 4) ----
+
+
+# ---- score / embed / variant-effect commands (issue 5) ----
+
+
 if __name__ == "__main__":
     main()

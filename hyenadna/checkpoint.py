@@ -208,3 +208,15 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_checkpoint_io():
+    """A Lightning CheckpointIO whose saves are atomic (temp file + rename), so an interrupted
+    run never leaves a truncated ``last.ckpt``. Pass as ``Trainer(plugins=[...])``."""
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            atomic_torch_save(checkpoint, Path(path))
+
+    return AtomicCheckpointIO()

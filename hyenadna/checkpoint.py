@@ -220,3 +220,45 @@ def atomic_checkpoint_io():
             atomic_torch_save(checkpoint, Path(path))
 
     return AtomicCheckpointIO()
+
+
+def classifier_metadata(model_cfg: ModelConfig, head_cfg: Any, task: dict[str, Any]) -> dict:
+    """``ckpt["hyenadna"]`` of a fine-tuned classifier: model + head config and the task, whose
+    dict holds at least ``name``, ``class_names`` (list[str]) and ``seq_len`` (int)."""
+    missing = {"name", "class_names", "seq_len"} - set(task)
+    if missing:
+        raise ValueError(f"task metadata lacks {sorted(missing)}")
+    return checkpoint_metadata(model_cfg, head=to_dict(head_cfg), task=dict(task))
+
+
+def load_classifier(path: str | os.PathLike):
+    """Load a fine-tuned classifier checkpoint written by ``hyenadna finetune``.
+
+    Returns:
+        (HyenaDNAClassifier in eval mode on the CPU, task dict with name/class_names/seq_len).
+
+    Raises:
+        CheckpointError: not a checkpoint, or a pretraining-only checkpoint (no head).
+    """
+    from hyenadna.heads import HeadConfig, HyenaDNAClassifier
+
+    cfg, ckpt, source = read_model_config(path)
+    meta = ckpt["hyenadna"]
+    if "head" not in meta or "task" not in meta:
+        raise CheckpointError(f"{source}: not a classifier checkpoint (no task head); "
+                              "fine-tune one with `hyenadna finetune`")
+    try:
+        head_cfg = from_dict(HeadConfig, meta["head"], "head.")
+    except ValueError as err:
+        raise CheckpointError(f"{source}: {err}") from None
+    model = HyenaDNAClassifier(cfg, head_cfg)
+    state = {k.removeprefix("model."): v for k, v in ckpt.get("state_dict", {}).items()
+             if k.startswith("model.")}
+    load_backbone_weights(model.backbone, backbone_state_dict(state, source), source)
+    head_state = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
+    try:
+        model.head.load_state_dict(head_state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{source}: head weights do not match its config "
+                              f"({str(err).splitlines()[0]})") from None
+    return model.eval(), dict(meta["task"])

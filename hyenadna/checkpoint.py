@@ -243,7 +243,7 @@ def load_classifier(path: str | os.PathLike):
     from hyenadna.heads import HeadConfig, HyenaDNAClassifier
 
     cfg, ckpt, source = read_model_config(path)
-    meta = ckpt["hyenadna"]
+    meta = ckpt.get("hyenadna") or {}
     if "head" not in meta or "task" not in meta:
         raise CheckpointError(f"{source}: not a classifier checkpoint (no task head); "
                               "fine-tune one with `hyenadna finetune`")

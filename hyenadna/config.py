@@ -228,3 +228,94 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Scoring / embedding / variant-effect config (issue 5).
 # --------------------------------------------------------------------------------------------
+
+DEVICES_HELP = "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'"
+PRECISIONS = ("auto", "fp32", "bf16")
+AGGREGATES = ("max", "mean")
+SCORE_FORMATS = ("tsv", "bedgraph", "h5")
+
+
+@dataclass
+class InferenceConfig:
+    """Options shared by ``score``, ``embed`` and ``variant-effect`` (model, batching, device)."""
+
+    model: str = ""
+    """Checkpoint file or official release directory (what each command accepts differs)."""
+    output: str = "-"
+    """Output path; '-' writes TSV/bedGraph to stdout (HDF5 needs a file)."""
+    window: int | None = None
+    """Window length in nucleotides; None: the task's seq_len, else the model's l_max - 2."""
+    batch_size: int = 32
+    """Windows (sequences) per forward pass; with the window it bounds memory."""
+    device: str = "auto"
+    """Compute device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    precision: str = "auto"
+    """'auto' (bf16 autocast on CUDA, fp32 on CPU), 'fp32' or 'bf16'."""
+    progress: bool = False
+    """Show a progress bar (records/s, nucleotides/s) on stderr."""
+
+    def __post_init__(self) -> None:
+        if self.window is not None and self.window < 1:
+            raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be {DEVICES_HELP}, got {self.device!r}")
+
+
+@dataclass
+class WindowedInputConfig(InferenceConfig):
+    """A FASTA input cut into sliding windows (``score`` and ``embed``)."""
+
+    input: str = "-"
+    """FASTA file (plain, gzip or BGZF; '-' = stdin). With a .fai index it is read via pyfaidx."""
+    stride: int | None = None
+    """Step between window starts; None: the window (no overlap). Must be <= window."""
+    min_length: int = 1
+    """Records shorter than this are an error (a 0-length record always is)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stride is not None and self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if self.min_length < 1:
+            raise ValueError(f"min_length must be >= 1, got {self.min_length}")
+
+
+@dataclass
+class ScoreConfig(WindowedInputConfig):
+    """``hyenadna score``: class probabilities per window of every FASTA record."""
+
+    format: str | None = None
+    """'tsv', 'bedgraph' or 'h5'; None: from the output's extension (stdout: tsv)."""
+    aggregate: str | None = None
+    """Per-record aggregate row over its windows: 'max' or 'mean' per class; None: none."""
+    rc_average: bool | None = None
+    """Average probabilities over both strands; None: the task's setting (else off)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.format is not None and self.format not in SCORE_FORMATS:
+            raise ValueError(f"format must be one of {SCORE_FORMATS}, got {self.format!r}")
+        if self.aggregate is not None and self.aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}")
+
+
+@dataclass
+class EmbedConfig(WindowedInputConfig):
+    """``hyenadna embed``: mean-pooled (and optionally per-token) hidden states to HDF5."""
+
+    per_token: bool = False
+    """Also store every nucleotide's hidden state (length, d_model), chunked and compressed."""
+
+
+@dataclass
+class VariantEffectConfig(InferenceConfig):
+    """``hyenadna variant-effect``: zero-shot log-likelihood ratio alt vs ref per variant."""
+
+    genome: str = ""
+    """Reference FASTA (plain or BGZF) read through pyfaidx; its .fai is built when missing."""
+    variants: str = "-"
+    """VCF (plain/gzip) or TSV with columns chrom, pos (1-based), ref, alt; '-' = stdin."""

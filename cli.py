@@ -87,6 +87,109 @@ def model_section(config_path: str | None, overrides: tuple[str, ...]):
 
 # ---- score / embed / variant-effect commands (issue 5) ----
 
+# here, not at the top: the option choices below come from the config (single source of truth)
+from hyenadna.config import AGGREGATES, PRECISIONS, SCORE_FORMATS
+
+
+def _model_options(func):
+    """--window, --batch-size, --device, --precision: shared by the three commands below."""
+    for option in reversed([
+        click.option("--window", type=int, default=None, show_default=True,
+                     help="Window length in nt (default: the task's length, else l_max - 2)."),
+        click.option("--batch-size", type=int, default=32, show_default=True,
+                     help="Sequences per forward pass; with --window it bounds memory."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
+                     show_default=True, help="auto = bf16 autocast on CUDA, fp32 on CPU."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _fasta_options(func):
+    """INPUT.fa, -o, --stride, --min-length: shared by score and embed."""
+    for option in reversed([
+        click.argument("input_path", metavar="INPUT.fa"),
+        click.option("--stride", type=int, default=None, show_default=True,
+                     help="Step between windows (default: the window, i.e. no overlap)."),
+        click.option("--min-length", type=int, default=1, show_default=True,
+                     help="Records shorter than this are an error."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _echo_summary(summary, output: str) -> None:
+    """One-line summary; on stderr when the results themselves go to stdout."""
+    click.echo(summary.line(), err=output == "-")
+
+
+@main.command()
+@click.option("--model", "model_path", required=True,
+              help="Fine-tuned classifier checkpoint (.ckpt) written by `hyenadna finetune`.")
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Output .tsv, .bedgraph or .h5 ('-' = TSV on stdout).")
+@_fasta_options
+@click.option("--format", "fmt", type=click.Choice(SCORE_FORMATS), default=None,
+              show_default=True, help="Output format (default: from the output's extension).")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default=None, show_default=True,
+              help="Add one row per record aggregating its windows (max or mean per class).")
+@click.option("--rc-average/--no-rc-average", default=None, show_default=True,
+              help="Average probabilities over both strands (default: the task's setting).")
+@_model_options
+def score(model_path, output, input_path, stride, min_length, fmt, aggregate, rc_average,
+          window, batch_size, device, precision) -> None:
+    """Class probabilities per window of each FASTA record ('-' reads stdin)."""
+    from hyenadna.config import ScoreConfig
+    from hyenadna.score import score as score_fasta
+
+    cfg = ScoreConfig(model=model_path, input=input_path, output=output, format=fmt,
+                      window=window, stride=stride, min_length=min_length,
+                      batch_size=batch_size, aggregate=aggregate, rc_average=rc_average,
+                      device=device, precision=precision, progress=sys.stderr.isatty())
+    _echo_summary(score_fasta(cfg), output)
+
+
+@main.command()
+@click.option("--model", "model_path", required=True,
+              help="Checkpoint (pretraining or fine-tuned .ckpt) or official release folder.")
+@click.option("-o", "--output", required=True, help="Output HDF5 file (.h5).")
+@_fasta_options
+@click.option("--per-token", is_flag=True, default=False, show_default=True,
+              help="Also store every nucleotide's hidden state (chunked, compressed).")
+@_model_options
+def embed(model_path, output, input_path, stride, min_length, per_token, window, batch_size,
+          device, precision) -> None:
+    """Mean-pooled (and per-token) hidden states of each FASTA record to HDF5."""
+    from hyenadna.config import EmbedConfig
+    from hyenadna.embed import embed as embed_fasta
+
+    cfg = EmbedConfig(model=model_path, input=input_path, output=output, window=window,
+                      stride=stride, min_length=min_length, batch_size=batch_size,
+                      per_token=per_token, device=device, precision=precision,
+                      progress=sys.stderr.isatty())
+    _echo_summary(embed_fasta(cfg), output)
+
+
+@main.command("variant-effect")
+@click.argument("variants", metavar="VARIANTS.vcf|tsv")
+@click.option("--model", "model_path", required=True,
+              help="Pretrained LM: hyenadna .ckpt or official release folder.")
+@click.option("--genome", required=True, help="Reference FASTA (plain or bgzip), indexed on use.")
+@click.option("-o", "--output", default="-", show_default=True, help="Output TSV ('-' = stdout).")
+@_model_options
+def variant_effect(variants, model_path, genome, output, window, batch_size, device,
+                   precision) -> None:
+    """Zero-shot effect of each SNV/indel: log P(alt) - log P(ref) in a centred window."""
+    from hyenadna.config import VariantEffectConfig
+    from hyenadna.variant_effect import variant_effect as score_variants
+
+    cfg = VariantEffectConfig(model=model_path, genome=genome, variants=variants,
+                              output=output, window=window, batch_size=batch_size,
+                              device=device, precision=precision, progress=sys.stderr.isatty())
+    _echo_summary(score_variants(cfg), output)
+
 
 if __name__ == "__main__":
     main()

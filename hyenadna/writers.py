@@ -250,6 +250,8 @@ class H5Writer:
     """
 
     def __init__(self, f: Any, meta: RunMetadata):
+        import h5py
+
         self.f = f
         self.aggregate = meta.options.get("aggregate")
         attrs = f.attrs
@@ -259,7 +261,9 @@ class H5Writer:
         attrs["checkpoint"] = meta.checkpoint
         attrs["model_config"] = json.dumps(meta.model_config, sort_keys=True)
         attrs["task"] = json.dumps(meta.task, sort_keys=True)
-        attrs["class_names"] = [str(c) for c in meta.class_names]
+        # an explicit string dtype: an empty list would otherwise be stored as float64
+        attrs["class_names"] = np.array([str(c) for c in meta.class_names],
+                                        dtype=h5py.string_dtype())
         attrs["options"] = json.dumps(meta.options, sort_keys=True)
         self.records = f.create_group("records", track_order=True)
 

@@ -224,6 +224,176 @@ __all__ = [
 # Fine-tuning run config (issue 4).
 # --------------------------------------------------------------------------------------------
 
+HEAD_POOLINGS = ("mean", "last")
+FINETUNE_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class HeadConfig:
+    """Classification head on top of the backbone (re-exported by ``hyenadna.heads``)."""
+
+    n_classes: int = 2
+    """Number of output classes; ``finetune`` takes it from the task (leave it unset in YAML)."""
+    pooling: str = "mean"
+    """'mean' over real tokens, or 'last' real token (the causal model's summary)."""
+    hidden_dim: int = 0
+    """0: a single Linear layer (official); > 0: Linear → GELU → Linear with this width."""
+    dropout: float = 0.0
+    """Dropout on the pooled vector."""
+
+    def __post_init__(self) -> None:
+        if self.pooling not in HEAD_POOLINGS:
+            raise ValueError(f"head.pooling must be one of {HEAD_POOLINGS}, got {self.pooling!r}")
+        if self.n_classes < 2:
+            raise ValueError(f"head.n_classes must be >= 2, got {self.n_classes}")
+        if self.hidden_dim < 0:
+            raise ValueError(f"head.hidden_dim must be >= 0, got {self.hidden_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"head.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class FinetuneDataConfig:
+    """Which task and CSV folder to fine-tune on, and how batches are built."""
+
+    task: str = "tf"
+    """'promoter', 'core-promoter', 'splice', 'tf' or 'custom' (see hyenadna/tasks.py)."""
+    path: str | None = None
+    """Folder with train/dev/test.csv[.gz]; None: the embedded GUE sample in data/gue/."""
+    num_classes: int | None = None
+    """Classes of a 'custom' task (labels 0..K-1); for a named task None or its own count."""
+    batch_size: int = 32
+    """Training sequences per step (evaluation uses twice as many)."""
+    num_workers: int = 0
+    """DataLoader worker processes (0: load in the main process, fine on a CPU)."""
+    rc_aug: bool = False
+    """Reverse-complement each training sequence with probability 1/2 (strand-free tasks)."""
+    dev_train_fraction: float = 0.8
+    """Reduced protocol (no train.csv): share of dev.csv trained on; the rest validates."""
+    split_seed: int = 0
+    """Seed of the reduced protocol's dev split (fixed so every run sees the same split)."""
+
+    def __post_init__(self) -> None:
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ValueError(f"data.num_classes must be >= 2, got {self.num_classes}")
+        if self.batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if not 0.0 < self.dev_train_fraction < 1.0:
+            raise ValueError(f"data.dev_train_fraction must be in (0, 1), "
+                             f"got {self.dev_train_fraction}")
+
+
+@dataclass
+class FinetuneTrainConfig:
+    """Optimisation, stopping, evaluation and hardware of a fine-tuning run."""
+
+    pretrained: str | None = None
+    """Backbone: a hyenadna .ckpt or an official release folder; None: random init from model."""
+    out_dir: str = "runs/finetune"
+    """Where config.yaml, metrics.json, best.ckpt and the CSV logs go."""
+    seed: int = 0
+    """Seed of weights init, shuffling and augmentation."""
+    max_epochs: int = 3
+    """Upper bound on passes over the training split."""
+    max_steps: int = -1
+    """Upper bound on optimiser steps (-1: none); whichever bound comes first stops training."""
+    max_minutes: float = 0.0
+    """Wall-clock bound on training in minutes (0: none); the best checkpoint so far is kept."""
+    lr: float = 6e-4
+    """Peak learning rate of the head (and of the backbone unless scaled; official: 6e-4)."""
+    backbone_lr_scale: float = 1.0
+    """Backbone learning rate = lr · this (official: 1.0, the whole model at one lr)."""
+    freeze_backbone: bool = False
+    """Train only the head; the backbone stays in eval mode (no dropout) and gets no gradient."""
+    weight_decay: float = 0.1
+    """AdamW decay on matrices; norms, biases and implicit-filter parameters get none."""
+    warmup_fraction: float = 0.05
+    """Share of the total steps spent in linear warm-up before the cosine decay."""
+    min_lr_ratio: float = 0.1
+    """Floor of the cosine schedule as a fraction of the peak learning rate."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+    class_weights: str | list[float] = "none"
+    """Cross-entropy class weights: 'none', 'balanced' (inverse train frequency) or K floats."""
+    rc_average: bool = False
+    """Evaluate on both strands and average the probabilities (only for strand-free tasks)."""
+    patience: int = 5
+    """Early stopping: validations without a better dev MCC before training stops (0: off)."""
+    val_every_steps: int = 0
+    """Validate every this many steps (0: once per epoch, or at the end if max_steps is sooner)."""
+    accelerator: str = "auto"
+    """Lightning accelerator: 'auto', 'cpu' or 'gpu'."""
+    devices: int | list[int] = 1
+    """Number of devices, or a list of CUDA indices such as [1]; one device per run."""
+    precision: str = "auto"
+    """'auto' (bf16-mixed on GPU, 32-true on CPU), '32-true', 'bf16-mixed' or '16-mixed'."""
+    progress_bar: bool = True
+    """Show a progress bar on stderr."""
+
+    def __post_init__(self) -> None:
+        positive = {"max_epochs": self.max_epochs, "lr": self.lr}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"train.{name} must be > 0, got {value}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"train.max_steps must be -1 (none) or >= 1, got {self.max_steps}")
+        for name in ("max_minutes", "backbone_lr_scale", "weight_decay", "grad_clip",
+                     "patience", "val_every_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("warmup_fraction", "min_lr_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
+        if isinstance(self.class_weights, str) and self.class_weights not in ("none", "balanced"):
+            raise ValueError("train.class_weights must be 'none', 'balanced' or a list of floats,"
+                             f" got {self.class_weights!r}")
+        if self.accelerator not in ("auto", "cpu", "gpu", "cuda"):
+            raise ValueError(f"train.accelerator must be 'auto', 'cpu' or 'gpu', "
+                             f"got {self.accelerator!r}")
+        if self.precision not in FINETUNE_PRECISIONS:
+            raise ValueError(f"train.precision must be one of {FINETUNE_PRECISIONS}, "
+                             f"got {self.precision!r}")
+
+
+@dataclass
+class FinetuneConfig:
+    """``hyenadna finetune``: one complete run (sections model / head / data / train)."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    """Architecture for random init; with train.pretrained the checkpoint's config is used."""
+    head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+    """Pooling and classifier on top of the backbone."""
+    data: FinetuneDataConfig = dataclasses.field(default_factory=FinetuneDataConfig)
+    """Task, CSV folder and batching."""
+    train: FinetuneTrainConfig = dataclasses.field(default_factory=FinetuneTrainConfig)
+    """Optimisation, stopping and hardware."""
+
+
+def replace_dotted(cfg: T, values: dict[str, Any]) -> T:
+    """A copy of dataclass ``cfg`` with ``{"section.key": value}`` set, re-validated.
+
+    None values are skipped, so unset command-line flags leave the config alone. Values keep
+    their Python type (unlike ``--set``, which parses YAML), so a path stays a string.
+    """
+    data = to_dict(cfg)
+    for dotted, value in values.items():
+        if value is None:
+            continue
+        node = data
+        *sections, key = dotted.split(".")
+        for section in sections:
+            node = node[section]
+        if key not in node:
+            raise ValueError(f"unknown config key {dotted!r}")
+        node[key] = value
+    return from_dict(type(cfg), data)
+
+
+__all__ += ["FinetuneConfig", "FinetuneDataConfig", "FinetuneTrainConfig", "HeadConfig",
+            "replace_dotted"]
+
 
 # --------------------------------------------------------------------------------------------
 # Scoring / embedding / variant-effect config (issue 5).

@@ -19,6 +19,7 @@ from einops import rearrange
 from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import ModelConfig
+from hyenadna.ops import fft_policy, gelu_linear, hyena_mixer, use_fast_ops
 from hyenadna.ops.fftconv import fftconv
 
 
@@ -78,6 +79,12 @@ class HyenaFilter(nn.Module):
     """Implicit long filter: positional features → FFN with shared-sine activations → window.
 
     ``bias`` is the per-channel skip term D of the long convolution (official name).
+
+    In eval mode under no_grad the filter is cached (scoring calls it once per batch and layer,
+    ~L·64² FLOPs and a 4·L·D-byte result each time). The cache is keyed on the length, device,
+    autocast state and every parameter's and buffer's storage and version counter, so an
+    optimiser step, ``load_state_dict`` or ``.to()`` invalidates it; ``train()``/``eval()`` clear
+    it. (Edits through ``param.data`` bypass version counters: call ``eval()`` again after those.)
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -93,11 +100,32 @@ class HyenaFilter(nn.Module):
             nn.Linear(cfg.filter_order, d, bias=False),
         )
         self.modulation = ExponentialModulation(d, cfg.shift, cfg.modulate)
+        self._cache: tuple | None = None  # (key, filter): plain attribute, never in state_dict
 
     def filter(self, seqlen: int) -> torch.Tensor:
-        """The first ``seqlen`` filter taps, (1, L, d·(order−1))."""
-        z, t = self.pos_emb(seqlen)
-        return self.modulation(t, self.implicit_filter(z))
+        """The first ``seqlen`` filter taps, (1, L, d·(order−1)); cached in eval under no_grad."""
+        if self.training or torch.is_grad_enabled():
+            return self._filter(seqlen)
+        key = self._cache_key(seqlen)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = None  # drop the stale filter before building the new one
+            self._cache = (key, self._filter(seqlen))
+        return self._cache[1]
+
+    def _filter(self, seqlen: int) -> torch.Tensor:
+        z, t = self.pos_emb(seqlen)  # (1, L, emb_dim), (1, L, 1)
+        return self.modulation(t, self.implicit_filter(z))  # (1, L, d·(order−1))
+
+    def _cache_key(self, seqlen: int) -> tuple:
+        device = self.pos_emb.z.device.type
+        autocast = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device)
+        state = tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                      for t in (*self.parameters(), *self.buffers()))
+        return seqlen, autocast, state
+
+    def train(self, mode: bool = True) -> HyenaFilter:
+        self._cache = None
+        return super().train(mode)
 
 
 class HyenaOperator(nn.Module):
@@ -125,6 +153,8 @@ class HyenaOperator(nn.Module):
         seqlen = u.shape[1]
         if seqlen > self.l_max:
             raise ValueError(f"sequence length {seqlen} exceeds the model's l_max {self.l_max}")
+        if self.order == 2 and use_fast_ops(u):  # CUDA by default; see hyenadna.ops
+            return self.out_proj(self._mix_fast(u))
         u = rearrange(self.in_proj(u), "b l d -> b d l")  # (B, (N+1)D, L)
         uc = self.short_filter(u)[..., :seqlen]  # (B, (N+1)D, L)
         *gates, v = uc.split(self.d_model, dim=1)  # N × (B, D, L), (B, D, L)
@@ -134,6 +164,29 @@ class HyenaOperator(nn.Module):
             v = fftconv(v * x_i, k[i], skip[i])  # (B, D, L)
         y = rearrange(v * gates[0], "b d l -> b l d")  # (B, L, D)
         return self.out_proj(y)
+
+    def _mix_fast(self, u: torch.Tensor) -> torch.Tensor:
+        """Steps 1-3 for order 2 as one memory-lean autograd node (``hyenadna.ops.lean``):
+        saves the bf16 input, z and the filter instead of every intermediate. (B, L, D) → same."""
+        seqlen = u.shape[1]
+        if self.training and torch.is_grad_enabled():
+            # The filter net's activations (~3 GB per layer at 1M tokens: (L, 64) per Sin,
+            # the (L, D) window) are recomputed in the backward instead of stored.
+            h = checkpoint(self.filter_fn.filter, seqlen, use_reentrant=False)
+        else:
+            h = self.filter_fn.filter(seqlen)
+        k = rearrange(h[0], "l d -> d l")  # (D, L)
+        dtype = _compute_dtype(u)  # the autocast dtype, as in_proj would run in on the plain path
+        y = hyena_mixer(u.to(dtype), self.in_proj.weight, self.in_proj.bias,
+                        self.short_filter.weight, self.short_filter.bias, k,
+                        self.filter_fn.bias, fft_policy=fft_policy())  # (B, D, L)
+        return rearrange(y, "b d l -> b l d")  # (B, L, D)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a Linear would compute x in: autocast's if enabled on x's device, else x's."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
 class Mlp(nn.Module):
@@ -145,6 +198,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(d_inner, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast_ops(x):  # same maths; keeps fc1's output, not the GELU's, for the backward
+            return gelu_linear(self.fc1(x), self.fc2.weight, self.fc2.bias)
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 

@@ -1,5 +1,78 @@
-"""Numerical kernels. Each fast op sits beside its slow reference twin (``*_ref``)."""
+"""Numerical kernels. Each fast op sits beside its slow reference twin (``*_ref``).
+
+``use_fast_ops`` is the ONE place that picks between them: the lean custom-backward ops
+(``fftconv_fast``, ``hyena_mixer``, ``gelu_linear``) for CUDA tensors, the plain torch path (autograd
+through ``fftconv``) elsewhere. The environment variable ``HYENADNA_OPS`` overrides it:
+``auto`` (default), ``ref`` (plain path everywhere, for debugging a suspected fast-path bug) or
+``fast`` (fast path on any device; the CPU tests use it). ``HYENADNA_FFT_POLICY`` picks the fast
+path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_size``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
 
 from hyenadna.ops.fftconv import fft_size, fftconv, fftconv_ref
+from hyenadna.ops.fftconv_fast import (
+    conv_fft_size,
+    fftconv_fast,
+    gated_fftconv,
+    gated_fftconv_ref,
+)
+from hyenadna.ops.lean import (
+    gelu_linear,
+    gelu_linear_ref,
+    hyena_mixer,
+    hyena_mixer_ref,
+    short_conv,
+)
 
-__all__ = ["fft_size", "fftconv", "fftconv_ref"]
+OPS_ENV = "HYENADNA_OPS"
+FFT_POLICY_ENV = "HYENADNA_FFT_POLICY"
+
+
+def use_fast_ops(x: torch.Tensor) -> bool:
+    """True when the fast ops should handle ``x``: on CUDA, unless ``HYENADNA_OPS`` says otherwise.
+
+    Raises:
+        ValueError: ``HYENADNA_OPS`` is set to something other than auto/ref/fast.
+    """
+    mode = os.environ.get(OPS_ENV, "auto").strip().lower() or "auto"
+    if mode == "auto":
+        return x.is_cuda
+    if mode in ("ref", "fast"):
+        return mode == "fast"
+    raise ValueError(f"{OPS_ENV} must be auto, ref or fast, got {mode!r}")
+
+
+def fft_policy() -> str:
+    """The fast path's FFT length policy (``HYENADNA_FFT_POLICY``, default ``pow2``)."""
+    return os.environ.get(FFT_POLICY_ENV, "pow2").strip().lower() or "pow2"
+
+
+def long_conv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None) -> torch.Tensor:
+    """``fftconv(u, k, D)`` through the path ``use_fast_ops`` picks (same contract)."""
+    if use_fast_ops(u) and k.dim() == 2:
+        return fftconv_fast(u, k, D, fft_policy=fft_policy())
+    return fftconv(u, k, D)
+
+
+__all__ = [
+    "conv_fft_size",
+    "fft_policy",
+    "fft_size",
+    "fftconv",
+    "fftconv_fast",
+    "fftconv_ref",
+    "gated_fftconv",
+    "gated_fftconv_ref",
+    "gelu_linear",
+    "gelu_linear_ref",
+    "hyena_mixer",
+    "hyena_mixer_ref",
+    "long_conv",
+    "short_conv",
+    "use_fast_ops",
+]

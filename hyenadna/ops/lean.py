@@ -1,0 +1,178 @@
+"""Memory-lean autograd nodes for the Hyena block: the order-2 mixer and the MLP's GELU → fc2.
+
+HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up to ``out_proj``:
+
+    proj = in_proj(x)                                  (B, L, 3D)
+    x0, x1, v = split(short_conv(proj))                3 × (B, D, L)
+    y = x0 · (k ∗ (v · x1) + D · (v · x1))             (B, D, L)
+
+``hyena_mixer`` computes this as ONE autograd node that saves only x (bf16, 2 bytes per element
+of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes), k and D; the backward recomputes proj and the
+short conv (a 2·L·D·3D-FLOP matmul and a 3-tap depthwise conv, ~1 ms per layer at 1M tokens on
+an H100) and runs the FFT backward of ``fftconv_fast``. ``hyena_mixer_ref`` is the plain
+composition it is tested against.
+
+Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·D elements):
+
+    plain path (autograd):  in_proj in 2E + out 6E, short-conv out 6E, v·x1 2E, fp32 copy of
+                            v·x1 4E, its spectrum 8E, k's spectrum 8E·D·L/E, fftconv out 2E,
+                            gated out 2E  → ~40E, plus ~3 GB per layer for the filter net at 1M
+    lean path:              x 2E + z 2E + k 4·D·L  (+ out_proj's input 2E, outside)
+
+``gelu_linear`` is fc2(gelu(h)) saving h only (the GELU output, 8E at d_inner = 4D, is
+recomputed in the backward: one elementwise pass instead of 8E bytes held per layer). The model
+uses both only on its fast path (``hyenadna.ops.use_fast_ops``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hyenadna.ops.fftconv import fftconv_ref
+from hyenadna.ops.fftconv_fast import (
+    CHUNK_ELEMS,
+    conv_fft_size,
+    gated_conv_backward,
+    gated_conv_forward,
+)
+
+
+def short_conv(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+               ) -> torch.Tensor:
+    """Causal depthwise conv of (B, L, C) → (B, C, L); weight (C, 1, K) as nn.Conv1d's.
+
+    Padding K-1 on both sides and keeping the first L outputs is the causal conv (the official
+    layout; the right-hand outputs are discarded).
+    """
+    seqlen, taps = proj.shape[1], weight.shape[-1]
+    x = proj.transpose(1, 2)  # (B, C, L)
+    return F.conv1d(x, weight, bias, padding=taps - 1, groups=x.shape[1])[..., :seqlen]
+
+
+def _gates(x, in_w, in_b, sc_w, sc_b) -> torch.Tensor:
+    """in_proj + short conv in x's dtype: (B, L, D) → (B, 3D, L) = [x0; x1; v]."""
+    dt = x.dtype
+    proj = F.linear(x, in_w.to(dt), None if in_b is None else in_b.to(dt))  # (B, L, 3D)
+    return short_conv(proj, sc_w.to(dt), None if sc_b is None else sc_b.to(dt))  # (B, 3D, L)
+
+
+class _HyenaMixer(torch.autograd.Function):
+    """x → y = x0 · (k ∗ (v·x1) + D·v·x1); saves x, k, D, z. See the module docstring."""
+
+    @staticmethod
+    def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems):
+        width = k.shape[0]
+        # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
+        # autocast off) reproduces exactly the same proj and gates.
+        with torch.autocast(x.device.type, enabled=False):
+            x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(width, dim=1)  # 3 × (B, D, L)
+            y, z = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems)  # (B, D, L) each
+        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k, D, z)
+        ctx.n, ctx.chunk_elems = n, chunk_elems
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, in_w, in_b, sc_w, sc_b, k, D, z = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        width = k.shape[0]
+        # Recompute the cheap prefix with a small autograd graph of its own (transient).
+        leaves = [None if t is None else t.detach().requires_grad_(bool(need[i]))
+                  for i, t in enumerate((x, in_w, in_b, sc_w, sc_b))]
+        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+            u3 = _gates(*leaves)  # (B, 3D, L)
+        x0, x1, v = u3.detach().split(width, dim=1)
+        du3 = torch.empty_like(u3)  # (B, 3D, L): the FFT backward writes its three slices
+        dx0, dx1, dv = du3.split(width, dim=1)
+        with torch.autocast(x.device.type, enabled=False):
+            _, _, _, dk, dD = gated_conv_backward(
+                dy.contiguous(), v, x1, x0, k, D, z, ctx.n, ctx.chunk_elems,
+                need_k=need[5], need_D=need[6], out=(dv, dx1, dx0))
+        wanted = [t for i, t in enumerate(leaves) if t is not None and need[i]]
+        grads = iter(torch.autograd.grad(u3, wanted, du3) if wanted else ())
+        prefix = [next(grads) if t is not None and need[i] else None
+                  for i, t in enumerate(leaves)]
+        return (*prefix, dk, dD, None, None)
+
+
+@torch.compiler.disable  # opaque to dynamo: the backward calls autograd.grad on a recompute
+def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
+                sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
+                D: torch.Tensor | None, *, fft_policy: str = "pow2",
+                chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+    """Order-2 Hyena mixer up to out_proj, as one memory-lean autograd node.
+
+    Args:
+        x: (B, L, D) normalised input, in the compute dtype (bf16 under autocast: cast it first).
+        in_w, in_b: in_proj weight (3D, D) and bias (3D,), any float dtype (cast to x's).
+        sc_w, sc_b: short_filter weight (3D, 1, K) and bias (3D,).
+        k: long filter (D, L_k), L_k <= L (float32 in the model). D: skip weights (D,) or None.
+        fft_policy, chunk_elems: as in ``gated_fftconv``.
+
+    Returns:
+        y (B, D, L) in x's dtype: x0 · (k ∗ (v · x1) + D · (v · x1)).
+    """
+    if k.dim() != 2 or 3 * k.shape[0] != in_w.shape[0] or k.shape[1] > x.shape[1]:
+        raise ValueError(f"k must be (D, L_k <= L) with 3D = {in_w.shape[0]}, got "
+                         f"{tuple(k.shape)}")
+    n = conv_fft_size(x.shape[1], k.shape[-1], fft_policy)
+    return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems)
+
+
+def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
+                    sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
+                    D: torch.Tensor | None) -> torch.Tensor:
+    """Slow twin of ``hyena_mixer``: plain autograd over the direct convolution."""
+    x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(k.shape[0], dim=1)  # 3 × (B, D, L)
+    return x0 * fftconv_ref(v * x1, k, D)  # (B, D, L)
+
+
+class _GeluLinear(torch.autograd.Function):
+    """out = gelu_tanh(h) @ W^T + b, saving h instead of gelu(h)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        with torch.autocast(h.device.type, enabled=False):
+            out = F.linear(F.gelu(h, approximate="tanh"), weight.to(h.dtype),
+                           None if bias is None else bias.to(h.dtype))  # (..., out)
+        ctx.save_for_backward(h, weight, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        h, weight, bias = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        dout2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
+        dh = dw = db = None
+        with torch.autocast(h.device.type, enabled=False):
+            if need[1]:  # same numerics as autocast: bf16 matmul (fp32 accumulate), then widen
+                act = F.gelu(h, approximate="tanh").reshape(-1, h.shape[-1])  # (N, in)
+                dw = (dout2.t() @ act).to(weight.dtype)  # (out, in)
+            if need[2] and bias is not None:
+                db = dout2.sum(0).to(bias.dtype)  # (out,)
+            if need[0]:
+                da = dout @ weight.to(h.dtype)  # (..., in)
+                dh = torch.ops.aten.gelu_backward(da, h, approximate="tanh")
+        return dh, dw, db
+
+
+@torch.compiler.disable
+def gelu_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                ) -> torch.Tensor:
+    """fc2(gelu_tanh(h)) that keeps h, not gelu(h), for the backward.
+
+    Args:
+        h: (..., d_inner) fc1 output in the compute dtype. weight: (d_out, d_inner); bias (d_out,).
+
+    Returns:
+        (..., d_out) in h's dtype.
+    """
+    return _GeluLinear.apply(h, weight, bias)
+
+
+def gelu_linear_ref(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                    ) -> torch.Tensor:
+    """Slow twin of ``gelu_linear``: plain autograd."""
+    return F.linear(F.gelu(h, approximate="tanh"), weight.to(h.dtype),
+                    None if bias is None else bias.to(h.dtype))

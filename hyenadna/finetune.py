@@ -145,7 +145,8 @@ class _StderrProgressBar(TQDMProgressBar):
 
 
 def resolve_data_dir(cfg: FinetuneConfig) -> tuple[Path, bool]:
-    """(task folder, whether it is the embedded sample) for ``cfg.data``."""
+    """(task folder, whether it is the embedded sample) for ``cfg.data``; checks the task."""
+    get_task(cfg.data.task, cfg.data.num_classes)  # a bad task name fails before anything else
     if cfg.data.path is None:
         return embedded_sample_dir(cfg.data.task), True
     return Path(cfg.data.path), False

@@ -39,7 +39,7 @@ import torch
 
 from hyenadna.config import ScoreConfig, to_dict
 from hyenadna.fasta import iter_fasta
-from hyenadna.tokenizer import PAD_ID, UNK_ID, CharTokenizer, reverse_complement_ids
+from hyenadna.tokenizer import PAD_ID, UNK_ID, CharTokenizer
 from hyenadna.writers import RecordScores, RunMetadata, output_format, score_writer
 
 log = logging.getLogger(__name__)
@@ -259,20 +259,6 @@ class Progress:
 # ---- scoring --------------------------------------------------------------------------------
 
 
-def predict_probs(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor,
-                  rc_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Class probabilities (B, n_classes) float32 for ids/mask (B, L).
-
-    With ``rc_ids`` (B, L), the reverse complements of the same rows (also right-padded), both
-    strands run in one forward pass and their *probabilities* are averaged, so a sequence and
-    its reverse complement get identical results.
-    """
-    if rc_ids is None:
-        return torch.softmax(model(ids, mask).float(), dim=-1)
-    both = torch.softmax(model(torch.cat([ids, rc_ids]), torch.cat([mask, mask])).float(), -1)
-    return (both[: len(ids)] + both[len(ids):]) / 2  # (B, n_classes)
-
-
 def aggregate_probs(probs: np.ndarray, method: str | None) -> np.ndarray | None:
     """Per-record aggregate over windows (n, K) → (K,): 'max' per class (the rows need not sum
     to 1 then) or 'mean' (unweighted over windows); None → None."""
@@ -338,12 +324,10 @@ def _score_records(model: torch.nn.Module, windows: Iterable[Window], cfg: Score
     try:
         for batch in batched(windows, cfg.batch_size):
             ids, mask = collate([w.ids for w in batch], device)
-            rc_ids = None
-            if rc_average:
-                rc_ids = collate([reverse_complement_ids(torch.from_numpy(w.ids)).numpy()
-                                  for w in batch], device)[0]
             with torch.inference_mode(), autocast(device, cfg.precision):
-                probs = predict_probs(model, ids, mask, rc_ids).cpu().numpy()  # (B, K)
+                # rc_average: both strands in one 2B-row pass, probabilities averaged, so a
+                # window and its reverse complement get identical results
+                probs = model.predict_proba(ids, mask, rc_average).float().cpu().numpy()  # (B, K)
             done = 0
             for w, p in zip(batch, probs):
                 pending.append((w, p))

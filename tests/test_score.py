@@ -1,4 +1,5 @@
 import csv
+import gzip
 import shutil
 from pathlib import Path
 
@@ -225,3 +226,22 @@ def test_error_late_in_the_file_leaves_no_partial_output(clf, tmp_path, data_dir
         with pytest.raises(ValueError, match="bad: invalid character '\\?' at position 400"):
             _run(path, fasta, tmp_path / out, batch_size=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clf.ckpt", "in.fa"]
+
+
+def test_gzip_input_scores_like_plain(clf, data_dir, tmp_path):
+    _, path = clf
+    with gzip.open(tmp_path / "in.fa.gz", "wb") as fh:
+        fh.write((data_dir / REGIONS).read_bytes())
+    _run(path, data_dir / REGIONS, tmp_path / "plain.tsv")
+    _run(path, tmp_path / "in.fa.gz", tmp_path / "gz.tsv")
+    assert (tmp_path / "gz.tsv").read_text() == (tmp_path / "plain.tsv").read_text()
+
+
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 1e-4), ("auto", 3e-2)])
+def test_score_on_device_matches_cpu(clf, data_dir, tmp_path, device, precision, atol):
+    _, path = clf
+    _run(path, data_dir / REGIONS, tmp_path / "cpu.tsv", device="cpu", precision="fp32")
+    _run(path, data_dir / REGIONS, tmp_path / "dev.tsv", device=str(device),
+         precision=precision)  # auto = bf16 autocast on CUDA
+    np.testing.assert_allclose(_probs(_tsv(tmp_path / "dev.tsv")),
+                               _probs(_tsv(tmp_path / "cpu.tsv")), atol=atol, rtol=0)

@@ -157,3 +157,15 @@ def test_cli_variant_effect_bad_input_is_one_error_line(lm, genome, data_dir, tm
     assert result.exit_code == 1 and result.output.startswith("Error:")
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_variant_effect_on_device_matches_cpu(lm, genome, data_dir, tmp_path, device):
+    _, path = lm
+    for name, dev in (("cpu.tsv", "cpu"), ("dev.tsv", str(device))):
+        _run(path, genome, data_dir / "chrM_variants.vcf", tmp_path / name, window=64,
+             device=dev, precision="fp32")
+    cpu, dev = _rows(tmp_path / "cpu.tsv"), _rows(tmp_path / "dev.tsv")
+    assert [r["status"] for r in cpu] == [r["status"] for r in dev]
+    for a, b in zip(cpu, dev):
+        if a["status"] == "ok":
+            assert float(a["llr"]) == pytest.approx(float(b["llr"]), abs=1e-2)

@@ -1,9 +1,11 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from hyenadna import CharTokenizer, HyenaDNA, ModelConfig
-from hyenadna.model import HyenaOperator
+from hyenadna.model import HyenaFilter, HyenaOperator
 from hyenadna.ops.fftconv import fftconv_ref
 
 
@@ -101,3 +103,47 @@ def test_bf16_autocast_close_to_fp32(device):
         with torch.autocast(device.type, dtype=torch.bfloat16):
             low = model.backbone(ids)
     assert (low.float() - ref).abs().max() < 0.15  # LayerNorm output, O(1) values
+
+
+def test_filter_cache_in_eval_is_reused_and_invalidated():
+    model = _tiny()
+    filt = model.backbone.layers[0].mixer.filter_fn
+    keys = set(model.state_dict())
+    with torch.no_grad():
+        first, again = filt.filter(100), filt.filter(100)
+        assert again is first  # cached in eval under no_grad
+        torch.testing.assert_close(first, filt._filter(100), rtol=0, atol=0)
+        assert filt.filter(50).shape == (1, 50, 32)  # another length: rebuilt, not sliced
+        shorter = filt.filter(50)
+        filt.implicit_filter[0].weight.add_(0.1)  # in place, as an optimiser step does
+        changed = filt.filter(50)
+    assert not torch.allclose(changed, shorter)
+    torch.testing.assert_close(changed, filt._filter(50).detach(), rtol=0, atol=0)
+    assert set(model.state_dict()) == keys  # the cache never reaches a checkpoint
+    model.load_state_dict(_tiny().state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(filt.filter(50), filt._filter(50), rtol=0, atol=0)
+    model.train()
+    assert filt._cache is None
+    model.eval()
+    assert filt.filter(50).requires_grad and filt._cache is None  # grad enabled: never cached
+
+
+def test_filter_cache_follows_optimizer_steps_in_eval_mode():
+    # Regression guard: an eval-mode optimiser step (e.g. fine-tuning with dropout off) must not
+    # leave a stale filter behind for the next no_grad forward.
+    model = _tiny()
+    ids = torch.randint(7, 12, (2, 64))
+    with torch.no_grad():
+        model(ids)  # fills the caches
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(ids).float().logsumexp(-1).mean().backward()
+    opt.step()
+    with torch.no_grad():
+        after = model(ids)
+    fresh = copy.deepcopy(model)
+    for module in fresh.modules():
+        if isinstance(module, HyenaFilter):
+            module._cache = None
+    with torch.no_grad():
+        torch.testing.assert_close(after, fresh(ids), rtol=0, atol=0)

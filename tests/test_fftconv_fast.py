@@ -1,0 +1,313 @@
+"""Fast ops (fftconv_fast, gated_fftconv, hyena_mixer, gelu_linear) against their slow twins.
+
+References run in float64 on the CPU over the same (possibly bf16-rounded) inputs; errors are
+measured as ‖fast − ref‖ / ‖ref‖ per tensor: float32 FFTs land near 1e-6, bf16 I/O near 3e-3.
+"""
+
+import pytest
+import torch
+
+from hyenadna import HyenaDNA, ModelConfig
+from hyenadna.ops import (
+    OPS_ENV,
+    conv_fft_size,
+    fftconv,
+    fftconv_fast,
+    fftconv_ref,
+    gated_fftconv,
+    gated_fftconv_ref,
+    gelu_linear,
+    gelu_linear_ref,
+    hyena_mixer,
+    hyena_mixer_ref,
+    long_conv,
+    short_conv,
+    use_fast_ops,
+)
+
+LENGTHS = [1, 2, 7, 64, 1000, 1026, 3001, 4096]
+REL_TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2}
+
+
+def _conv64(u, k, D=None):
+    # Direct convolution up to ~1k taps; beyond that float64 fftconv, which test_fftconv holds
+    # to the direct one at 1e-10 (the O(L²) conv1d backward takes seconds at L = 4096).
+    return fftconv_ref(u, k, D) if k.shape[-1] <= 1100 else fftconv(u, k, D)
+
+
+def _gated64(v, pre, post, k, D=None):
+    w = v if pre is None else v * pre
+    return _conv64(w, k, D) * (1 if post is None else post)
+
+
+def _rel_err(fast: torch.Tensor, ref: torch.Tensor) -> float:
+    fast, ref = fast.detach().double().cpu(), ref.detach().double().cpu()
+    assert torch.isfinite(fast).all()
+    return ((fast - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def _conv_inputs(seqlen, dtype, device, batch=2, channels=4, taps=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    taps = taps or seqlen
+    v, pre, post = (torch.randn(batch, channels, seqlen, generator=g) for _ in range(3))
+    # decaying filter like the implicit filter's window keeps output magnitudes O(1)
+    k = torch.randn(channels, taps, generator=g) * torch.exp(-torch.arange(taps) / 50.0)
+    skip = torch.randn(channels, generator=g)
+    return [t.to(device, dtype).requires_grad_() for t in (v, pre, post, k, skip)]
+
+
+def _grads(y, inputs, seed=1):
+    dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed))
+    leaves = [t for t in inputs if t is not None and t.requires_grad]
+    return torch.autograd.grad(y, leaves, dy.to(y.device, y.dtype))
+
+
+def _check_against_ref(fast_fn, ref_fn, inputs, tol):
+    y = fast_fn(*inputs)
+    ref_inputs = [None if t is None else t.detach().double().cpu().requires_grad_(t.requires_grad)
+                  for t in inputs]
+    y64 = ref_fn(*ref_inputs)
+    assert y.dtype == inputs[0].dtype and y.shape == y64.shape
+    assert _rel_err(y, y64) < tol
+    for fast, ref in zip(_grads(y, inputs), _grads(y64, ref_inputs)):
+        assert fast.dtype in (inputs[0].dtype, torch.float32) and fast.shape == ref.shape
+        assert _rel_err(fast, ref) < tol
+
+
+@pytest.mark.parametrize("seqlen", LENGTHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fftconv_fast_matches_ref_forward_and_grads(seqlen, dtype, device):
+    u, _, _, k, skip = _conv_inputs(seqlen, dtype, device)
+    _check_against_ref(fftconv_fast, _conv64, [u, k, skip], REL_TOL[dtype])
+
+
+@pytest.mark.parametrize("seqlen", [1, 7, 64, 1000, 3001, 4096])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("policy", ["pow2", "smooth"])
+def test_gated_fftconv_matches_ref_forward_and_grads(seqlen, dtype, policy, device):
+    inputs = _conv_inputs(seqlen, dtype, device)
+    # k stays float32 as in the model (the filter is float32 even under autocast)
+    inputs[3] = inputs[3].detach().float().requires_grad_()
+
+    def fast(*a):
+        return gated_fftconv(*a, fft_policy=policy)
+
+    _check_against_ref(fast, _gated64, inputs, REL_TOL[dtype])
+
+
+@pytest.mark.parametrize("gates", ["both", "pre", "post", "none"])
+@pytest.mark.parametrize("taps,skip,chunk", [(300, True, 1 << 26), (17, True, 700),
+                                             (300, False, 1), (1, True, 1 << 26)])
+def test_gated_fftconv_float64_is_exact_to_rounding(gates, taps, skip, chunk):
+    # chunk=1 and 700 force one or a few channels per FFT chunk: the loop must tile exactly.
+    v, pre, post, k, s = _conv_inputs(300, torch.float64, "cpu", batch=3, channels=5, taps=taps)
+    pre = pre if gates in ("both", "pre") else None
+    post = post if gates in ("both", "post") else None
+    inputs = [v, pre, post, k, s if skip else None]
+    y = gated_fftconv(*inputs, chunk_elems=chunk)
+    y_ref = gated_fftconv_ref(*inputs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    for fast, ref in zip(_grads(y, inputs), _grads(y_ref, inputs)):
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_gated_fftconv_frozen_filter_and_no_skip():
+    v, pre, post, k, _ = _conv_inputs(200, torch.float64, "cpu")
+    k = k.detach()
+    y = gated_fftconv(v, pre, post, k, None)
+    torch.testing.assert_close(y, gated_fftconv_ref(v, pre, post, k, None), rtol=1e-10,
+                               atol=1e-10)
+    y.sum().backward()
+    assert v.grad is not None and k.grad is None
+
+
+@pytest.mark.parametrize("t", [0, 10, 499])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_gated_fftconv_is_causal(t, dtype, tol):
+    v, pre, post, k, s = (x.detach() for x in _conv_inputs(500, dtype, "cpu"))
+    v2 = v.clone()
+    v2[..., t + 1:] = torch.randn_like(v2[..., t + 1:])
+    y, y2 = gated_fftconv(v, pre, post, k, s), gated_fftconv(v2, pre, post, k, s)
+    torch.testing.assert_close(y[..., : t + 1], y2[..., : t + 1], rtol=tol, atol=tol)
+    if t + 1 < 500:
+        assert not torch.allclose(y[..., t + 1:], y2[..., t + 1:])
+
+
+@pytest.mark.parametrize("seqlen,taps", [(1, 1), (64, 64), (1000, 1000), (300, 17),
+                                         (1_000_002, 1_000_002), (1 << 20, 1 << 20)])
+def test_conv_fft_size_policies_are_large_enough(seqlen, taps):
+    need = seqlen + taps - 1
+    pow2, smooth = conv_fft_size(seqlen, taps, "pow2"), conv_fft_size(seqlen, taps, "smooth")
+    assert pow2 >= need and pow2 & (pow2 - 1) == 0 and pow2 < 2 * need + 1
+    assert need <= smooth <= pow2
+
+
+def test_conv_fft_size_raises_on_unknown_policy():
+    with pytest.raises(ValueError, match="fft policy"):
+        conv_fft_size(10, 10, "prime")
+
+
+def test_gated_fftconv_raises_on_bad_filter_shape():
+    v = torch.randn(1, 4, 10)
+    with pytest.raises(ValueError, match="k must be"):
+        gated_fftconv(v, None, None, torch.randn(4, 11))
+
+
+def _mixer_inputs(seqlen, dtype, device, batch=2, width=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, seqlen, width, generator=g)
+    in_w = torch.randn(3 * width, width, generator=g) / width**0.5
+    in_b, sc_b = torch.randn(3 * width, generator=g), torch.randn(3 * width, generator=g)
+    sc_w = torch.randn(3 * width, 1, 3, generator=g)
+    k = torch.randn(width, seqlen, generator=g) * torch.exp(-torch.arange(seqlen) / 50.0)
+    skip = torch.randn(width, generator=g)
+    params = [t.to(device, torch.float32) for t in (in_w, in_b, sc_w, sc_b, k, skip)]
+    return [x.to(device, dtype)] + params  # params stay float32, as under autocast
+
+
+def _mixer_plain(x, in_w, in_b, sc_w, sc_b, k, skip):
+    """The model's plain path (autograd through fftconv) in x's dtype, as under autocast."""
+    proj = torch.nn.functional.linear(x, in_w.to(x.dtype), in_b.to(x.dtype))
+    x0, x1, v = short_conv(proj, sc_w.to(x.dtype), sc_b.to(x.dtype)).split(k.shape[0], dim=1)
+    return x0 * fftconv(v * x1, k, skip)
+
+
+# CPU conv1d builds a kernel per shape and dtype (~1-2 s each on a busy CI core): few shapes.
+@pytest.mark.parametrize("seqlen,dtype", [(1, torch.float32), (1000, torch.float32),
+                                          (7, torch.bfloat16), (1000, torch.bfloat16)])
+def test_hyena_mixer_matches_ref_forward_and_grads(seqlen, dtype, device):
+    inputs = [t.requires_grad_() for t in _mixer_inputs(seqlen, dtype, device)]
+    ref_inputs = [t.detach().double().cpu().requires_grad_() for t in inputs]
+    y, y_ref = hyena_mixer(*inputs), hyena_mixer_ref(*ref_inputs)
+    outs = [(y, y_ref)] + list(zip(_grads(y, inputs), _grads(y_ref, ref_inputs)))
+    if dtype == torch.float32:
+        for fast, ref in outs:
+            assert _rel_err(fast, ref) < REL_TOL[dtype]
+        return
+    # bf16: proj, the gates and the weights are rounded to 8 bits at every step (as on the plain
+    # autocast path), so compare errors: the fast path must be no worse than the plain one.
+    y_plain = _mixer_plain(*inputs)
+    plain = [y_plain] + list(_grads(y_plain, inputs))
+    for (fast, ref), p in zip(outs, plain):
+        assert _rel_err(fast, ref) <= max(1.5 * _rel_err(p, ref), 1e-2)
+
+
+def test_hyena_mixer_float64_is_exact_to_rounding():
+    inputs = [t.double().requires_grad_() for t in _mixer_inputs(300, torch.float64, "cpu")]
+    y = hyena_mixer(*inputs, chunk_elems=1000)
+    y_ref = hyena_mixer_ref(*inputs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    for fast, ref in zip(_grads(y, inputs), _grads(y_ref, inputs)):
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_gelu_linear_matches_ref(dtype):
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(2, 50, 64, generator=g).to(dtype).requires_grad_()
+    w, b = torch.randn(16, 64, generator=g).requires_grad_(), torch.randn(16).requires_grad_()
+    y, y_ref = gelu_linear(h, w, b), gelu_linear_ref(h, w, b)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=0, atol=0)
+    torch.testing.assert_close(y, y_ref, **tol)
+    for fast, ref in zip(_grads(y, [h, w, b]), _grads(y_ref, [h, w, b])):
+        assert fast.dtype == ref.dtype
+        assert _rel_err(fast, ref) < (1e-12 if dtype == torch.float64 else 1e-2)
+
+
+def test_use_fast_ops_env_switch(monkeypatch, device):
+    x = torch.zeros(1, device=device)
+    monkeypatch.delenv(OPS_ENV, raising=False)
+    assert use_fast_ops(x) == (device.type == "cuda")  # auto: fast on CUDA only
+    monkeypatch.setenv(OPS_ENV, "ref")
+    assert not use_fast_ops(x)
+    monkeypatch.setenv(OPS_ENV, "fast")
+    assert use_fast_ops(x)
+    monkeypatch.setenv(OPS_ENV, "fastest")
+    with pytest.raises(ValueError, match=OPS_ENV):
+        use_fast_ops(x)
+
+
+def test_long_conv_dispatch_matches_both_paths(monkeypatch):
+    u, _, _, k, skip = (t.detach() for t in _conv_inputs(500, torch.float64, "cpu"))
+    outs = []
+    for mode in ("ref", "fast"):
+        monkeypatch.setenv(OPS_ENV, mode)
+        outs.append(long_conv(u, k, skip))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-10)
+
+
+def _model_grads(model, ids):
+    model.zero_grad()
+    logits = model(ids)
+    logits.float().logsumexp(-1).mean().backward()
+    return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_model_fast_path_matches_plain_path(monkeypatch, checkpointing):
+    # Whole model in float64, train mode: fast path (lean mixer + gelu_linear + checkpointed
+    # filter) and plain path give the same logits and the same gradient for every parameter.
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, n_layer=2, l_max=300, embed_dropout=0.0,
+                      gradient_checkpointing=checkpointing)
+    model = HyenaDNA(cfg).double().train()
+    ids = torch.randint(7, 12, (2, 300))
+    results = []
+    for mode in ("ref", "fast"):
+        monkeypatch.setenv(OPS_ENV, mode)
+        results.append(_model_grads(model, ids))
+    (logits_ref, grads_ref), (logits_fast, grads_fast) = results
+    torch.testing.assert_close(logits_fast, logits_ref, rtol=1e-9, atol=1e-9)
+    for (name, _), g_fast, g_ref in zip(model.named_parameters(), grads_fast, grads_ref):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-7, atol=1e-9, msg=name)
+
+
+def test_model_fast_path_bf16_autocast_close_to_fp32_plain(monkeypatch, device):
+    torch.manual_seed(0)
+    model = HyenaDNA(ModelConfig(d_model=32, n_layer=2, l_max=258, embed_dropout=0.0))
+    model = model.to(device).train()
+    ids = torch.randint(7, 12, (2, 256), device=device)
+    monkeypatch.setenv(OPS_ENV, "ref")
+    logits_ref, grads_ref = _model_grads(model, ids)
+    monkeypatch.setenv(OPS_ENV, "fast")
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        logits, grads = _model_grads(model, ids)
+    assert logits.dtype == torch.bfloat16
+    assert _rel_err(logits, logits_ref) < 2e-2
+    for g, g_ref in zip(grads, grads_ref):
+        assert g.dtype == torch.float32 and _rel_err(g, g_ref) < 5e-2
+
+
+def _saved_bytes_per_token(mode, n_layer, monkeypatch, seqlen=2048, d_model=32):
+    """Bytes autograd keeps for the backward (unique storages), per token, bf16 autocast."""
+    monkeypatch.setenv(OPS_ENV, mode)
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=d_model, n_layer=n_layer, l_max=seqlen, embed_dropout=0.0)
+    model = HyenaDNA(cfg).train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    params |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    ids = torch.randint(7, 12, (1, seqlen))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(ids).float().logsumexp(-1).mean()
+    return sum(storages.values()) / seqlen
+
+
+def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
+    # Memory budget of the 1M-token step (benchmarks/NOTES_gpu.md): per layer and token the
+    # fast path keeps the fp32 residual twice (LayerNorm inputs, 8·D), x and z of the mixer
+    # (4·D), out_proj's and fc1's bf16 inputs (4·D), fc1's output (8·D) and k (4·D): 28·D.
+    d = 32
+    per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
+                 - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
+                 for mode in ("fast", "ref")}
+    assert per_layer["fast"] <= 30 * d, per_layer
+    assert per_layer["ref"] >= 1.5 * per_layer["fast"], per_layer

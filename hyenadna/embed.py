@@ -32,11 +32,11 @@ from hyenadna.score import (
     RunSummary,
     Window,
     autocast,
-    batched,
     collate,
     iter_windows,
     resolve_device,
     resolve_window,
+    window_batches,
 )
 from hyenadna.writers import H5Writer, RecordEmbedding, RunMetadata, h5_output
 
@@ -130,7 +130,7 @@ def _embed_records(backbone: torch.nn.Module, windows: Iterable[Window], cfg: Em
     progress = Progress(cfg.progress, "embed")
     pending = _Pending()
     try:
-        for batch in batched(windows, cfg.batch_size):
+        for batch in window_batches(windows, cfg.batch_size, device):
             ids, mask = collate([w.ids for w in batch], device)
             own = owned_mask(batch, ids.shape[1], device)
             with torch.inference_mode(), autocast(device, cfg.precision):

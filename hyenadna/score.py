@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -201,6 +203,69 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+PREFETCH_BATCHES = 4
+"""Batches read ahead by the background thread on CUDA (host memory: 4 × batch × window)."""
+
+
+class _Raised:
+    """An exception raised in the producer thread, carried to the consumer."""
+
+    def __init__(self, err: BaseException):
+        self.err = err
+
+
+_END = object()
+
+
+def prefetch(items: Iterable, depth: int) -> Iterator:
+    """Yield ``items`` in order, produced by a background thread up to ``depth`` ahead.
+
+    On CUDA the host side (FASTA parsing and tokenising, single-threaded Python) would otherwise
+    idle the GPU between batches; the thread prepares the next batches while the GPU runs.
+    An exception in the producer is re-raised here; if the consumer stops early, so does the
+    producer (after the item it is working on).
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+            put(_Raised(err))
+
+    thread = threading.Thread(target=produce, name="hyenadna-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not _END:
+            if isinstance(item, _Raised):
+                raise item.err
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)  # daemon: a producer stuck reading stdin cannot block exit
+
+
+def window_batches(windows: Iterable[Window], batch_size: int, device: torch.device
+                   ) -> Iterator[list[Window]]:
+    """Batches of windows; read ahead in a background thread when the model runs on CUDA
+    (on CPU the thread would only compete with the model for the same cores)."""
+    batches = batched(windows, batch_size)
+    return prefetch(batches, PREFETCH_BATCHES) if device.type == "cuda" else batches
+
+
 def collate(seqs: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token arrays → ids (B, L) int64 and mask (B, L) bool on ``device``."""
     width = max(len(s) for s in seqs)
@@ -322,7 +387,7 @@ def _score_records(model: torch.nn.Module, windows: Iterable[Window], cfg: Score
     progress = Progress(cfg.progress, "score")
     pending: list[tuple[Window, np.ndarray]] = []
     try:
-        for batch in batched(windows, cfg.batch_size):
+        for batch in window_batches(windows, cfg.batch_size, device):
             ids, mask = collate([w.ids for w in batch], device)
             with torch.inference_mode(), autocast(device, cfg.precision):
                 # rc_average: both strands in one 2B-row pass, probabilities averaged, so a

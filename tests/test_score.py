@@ -1,6 +1,7 @@
 import csv
 import gzip
 import shutil
+import threading
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,7 @@ from inference_fixtures import make_classifier, make_lm
 from cli import main
 from hyenadna.config import ScoreConfig
 from hyenadna.fasta import iter_fasta
-from hyenadna.score import own_spans, score, window_spans
+from hyenadna.score import iter_windows, own_spans, prefetch, score, window_batches, window_spans
 from hyenadna.tokenizer import CharTokenizer, reverse_complement
 
 # chrM_regions.fa: records of 1000, 120, 2500 and 64 bp (real chrM, see tests/data/README.md)
@@ -245,3 +246,31 @@ def test_score_on_device_matches_cpu(clf, data_dir, tmp_path, device, precision,
          precision=precision)  # auto = bf16 autocast on CUDA
     np.testing.assert_allclose(_probs(_tsv(tmp_path / "dev.tsv")),
                                _probs(_tsv(tmp_path / "cpu.tsv")), atol=atol, rtol=0)
+
+
+def test_prefetch_keeps_order_and_reraises_producer_errors():
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise ValueError("rec: invalid character 'X' at position 7")
+
+    with pytest.raises(ValueError, match="position 7"):
+        list(prefetch(failing(), depth=2))
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops():
+    items = prefetch(iter(range(10**6)), depth=2)
+    assert next(items) == 0
+    items.close()  # the consumer's finally: stop + join
+    assert not any(t.name == "hyenadna-prefetch" for t in threading.enumerate())
+
+
+def test_window_batches_read_ahead_on_cuda_gives_the_same_batches(data_dir):
+    def windows():
+        return iter_windows(str(data_dir / REGIONS), 256, 200, 1)
+
+    plain = list(window_batches(windows(), 3, torch.device("cpu")))
+    ahead = list(window_batches(windows(), 3, torch.device("cuda")))  # only device.type is read
+    assert [[(w.record, w.start) for w in b] for b in plain] == \
+        [[(w.record, w.start) for w in b] for b in ahead]

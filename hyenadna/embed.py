@@ -20,6 +20,7 @@ The same windows as ``score``: full-length windows, the last right-aligned to th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ from hyenadna.score import (
     window_batches,
 )
 from hyenadna.writers import H5Writer, RecordEmbedding, RunMetadata, h5_output
+
+log = logging.getLogger(__name__)
 
 
 def load_backbone(path: str) -> tuple[torch.nn.Module, dict | None]:
@@ -115,6 +118,8 @@ def embed(cfg: EmbedConfig) -> RunSummary:
                "device": str(device), "pooling": "mean", "ownership": "causal"}
     meta = RunMetadata("embed", to_dict(model.config), cfg.input, str(cfg.model), task,
                        [str(c) for c in (task or {}).get("class_names", [])], options)
+    log.info("embed: d_model %d, window %d, stride %d, per_token %s, device %s",
+             model.config.d_model, window, stride, cfg.per_token, device)
     windows = iter_windows(cfg.input, window, stride, cfg.min_length, rule="causal")
     summary = RunSummary("embed", cfg.output)
     with h5_output(cfg.output, meta) as writer:

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,6 @@ class RunSummary:
     nucleotides: int = 0
     seconds: float = 0.0
     """Wall time of the scoring loop (model loading excluded)."""
-    extra: dict = field(default_factory=dict)
 
     def line(self) -> str:
         rate = max(self.seconds, 1e-9)
@@ -372,6 +371,8 @@ def score(cfg: ScoreConfig) -> RunSummary:
                "precision": cfg.precision, "device": str(device)}
     meta = RunMetadata("score", to_dict(model.config), cfg.input, str(cfg.model), task,
                        class_names, options)
+    log.info("score: %s, window %d, stride %d, rc_average %s, device %s, precision %s",
+             task.get("name", "classifier"), window, stride, rc_average, device, cfg.precision)
     windows = iter_windows(cfg.input, window, stride, cfg.min_length, rule="centre")
     summary = RunSummary("score", cfg.output)
     with score_writer(cfg.output, fmt, meta) as writer:

@@ -30,6 +30,7 @@ breakends), ``no_alt`` (ALT ``.``), ``invalid_allele`` (not A/C/G/T/N; IUPAC all
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ from hyenadna.score import (
 )
 from hyenadna.tokenizer import CharTokenizer
 from hyenadna.writers import TsvWriter, text_output
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "genome_ref", "window_start", "window_end",
            "ref_loglik", "alt_loglik", "llr", "status")
@@ -214,6 +217,8 @@ def variant_effect(cfg: VariantEffectConfig) -> RunSummary:
     window, _ = resolve_window(cfg.window, None, None, model.config.l_max)
     device = resolve_device(cfg.device)
     model.to(device)
+    log.info("variant-effect: window %d, device %s, precision %s", window, device,
+             cfg.precision)
     summary = RunSummary("variant-effect", cfg.output)
     progress = Progress(cfg.progress, "variant-effect", unit="variants")
     tokenizer = CharTokenizer()

@@ -1,0 +1,423 @@
+"""Forward+backward time and peak memory vs sequence length: Hyena operator, long conv, attention.
+
+Cells, at width 256 (issue 6), each checked against a float32 reference ON THE SAME DEVICE before
+it is timed (relative error ‖out − ref‖/‖ref‖ of the output and every input gradient):
+
+    conv_plain        fftconv(u, k, D), autograd through torch.fft (the reference path, (d))
+    conv_fast         fftconv_fast, power-of-two FFT length (hyenadna.ops.fftconv_fast)
+    conv_fast_smooth  same, 7-smooth FFT length (only where it differs from pow2)
+    gated_plain       x0 · fftconv(v · x1, k, D): the operator's chain as the plain path runs it
+    gated_fast        gated_fftconv: the same chain as one lean autograd node
+    gated_compiled    torch.compile(gated_plain) (inductor fuses the pointwise work; few L only)
+    op_plain/op_fast  the whole HyenaOperator (in_proj, short conv, filter, long conv, out_proj)
+                      under bf16 autocast, HYENADNA_OPS=ref / fast
+    attn_flash        causal scaled_dot_product_attention, flash backend, 4 heads of 64, bf16
+
+Times are medians of --reps CUDA-event-timed calls after --warmup calls (plus the check call).
+Every cell that does not run says why (OOM, error, skipped: reason); nothing is extrapolated.
+The long conv's bytes floor at each (B, L): every input read once and every output written once,
+forward and backward, bf16 (B, D, L) tensors and the float32 (D, L) filter as the model has them:
+    conv:  B·D·L·2·(u, y | dy, u, du = 5)  +  D·L·4·(k | k, dk = 3)
+    gated: B·D·L·2·(v, x1, x0, y | dy, v, x1, x0, dv, dx1, dx0 = 11)  +  D·L·4·3
+divided by the device-to-device copy bandwidth measured in the same run.
+
+    PYTHONPATH=. python benchmarks/bench_operator.py --out benchmarks/results/operator   # GPU
+    python benchmarks/bench_operator.py --quick --out /tmp/bench_operator                # CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hyenadna.config import ModelConfig
+from hyenadna.model import HyenaOperator
+from hyenadna.ops import OPS_ENV, conv_fft_size, fftconv, fftconv_fast, gated_fftconv
+
+FULL_LENGTHS = [1 << p for p in range(10, 21)] + [1_000_002]
+BIG = 1 << 19  # B > 1 cells at L >= BIG run only the fast variants, in the last phase
+CONV = ["conv_plain", "conv_fast", "conv_fast_smooth"]
+GATED = ["gated_plain", "gated_fast"]
+OPERATOR = ["op_plain", "op_fast"]
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:6.1f}s] {msg}", flush=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_ms(fn, device: torch.device, reps: int, warmup: int) -> list[float]:
+    """Per-call times in ms: CUDA events around each call (host clock on CPU)."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def copy_bandwidth(device: torch.device) -> float:
+    """Device-to-device copy, bytes read + written per second (1 GiB each way on CUDA)."""
+    numel = (1 << 28) if device.type == "cuda" else (1 << 22)
+    src = torch.randn(numel, device=device)
+    dst = torch.empty_like(src)
+    ms = statistics.median(time_ms(lambda: dst.copy_(src), device, reps=20, warmup=3))
+    del src, dst
+    return 2 * numel * 4 / (ms * 1e-3)
+
+
+@contextlib.contextmanager
+def ops_mode(mode: str):
+    """Temporarily set HYENADNA_OPS (the one switch between fast and plain paths)."""
+    old = os.environ.get(OPS_ENV)
+    os.environ[OPS_ENV] = mode
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(OPS_ENV, None)
+        else:
+            os.environ[OPS_ENV] = old
+
+
+def floor_bytes(kind: str, batch: int, seqlen: int, width: int) -> int:
+    per_row = {"conv": 5, "gated": 11}[kind]
+    return batch * width * seqlen * 2 * per_row + width * seqlen * 4 * 3
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().float(), b.detach().float()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+# ------------------------------------------------------------------------------------------
+# Cells: build(batch, L) → (step, check). step() runs forward+backward once; check() returns
+# the worst relative error against a float32 reference on the same inputs.
+# ------------------------------------------------------------------------------------------
+
+
+def _conv_inputs(batch, seqlen, width, device, gated):
+    g = torch.Generator(device=device).manual_seed(0)
+    n_rows = 3 if gated else 1
+    rows = [torch.randn(batch, width, seqlen, device=device, generator=g).bfloat16()
+            .requires_grad_() for _ in range(n_rows)]
+    decay = torch.exp(-torch.arange(seqlen, device=device) / (0.1 * seqlen + 1))
+    k = (torch.randn(width, seqlen, device=device, generator=g) * decay).requires_grad_()
+    skip = torch.randn(width, device=device, generator=g).requires_grad_()
+    dy = torch.randn(batch, width, seqlen, device=device, generator=g).bfloat16()
+    return rows, k, skip, dy
+
+
+def _fwd_bwd(fn, leaves, dy):
+    def step():
+        for t in leaves:
+            t.grad = None
+        fn().backward(dy)
+    return step
+
+
+def _check_vs(fn, ref_fn, leaves, dy):
+    """Worst rel. error of fn's output and leaf grads vs ref_fn on float32 copies."""
+    out = fn()
+    grads = torch.autograd.grad(out, leaves, dy)
+    leaves32 = [t.detach().float().requires_grad_() for t in leaves]
+    ref = ref_fn(*leaves32)
+    ref_grads = torch.autograd.grad(ref, leaves32, dy.float())
+    errs = [rel_err(out, ref)] + [rel_err(a, b) for a, b in zip(grads, ref_grads)]
+    return max(errs)
+
+
+def build_conv(variant, batch, seqlen, width, device):
+    (u,), k, skip, dy = _conv_inputs(batch, seqlen, width, device, gated=False)
+    policy = "smooth" if variant.endswith("smooth") else "pow2"
+    fn = {"conv_plain": lambda: fftconv(u, k, skip),
+          "conv_fast": lambda: fftconv_fast(u, k, skip),
+          "conv_fast_smooth": lambda: fftconv_fast(u, k, skip, fft_policy=policy)}[variant]
+    check = lambda: _check_vs(fn, lambda a, b, c: fftconv(a, b, c), [u, k, skip], dy)  # noqa: E731
+    return _fwd_bwd(fn, [u, k, skip], dy), check
+
+
+def _gated_plain(v, x1, x0, k, skip):
+    return x0 * fftconv(v * x1, k, skip)
+
+
+def build_gated(variant, batch, seqlen, width, device):
+    (v, x1, x0), k, skip, dy = _conv_inputs(batch, seqlen, width, device, gated=True)
+    leaves = [v, x1, x0, k, skip]
+    if variant == "gated_compiled":
+        compiled = torch.compile(_gated_plain, dynamic=False)
+        fn = lambda: compiled(*leaves)  # noqa: E731
+    elif variant == "gated_fast":
+        fn = lambda: gated_fftconv(v, x1, x0, k, skip)  # noqa: E731
+    else:
+        fn = lambda: _gated_plain(*leaves)  # noqa: E731
+    check = lambda: _check_vs(fn, _gated_plain, leaves, dy)  # noqa: E731
+    return _fwd_bwd(fn, leaves, dy), check
+
+
+def build_operator(variant, batch, seqlen, width, device):
+    torch.manual_seed(0)
+    op = HyenaOperator(ModelConfig(d_model=width, l_max=seqlen)).to(device)
+    u = torch.randn(batch, seqlen, width, device=device).requires_grad_()
+    dy = torch.randn(batch, seqlen, width, device=device).bfloat16()
+    leaves = [u, *op.parameters()]
+
+    def run(mode):
+        with ops_mode(mode), torch.autocast(device.type, dtype=torch.bfloat16):
+            return op(u)
+
+    mode = "fast" if variant == "op_fast" else "ref"
+    step = _fwd_bwd(lambda: run(mode), leaves, dy)
+
+    def check():  # fast vs plain operator, both bf16 autocast: output, du and every weight grad
+        outs = [run(m) for m in ("fast", "ref")]
+        grads = [torch.autograd.grad(o, leaves, dy) for o in outs]
+        return max([rel_err(outs[0], outs[1])] +
+                   [rel_err(a, b) for a, b in zip(grads[0], grads[1])])
+    return step, check
+
+
+def build_attention(variant, batch, seqlen, width, device):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    heads = width // 64
+    q, k, v = (torch.randn(batch, heads, seqlen, 64, device=device, dtype=torch.bfloat16)
+               .requires_grad_() for _ in range(3))
+    dy = torch.randn_like(q)
+
+    def fn():
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return _fwd_bwd(fn, [q, k, v], dy), lambda: float("nan")
+
+
+BUILDERS = {**{v: build_conv for v in CONV}, **{v: build_gated for v in GATED},
+            "gated_compiled": build_gated, **{v: build_operator for v in OPERATOR},
+            "attn_flash": build_attention}
+
+
+def _free(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_cell(variant, batch, seqlen, args, device, check=True) -> dict:
+    """Build, check, time one cell; never raises (the failure is recorded instead)."""
+    rec = {"variant": variant, "batch": batch, "L": seqlen, "status": "ok"}
+    _free(device)
+    base = torch.cuda.memory_allocated() if device.type == "cuda" else 0
+    try:
+        step, check_fn = BUILDERS[variant](variant, batch, seqlen, args.d_model, device)
+        if check:
+            rec["rel_err"] = check_fn()
+            if not rec["rel_err"] <= args.max_err:  # NaN fails too
+                rec["status"] = f"failed check: rel_err {rec['rel_err']:.2e}"
+                return rec
+        t = time.perf_counter()
+        step()
+        sync(device)
+        one = time.perf_counter() - t
+        if one * (args.reps + args.warmup) > args.cell_limit_s:
+            rec["status"] = f"skipped: {one:.2f} s per call > cell limit"
+            return rec
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = time_ms(step, device, args.reps, args.warmup)
+        rec["ms"] = statistics.median(times)
+        rec["ms_spread"] = [min(times), max(times)]
+        if device.type == "cuda":
+            rec["peak_gib"] = (torch.cuda.max_memory_allocated() - base) / 2**30
+    except torch.cuda.OutOfMemoryError:
+        rec["status"] = "OOM"
+    except Exception as err:  # noqa: BLE001 - one failing variant must not stop the run
+        rec["status"] = f"error: {type(err).__name__}: {str(err).splitlines()[0][:160]}"
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        step = check_fn = None
+        _free(device)
+    return rec
+
+
+def plan(args) -> list[tuple[int, int, str, bool]]:
+    """(batch, L, variant, check) in priority order; the time budget cuts from the end."""
+    cells = []
+    lengths = args.lengths
+    small_b, big_b = args.batches[0], args.batches[-1]
+    kernels = CONV + GATED + OPERATOR
+
+    def want(variant, seqlen, batch):
+        if variant == "conv_fast_smooth":
+            return conv_fft_size(seqlen, seqlen, "smooth") != conv_fft_size(seqlen, seqlen)
+        if variant == "attn_flash":  # B=1 up to attn_max_len; B=8 up to a quarter of it
+            return (not args.quick and seqlen <= args.attn_max_len
+                    and batch * seqlen <= 2 * args.attn_max_len)
+        return True
+
+    for batch in dict.fromkeys([small_b, big_b]):  # phase 1: B=1 all; phase 2: big batch, L < BIG
+        for seqlen in lengths:
+            if batch != small_b and (seqlen >= BIG or seqlen & (seqlen - 1)):
+                continue
+            cells += [(batch, seqlen, v, True) for v in kernels + ["attn_flash"]
+                      if want(v, seqlen, batch)]
+    if not args.quick:  # phase 3: compiled chain at a few lengths; phase 4: big batch, long L
+        cells += [(small_b, s, "gated_compiled", True) for s in args.compile_lengths]
+        if big_b != small_b:
+            cells += [(big_b, s, v, False) for s in lengths if s >= BIG and not s & (s - 1)
+                      for v in ("conv_fast", "gated_fast", "op_fast")]
+    return cells
+
+
+COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + ["attn_flash"]
+
+
+def _cell_text(rec: dict | None, key: str = "ms") -> str:
+    if rec is None:
+        return "–"
+    if rec["status"] != "ok":
+        return {"O": "OOM", "s": "skip", "e": "error", "f": "CHECK"}[rec["status"][0]]
+    return f"{rec[key]:.3g}"
+
+
+def markdown(records: list[dict], meta: dict, args) -> str:
+    """One time table and one memory table per batch size, plus the floor columns."""
+    bw = meta["copy_bytes_per_s"]
+    lines = [f"# Operator benchmark ({meta['device']}, torch {meta['torch']}, {meta['date']})",
+             "", f"d_model {args.d_model}, bf16; forward+backward, median of {args.reps} calls "
+             f"(ms). Copy bandwidth (read+write) {bw / 1e9:.0f} GB/s. `skip`/`OOM`/`error`/"
+             "`CHECK` cells did not run or failed the reference check (see results.json).", ""]
+    by = {(r["batch"], r["L"], r["variant"]): r for r in records}
+    for batch in sorted({r["batch"] for r in records}):
+        rows = sorted({r["L"] for r in records if r["batch"] == batch})
+        head = ["L", *COLUMNS, "attn/op_fast", "conv floor", "conv_fast ×floor",
+                "gated floor", "gated_fast ×floor"]
+        lines += [f"## batch {batch}: time (ms)", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        for seqlen in rows:
+            cells = [by.get((batch, seqlen, v)) for v in COLUMNS]
+            attn, op = by.get((batch, seqlen, "attn_flash")), by.get((batch, seqlen, "op_fast"))
+            ratio = (f"{attn['ms'] / op['ms']:.1f}x" if attn and op and "ms" in attn
+                     and "ms" in op else "–")
+            extra = [ratio]
+            for kind, variant in (("conv", "conv_fast"), ("gated", "gated_fast")):
+                floor = floor_bytes(kind, batch, seqlen, args.d_model) / bw * 1e3
+                rec = by.get((batch, seqlen, variant))
+                extra += [f"{floor:.3g}", f"{rec['ms'] / floor:.1f}" if rec and "ms" in rec
+                          else "–"]
+            lines.append(f"| {seqlen:,} | " + " | ".join(map(_cell_text, cells)) + " | "
+                         + " | ".join(extra) + " |")
+        lines += ["", f"## batch {batch}: peak memory (GiB, inputs included)", "",
+                  "| L | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+        for seqlen in rows:
+            cells = [by.get((batch, seqlen, v)) for v in COLUMNS]
+            lines.append(f"| {seqlen:,} | " + " | ".join(
+                _cell_text(c, "peak_gib") if c is None or "peak_gib" in c or c["status"] != "ok"
+                else "n/a" for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(records: list[dict], path: Path, width: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    batches = sorted({r["batch"] for r in records})
+    for i, batch in enumerate(batches):
+        for j, variant in enumerate(COLUMNS):
+            pts = sorted((r["L"], r["ms"]) for r in records
+                         if r["batch"] == batch and r["variant"] == variant and "ms" in r)
+            if len(pts) > 1:
+                ax.plot(*zip(*pts), marker="o", ms=3, color=f"C{j}",
+                        linestyle="-" if i == 0 else "--",
+                        label=f"{variant} B={batch}")
+    ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="fwd+bwd time (ms)",
+           title=f"Hyena operator vs flash attention, d_model {width}, bf16")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="folder for results.json/.md/.png")
+    p.add_argument("--quick", action="store_true", help="CPU smoke test: tiny L, no attention")
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--lengths", type=int, nargs="+", default=None)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--reps", type=int, default=10, help="timed calls per cell (median)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls after the check call")
+    p.add_argument("--attn-max-len", type=int, default=1 << 18, help="longest attention L")
+    p.add_argument("--compile-lengths", type=int, nargs="*", default=[1 << 16, 1 << 20])
+    p.add_argument("--max-err", type=float, default=5e-2, help="largest rel. error accepted")
+    p.add_argument("--cell-limit-s", type=float, default=25.0, help="skip slower cells")
+    p.add_argument("--budget-s", type=float, default=200.0, help="stop starting cells after")
+    args = p.parse_args(argv)
+    if args.lengths is None:
+        args.lengths = [64, 256, 1000] if args.quick else FULL_LENGTHS
+    if args.quick:
+        args.d_model, args.batches, args.reps, args.warmup = 32, [1, 2], 3, 1
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.quick else "cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "args": {k: str(v) for k, v in vars(args).items()}}
+    meta["copy_bytes_per_s"] = copy_bandwidth(device)
+    log(f"{meta['device']}: copy {meta['copy_bytes_per_s'] / 1e9:.0f} GB/s (read+write)")
+    records = []
+    for batch, seqlen, variant, check in plan(args):
+        if time.perf_counter() - T0 > args.budget_s:
+            rec = {"variant": variant, "batch": batch, "L": seqlen,
+                   "status": "skipped: time budget"}
+        else:
+            rec = run_cell(variant, batch, seqlen, args, device, check)
+        records.append(rec)
+        detail = (f"{rec['ms']:.3f} ms, {rec.get('peak_gib', float('nan')):.2f} GiB"
+                  if "ms" in rec else rec["status"])
+        log(f"B={batch} L={seqlen:>9,} {variant:<17} {detail}  err {rec.get('rel_err', '-')}")
+        (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records},
+                                                          indent=1))
+    table = markdown(records, meta, args)
+    (args.out / "results.md").write_text(table)
+    plot(records, args.out / "results.png", args.d_model)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -82,6 +82,125 @@ def model_section(config_path: str | None, overrides: tuple[str, ...]):
 # ---- pretrain / evaluate commands (issue 3) ----
 
 
+def _split_options(func):
+    """--bed, --valid-chroms, --test-chroms: shared by pretrain and evaluate."""
+    for option in reversed([
+        click.option("--bed", type=click.Path(dir_okay=False), default=None, show_default=True,
+                     help="BED of 'chrom start end split' rows (official sequences_human.bed)."),
+        click.option("--valid-chroms", default=None, show_default=True,
+                     help="Comma-separated contigs held out for validation (e.g. chr21)."),
+        click.option("--test-chroms", default=None, show_default=True,
+                     help="Comma-separated contigs held out for testing (e.g. chr22,chrX)."),
+    ]):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              show_default=True, help="Run YAML, e.g. configs/pretrain/small-32k.yaml (default: "
+              "the tiny demo; with --resume: OUT_DIR/config.yaml).")
+@click.option("--genome", default=None, show_default=True,
+              help="Reference FASTA, plain or BGZF .fa.gz (default: the embedded demo genome).")
+@_split_options
+@click.option("--out-dir", default=None, show_default=True,
+              help="Folder for checkpoints, logs and plot (default: runs/pretrain).")
+@click.option("--max-steps", type=int, default=None, show_default=True,
+              help="Optimizer steps of the run (the cosine schedule ends there).")
+@click.option("--max-time", default=None, show_default=True,
+              help="Wall-clock budget of this invocation, [[DD:]HH:]MM:SS; then save and stop.")
+@click.option("--seed", type=int, default=None, show_default=True,
+              help="Seed of the init and of the data order.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out-dir from its last.ckpt.")
+@click.option("--devices", default=None, show_default=True,
+              help="Devices per node for Lightning: a count, 'auto' or ids like '0,1'.")
+@click.option("--num-nodes", type=int, default=None, show_default=True,
+              help="Machines (Lightning; on SLURM one task per device).")
+@click.option("--strategy", type=click.Choice(["auto", "ddp", "ddp_spawn", "fsdp"]),
+              default=None, show_default=True, help="Lightning strategy (default: auto).")
+@click.option("--accelerator", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
+              show_default=True, help="Hardware (default: auto = GPU when present).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override any config field, e.g. --set train.lr=3e-4 (repeatable).")
+@click.pass_context
+def pretrain(ctx, config_path, genome, bed, valid_chroms, test_chroms, out_dir, max_steps,
+             max_time, seed, resume, devices, num_nodes, strategy, accelerator,
+             overrides) -> None:
+    """Pretrain HyenaDNA on a reference genome (next-nucleotide prediction)."""
+    from pathlib import Path
+
+    from hyenadna.config import PretrainConfig, TrainConfig, load_config, replace_dotted
+    from hyenadna.pretrain import pretrain as run_pretrain
+    from hyenadna.pretrain_data import DEMO_GENOME
+
+    _lightning_log_level(ctx)
+    saved = Path(out_dir or TrainConfig.out_dir) / "config.yaml"
+    if resume and config_path is None and saved.is_file():
+        config_path = saved
+    cfg = replace_dotted(load_config(PretrainConfig, config_path, overrides), {
+        "data.genome": genome, "data.bed": bed, "data.valid_chroms": valid_chroms,
+        "data.test_chroms": test_chroms, "train.out_dir": out_dir, "train.max_steps": max_steps,
+        "train.max_time": max_time, "train.seed": seed, "train.devices": devices,
+        "train.num_nodes": num_nodes, "train.strategy": strategy,
+        "train.accelerator": accelerator})
+    if cfg.data.genome is None and not resume:
+        click.echo(f"No --genome given: pretraining on the embedded demo genome {DEMO_GENOME.name}"
+                   " (1.5 Mb of human chr22, hg19)", err=True)
+    result = run_pretrain(cfg, resume=resume)
+    if result.is_global_zero:
+        click.echo(_pretrain_summary(result))
+
+
+def _lightning_log_level(ctx: click.Context) -> None:
+    """Lightning's INFO chatter only with -v (its progress bar shows either way)."""
+    level = logging.INFO if ctx.obj and ctx.obj.get("verbose") else logging.WARNING
+    logging.getLogger("pytorch_lightning").setLevel(level)
+
+
+def _pretrain_summary(result) -> str:
+    """Three lines: where the run stopped and how well, the checkpoints, the plot."""
+    m = result.metrics
+    quality = (f" · val perplexity {m['val/perplexity']:.3f} · val accuracy "
+               f"{m['val/accuracy']:.3f}" if "val/perplexity" in m else "")
+    speed = f" · {result.tokens_per_s:,.0f} tokens/s" if result.tokens_per_s else ""
+    lines = [f"step {result.global_step} ({result.stop_reason}){quality}{speed}",
+             f"checkpoint: {result.last_checkpoint}"
+             + (f" (best: {result.best_checkpoint})" if result.best_checkpoint else ""),
+             f"plot: {result.plot}"]
+    if result.stop_reason == "signal":
+        lines.append(f"continue with: hyenadna pretrain --resume --out-dir {result.out_dir}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--checkpoint", required=True, type=click.Path(),
+              help="Checkpoint from `hyenadna pretrain` (or an official release folder).")
+@click.option("--genome", default=None, show_default=True,
+              help="Reference FASTA (default: the genome the checkpoint was trained on).")
+@_split_options
+@click.option("--split", type=click.Choice(["test", "valid"]), default="test",
+              show_default=True, help="Held-out split to score.")
+@click.option("--max-windows", type=int, default=None, show_default=True,
+              help="Most windows scored (default: the run's data.max_eval_windows).")
+@click.option("--accelerator", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+              show_default=True, help="Hardware (auto = GPU when present).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a data field, e.g. --set data.test_ranges=[chr22:46000000-51304566].")
+@click.pass_context
+def evaluate(ctx, checkpoint, genome, bed, valid_chroms, test_chroms, split, max_windows,
+             accelerator, overrides) -> None:
+    """Perplexity and next-base accuracy of a checkpoint on a held-out split of a genome."""
+    from hyenadna.pretrain import evaluate as run_evaluate
+
+    _lightning_log_level(ctx)
+    values = {"data.bed": bed, "data.valid_chroms": valid_chroms,
+              "data.test_chroms": test_chroms, "data.max_eval_windows": max_windows}
+    r = run_evaluate(checkpoint, genome, overrides, split, accelerator, values)
+    click.echo(f"{split} perplexity {r['perplexity']:.4f} · accuracy {r['accuracy']:.4f} · "
+               f"loss {r['loss']:.4f} nats/base · {r['tokens']:,.0f} bases in "
+               f"{r['windows']:,.0f} windows")
+
+
 # ---- finetune command (issue 4) ----
 
 

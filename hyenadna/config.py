@@ -219,6 +219,239 @@ __all__ = [
 # Pretraining run config (issue 3): sections model / data / train.
 # --------------------------------------------------------------------------------------------
 
+SOFT_MASK_MODES = ("keep", "drop")
+PRETRAIN_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+
+
+def _coerce_numbers(cfg: Any, section: str) -> None:
+    """Turn int/float fields given as strings into numbers, or raise ValueError naming the key.
+
+    YAML 1.1 reads ``1e-3`` (no dot) as a string, so ``--set train.lr=1e-3`` needs this.
+    """
+    for f in fields(cfg):
+        kind = {"int": int, "float": float}.get(str(f.type))
+        if kind is None:
+            continue
+        value, number = getattr(cfg, f.name), None
+        if not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                pass
+        if number is None or (kind is int and not number.is_integer()):
+            raise ValueError(f"{section}.{f.name} must be "
+                             f"{'an integer' if kind is int else 'a number'}, got {value!r}")
+        setattr(cfg, f.name, kind(number))
+
+
+@dataclass
+class GenomeDataConfig:
+    """Reference genome, its train/valid/test split and the windows cut from it."""
+
+    genome: str | None = None
+    """FASTA, plain or BGZF ``.fa.gz``; None: the embedded demo (1.5 Mb of hg19 chr22, data/)."""
+    bed: str | None = None
+    """BED of ``chrom start end split`` rows, split in train/valid/test (official layout)."""
+    valid_chroms: list[str] = dataclasses.field(default_factory=list)
+    """Contigs held out whole for validation (without a bed)."""
+    test_chroms: list[str] = dataclasses.field(default_factory=list)
+    """Contigs held out whole for testing (without a bed)."""
+    valid_ranges: list[str] = dataclasses.field(default_factory=list)
+    """Validation ranges ``chrom:start-end`` (0-based, end-exclusive, as in BED)."""
+    test_ranges: list[str] = dataclasses.field(default_factory=list)
+    """Test ranges ``chrom:start-end`` (0-based, end-exclusive, as in BED)."""
+    valid_fraction: float = 0.05
+    """No valid chroms/ranges: hold out this share of each contig, just before its test part."""
+    test_fraction: float = 0.05
+    """No test chroms/ranges: hold out this share at the end of each contig."""
+    contig_pattern: str | None = None
+    """Regex a contig name must match in full to be used (e.g. ``chr[0-9XY]+``); None: all."""
+    min_contig_length: int = 0
+    """Contigs shorter than this are not used (drops unplaced scaffolds)."""
+    max_n_fraction: float = 0.5
+    """Windows with a larger share of N are skipped (train: resampled; valid/test: dropped)."""
+    soft_mask: str = "keep"
+    """'keep': lowercase (repeat-masked) bases are ordinary bases; 'drop': they count as N."""
+    ignore_n_in_loss: bool = True
+    """Leave N targets out of the loss and the metrics (ignore_index)."""
+    rc_aug: bool = False
+    """Reverse-complement each training window with probability 1/2 (official: off)."""
+    seq_len: int = 1024
+    """Tokens per window in the final stage (a window spans seq_len + 1 bases)."""
+    max_eval_windows: int = 64
+    """Most fixed validation/test windows, spread evenly over the held-out intervals."""
+    num_workers: int = 2
+    """DataLoader worker processes per device (0: read in the training process)."""
+    index_cache_dir: str | None = None
+    """Folder for .fai/.gzi when the genome's own folder is read-only; None: ~/.cache/hyenadna."""
+
+    def __post_init__(self) -> None:
+        _coerce_numbers(self, "data")
+        for name in ("valid_chroms", "test_chroms", "valid_ranges", "test_ranges"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # from --set data.valid_chroms=chr21,chr22
+                setattr(self, name, [v for v in value.split(",") if v])
+            elif not isinstance(value, list):
+                raise ValueError(f"data.{name} must be a list, got {value!r}")
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 0.5:
+                raise ValueError(f"data.{name} must be in [0, 0.5), got {getattr(self, name)}")
+        if not 0.0 < self.max_n_fraction <= 1.0:
+            raise ValueError(f"data.max_n_fraction must be in (0, 1], got {self.max_n_fraction}")
+        if self.soft_mask not in SOFT_MASK_MODES:
+            raise ValueError(f"data.soft_mask must be one of {SOFT_MASK_MODES}, "
+                             f"got {self.soft_mask!r}")
+        if self.bed is not None and (self.valid_chroms or self.test_chroms
+                                     or self.valid_ranges or self.test_ranges):
+            raise ValueError("data.bed sets the splits: drop data.valid_chroms/test_chroms/"
+                             "valid_ranges/test_ranges, or drop data.bed")
+        for name in ("seq_len", "max_eval_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("min_contig_length", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, checkpointing and hardware of a pretraining run."""
+
+    out_dir: str = "runs/pretrain"
+    """Where config.yaml, last.ckpt, best.ckpt, CSV logs and the curve plot go."""
+    seed: int = 0
+    """Seed of the weight init and of every training window (the data order)."""
+    max_steps: int = 200
+    """Optimizer steps of the run; the cosine schedule ends here."""
+    max_time: str | None = None
+    """Wall-clock budget of this invocation, [[DD:]HH:]MM:SS; at expiry last.ckpt is saved."""
+    global_batch_size: int = 16
+    """Windows per optimizer step in the final stage, over all devices and accumulation."""
+    accumulate_grad_batches: int = 1
+    """Micro-batches per optimizer step on each device (must stay the same on resume)."""
+    seqlen_warmup_stages: int = 2
+    """Stages before the final one, each half as long with twice the batch (0: no warm-up)."""
+    seqlen_warmup_steps: int = 40
+    """Optimizer steps spent in each warm-up stage."""
+    lr: float = 6e-4
+    """Peak learning rate (official 6e-4)."""
+    weight_decay: float = 0.1
+    """AdamW weight decay (norms, biases and implicit-filter parameters get none)."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.999
+    """AdamW beta2."""
+    warmup_fraction: float = 0.01
+    """Share of max_steps spent in the linear learning-rate warm-up (official 1%)."""
+    min_lr_ratio: float = 0.1
+    """Cosine floor as a fraction of lr."""
+    gradient_clip_val: float = 1.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+    precision: str = "auto"
+    """'auto' (bf16-mixed on GPU, 32-true on CPU), '32-true', 'bf16-mixed' or '16-mixed'."""
+    val_every_steps: int = 50
+    """Validate every this many optimizer steps (and at the end)."""
+    checkpoint_every_steps: int = 50
+    """Write last.ckpt every this many optimizer steps (and at the end, or when stopped)."""
+    log_every_steps: int = 10
+    """Write training metrics to the CSV log every this many optimizer steps."""
+    accelerator: str = "auto"
+    """Lightning accelerator: 'auto' (GPU if present), 'cpu' or 'gpu'."""
+    devices: int | str = "auto"
+    """Devices per node (Lightning): a count, 'auto' or a list string like '0,1'."""
+    num_nodes: int = 1
+    """Machines of a multi-node run (Lightning; e.g. SLURM)."""
+    strategy: str = "auto"
+    """Lightning strategy: 'auto', 'ddp', 'ddp_spawn' or 'fsdp' (FSDP wraps each block)."""
+    progress_bar: bool = True
+    """Show Lightning's progress bar on stderr."""
+
+    def __post_init__(self) -> None:
+        _coerce_numbers(self, "train")
+        for name in ("max_steps", "global_batch_size", "accumulate_grad_batches",
+                     "val_every_steps", "checkpoint_every_steps", "log_every_steps", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("seqlen_warmup_stages", "seqlen_warmup_steps", "weight_decay",
+                     "gradient_clip_val"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        for name in ("beta1", "beta2", "warmup_fraction", "min_lr_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"train.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.precision not in PRETRAIN_PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRETRAIN_PRECISIONS}, "
+                             f"got {self.precision!r}")
+        if self.accelerator not in ("auto", "cpu", "gpu", "cuda"):
+            raise ValueError(f"train.accelerator must be auto, cpu or gpu, got {self.accelerator!r}")
+        if self.max_time is not None:
+            self.max_time_seconds  # noqa: B018 (validates the format)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Learning-rate warm-up steps: warmup_fraction of max_steps, rounded up."""
+        import math
+
+        return math.ceil(self.warmup_fraction * self.max_steps)
+
+    @property
+    def max_time_seconds(self) -> float | None:
+        """max_time in seconds (None: no budget)."""
+        if self.max_time is None:
+            return None
+        parts = str(self.max_time).split(":")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+        if not 1 <= len(values) <= 4 or any(v < 0 for v in values):
+            raise ValueError(f"train.max_time must look like [[DD:]HH:]MM:SS or seconds, "
+                             f"got {self.max_time!r}")
+        scale = (1, 60, 3600, 86400)
+        return sum(v * s for v, s in zip(reversed(values), scale))
+
+
+@dataclass
+class PretrainConfig:
+    """One complete pretraining run: the model, the genome data and the training recipe."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    """Architecture (the ``model:`` section)."""
+    data: GenomeDataConfig = dataclasses.field(default_factory=GenomeDataConfig)
+    """Genome, splits and windows (the ``data:`` section)."""
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    """Optimisation and hardware (the ``train:`` section)."""
+
+    def __post_init__(self) -> None:
+        stages = self.train.seqlen_warmup_stages
+        if self.model.l_max < self.data.seq_len:
+            raise ValueError(f"model.l_max ({self.model.l_max}) must be >= data.seq_len "
+                             f"({self.data.seq_len})")
+        if self.data.seq_len % 2**stages or self.data.seq_len >> stages < 2:
+            raise ValueError(f"data.seq_len ({self.data.seq_len}) must be divisible by "
+                             f"2**train.seqlen_warmup_stages ({2**stages}) with a quotient >= 2")
+        if stages and self.train.seqlen_warmup_steps < 1:
+            raise ValueError("train.seqlen_warmup_steps must be >= 1 when "
+                             "train.seqlen_warmup_stages > 0")
+
+    @property
+    def seqlen_stages(self) -> list[tuple[int, int, int]]:
+        """Sequence-length warm-up as (first step, seq_len, global batch) per stage: each stage
+        doubles the length and halves the batch, so tokens per step stay constant."""
+        n = self.train.seqlen_warmup_stages
+        return [(k * self.train.seqlen_warmup_steps, self.data.seq_len >> (n - k),
+                 self.train.global_batch_size << (n - k)) for k in range(n + 1)]
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Input tokens per optimizer step over all devices (the same in every stage)."""
+        return self.data.seq_len * self.train.global_batch_size
+
+
+__all__ += ["GenomeDataConfig", "PretrainConfig", "TrainConfig"]
+
 
 # --------------------------------------------------------------------------------------------
 # Fine-tuning run config (issue 4).

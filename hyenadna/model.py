@@ -19,7 +19,7 @@ from einops import rearrange
 from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import ModelConfig
-from hyenadna.ops import fft_policy, gelu_linear, hyena_mixer, use_fast_ops
+from hyenadna.ops import fft_policy, gelu_mlp, hyena_mixer, use_fast_ops
 from hyenadna.ops.fftconv import fftconv
 
 
@@ -198,8 +198,9 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(d_inner, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_fast_ops(x):  # same maths; keeps fc1's output, not the GELU's, for the backward
-            return gelu_linear(self.fc1(x), self.fc2.weight, self.fc2.bias)
+        if use_fast_ops(x):  # same maths; keeps only x for the backward (hyenadna.ops.lean)
+            return gelu_mlp(x.to(_compute_dtype(x)), self.fc1.weight, self.fc1.bias,
+                            self.fc2.weight, self.fc2.bias)
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 

@@ -1,7 +1,7 @@
 """Numerical kernels. Each fast op sits beside its slow reference twin (``*_ref``).
 
 ``use_fast_ops`` is the ONE place that picks between them: the lean custom-backward ops
-(``fftconv_fast``, ``hyena_mixer``, ``gelu_linear``) for CUDA tensors, the plain torch path (autograd
+(``fftconv_fast``, ``hyena_mixer``, ``gelu_mlp``) for CUDA tensors, the plain torch path (autograd
 through ``fftconv``) elsewhere. The environment variable ``HYENADNA_OPS`` overrides it:
 ``auto`` (default), ``ref`` (plain path everywhere, for debugging a suspected fast-path bug) or
 ``fast`` (fast path on any device; the CPU tests use it). ``HYENADNA_FFT_POLICY`` picks the fast
@@ -22,8 +22,8 @@ from hyenadna.ops.fftconv_fast import (
     gated_fftconv_ref,
 )
 from hyenadna.ops.lean import (
-    gelu_linear,
-    gelu_linear_ref,
+    gelu_mlp,
+    gelu_mlp_ref,
     hyena_mixer,
     hyena_mixer_ref,
     short_conv,
@@ -68,8 +68,8 @@ __all__ = [
     "fftconv_ref",
     "gated_fftconv",
     "gated_fftconv_ref",
-    "gelu_linear",
-    "gelu_linear_ref",
+    "gelu_mlp",
+    "gelu_mlp_ref",
     "hyena_mixer",
     "hyena_mixer_ref",
     "long_conv",

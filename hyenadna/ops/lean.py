@@ -19,8 +19,9 @@ Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·
                             gated out 2E  → ~40E, plus ~3 GB per layer for the filter net at 1M
     lean path:              x 2E + z 2E + k 4·D·L  (+ out_proj's input 2E, outside)
 
-``gelu_linear`` is fc2(gelu(h)) saving h only (the GELU output, 8E at d_inner = 4D, is
-recomputed in the backward: one elementwise pass instead of 8E bytes held per layer). The model
+``gelu_mlp`` is the block's MLP, fc2(gelu(fc1(x))), saving only x (2E): plain autograd keeps
+fc1's input, its output and the GELU's output (2E + 8E + 8E at d_inner = 4D). The backward
+recomputes fc1 (2·N·D·4D FLOPs, ~1 ms per layer at 1M tokens on an H100) and the GELU. The model
 uses both only on its fast path (``hyenadna.ops.use_fast_ops``).
 """
 
@@ -128,51 +129,60 @@ def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | No
     return x0 * fftconv_ref(v * x1, k, D)  # (B, D, L)
 
 
-class _GeluLinear(torch.autograd.Function):
-    """out = gelu_tanh(h) @ W^T + b, saving h instead of gelu(h)."""
+class _GeluMlp(torch.autograd.Function):
+    """out = fc2(gelu_tanh(fc1(x))), saving x only: fc1 and the GELU are recomputed."""
 
     @staticmethod
-    def forward(ctx, h, weight, bias):
-        with torch.autocast(h.device.type, enabled=False):
-            out = F.linear(F.gelu(h, approximate="tanh"), weight.to(h.dtype),
-                           None if bias is None else bias.to(h.dtype))  # (..., out)
-        ctx.save_for_backward(h, weight, bias)
-        return out
+    def forward(ctx, x, w1, b1, w2, b2):
+        with torch.autocast(x.device.type, enabled=False):
+            h = F.linear(x, w1.to(x.dtype), _cast(b1, x.dtype))  # (..., d_inner)
+            out = F.linear(F.gelu(h, approximate="tanh"), w2.to(x.dtype), _cast(b2, x.dtype))
+        ctx.save_for_backward(x, w1, b1, w2, b2)
+        return out  # (..., d_out)
 
     @staticmethod
     def backward(ctx, dout):
-        h, weight, bias = ctx.saved_tensors
+        x, w1, b1, w2, b2 = ctx.saved_tensors
         need = ctx.needs_input_grad
-        dout2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
-        dh = dw = db = None
-        with torch.autocast(h.device.type, enabled=False):
-            if need[1]:  # same numerics as autocast: bf16 matmul (fp32 accumulate), then widen
-                act = F.gelu(h, approximate="tanh").reshape(-1, h.shape[-1])  # (N, in)
-                dw = (dout2.t() @ act).to(weight.dtype)  # (out, in)
-            if need[2] and bias is not None:
-                db = dout2.sum(0).to(bias.dtype)  # (out,)
-            if need[0]:
-                da = dout @ weight.to(h.dtype)  # (..., in)
-                dh = torch.ops.aten.gelu_backward(da, h, approximate="tanh")
-        return dh, dw, db
+        dt = x.dtype
+        x2, dout2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])  # (N, d), (N, o)
+        # Same kernels as autocast's autograd: bf16 matmuls with float32 accumulation, then the
+        # weight grads widen to the parameters' dtype (what ToCopyBackward does).
+        with torch.autocast(x.device.type, enabled=False):
+            h = F.linear(x2, w1.to(dt), _cast(b1, dt))  # (N, d_inner), bitwise the forward's
+            act = F.gelu(h, approximate="tanh")  # (N, d_inner)
+            dw2 = (dout2.t() @ act).to(w2.dtype) if need[3] else None  # (o, d_inner)
+            db2 = dout2.sum(0).to(b2.dtype) if need[4] and b2 is not None else None
+            del act
+            dh = torch.ops.aten.gelu_backward(dout2 @ w2.to(dt), h, approximate="tanh")
+            del h
+            dw1 = (dh.t() @ x2).to(w1.dtype) if need[1] else None  # (d_inner, d)
+            db1 = dh.sum(0).to(b1.dtype) if need[2] and b1 is not None else None
+            dx = (dh @ w1.to(dt)).reshape(x.shape) if need[0] else None  # (..., d)
+        return dx, dw1, db1, dw2, db2
+
+
+def _cast(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if t is None else t.to(dtype)
 
 
 @torch.compiler.disable
-def gelu_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                ) -> torch.Tensor:
-    """fc2(gelu_tanh(h)) that keeps h, not gelu(h), for the backward.
+def gelu_mlp(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor,
+             b2: torch.Tensor | None) -> torch.Tensor:
+    """fc2(gelu_tanh(fc1(x))) that keeps only x for the backward (recomputes fc1 and the GELU).
 
     Args:
-        h: (..., d_inner) fc1 output in the compute dtype. weight: (d_out, d_inner); bias (d_out,).
+        x: (..., d) input in the compute dtype (bf16 under autocast: cast it first).
+        w1, b1: fc1 weight (d_inner, d) and bias; w2, b2: fc2 weight (d_out, d_inner) and bias.
 
     Returns:
-        (..., d_out) in h's dtype.
+        (..., d_out) in x's dtype.
     """
-    return _GeluLinear.apply(h, weight, bias)
+    return _GeluMlp.apply(x, w1, b1, w2, b2)
 
 
-def gelu_linear_ref(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                    ) -> torch.Tensor:
-    """Slow twin of ``gelu_linear``: plain autograd."""
-    return F.linear(F.gelu(h, approximate="tanh"), weight.to(h.dtype),
-                    None if bias is None else bias.to(h.dtype))
+def gelu_mlp_ref(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor,
+                 b2: torch.Tensor | None) -> torch.Tensor:
+    """Slow twin of ``gelu_mlp``: plain autograd, weights cast to x's dtype as autocast would."""
+    h = F.linear(x, w1.to(x.dtype), _cast(b1, x.dtype))  # (..., d_inner)
+    return F.linear(F.gelu(h, approximate="tanh"), w2.to(x.dtype), _cast(b2, x.dtype))

@@ -223,7 +223,7 @@ SOFT_MASK_MODES = ("keep", "drop")
 PRETRAIN_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 
 
-def _coerce_numbers(cfg: Any, section: str) -> None:
+def _parse_pretrain_numbers(cfg: Any, section: str) -> None:
     """Turn int/float fields given as strings into numbers, or raise ValueError naming the key.
 
     YAML 1.1 reads ``1e-3`` (no dot) as a string, so ``--set train.lr=1e-3`` needs this.
@@ -286,7 +286,7 @@ class GenomeDataConfig:
     """Folder for .fai/.gzi when the genome's own folder is read-only; None: ~/.cache/hyenadna."""
 
     def __post_init__(self) -> None:
-        _coerce_numbers(self, "data")
+        _parse_pretrain_numbers(self, "data")
         for name in ("valid_chroms", "test_chroms", "valid_ranges", "test_ranges"):
             value = getattr(self, name)
             if isinstance(value, str):  # from --set data.valid_chroms=chr21,chr22
@@ -367,7 +367,7 @@ class TrainConfig:
     """Show Lightning's progress bar on stderr."""
 
     def __post_init__(self) -> None:
-        _coerce_numbers(self, "train")
+        _parse_pretrain_numbers(self, "train")
         for name in ("max_steps", "global_batch_size", "accumulate_grad_batches",
                      "val_every_steps", "checkpoint_every_steps", "log_every_steps", "num_nodes"):
             if getattr(self, name) < 1:

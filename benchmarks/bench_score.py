@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if "cuda" in args.devices and not torch.cuda.is_available():
         parser.error("--devices cuda given but CUDA is not available")
+    env = environment(args.devices)  # before the runs: the load average is the machine's own
     rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
                     rows.append(row)
                     print(_table_row(row), file=sys.stderr, flush=True)
     report = {"benchmark": "hyenadna score throughput (synthetic random DNA, random weights)",
-              "environment": environment(args.devices), "results": rows}
+              "environment": {**env, "load_avg_1min_after": os.getloadavg()[0]},
+              "results": rows}
     print(_table(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -302,7 +302,7 @@ class Progress:
     def __init__(self, enabled: bool, desc: str, unit: str = "nt"):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
+        self.bar = tqdm(desc=desc, unit=unit, unit_scale=unit == "nt", file=sys.stderr,
                         disable=not enabled, dynamic_ncols=True)
         self.t0 = time.perf_counter()
         self.records = 0

@@ -15,7 +15,8 @@ Both sequences share exactly the same flanks, so an indel shifts the right flank
 swapping bases in or out of the window: the two sequences differ only by the variant. With
 log P(s) = Σ_{t=1}^{|s|−1} log p(s_t | s_<t), the next-token log-probabilities of the causal
 LM (log-softmax over all of its output rows; the first base has no context and is not scored —
-it is the same in both sequences), the reported effect is::
+it is the shared left flank's, except for a variant at the very start of a chromosome), the
+reported effect is::
 
     llr = log P(s_alt) − log P(s_ref)        (natural log; > 0: the model prefers ALT)
 
@@ -212,15 +213,15 @@ def variant_effect(cfg: VariantEffectConfig) -> RunSummary:
     for flag, value in (("--model", cfg.model), ("--genome", cfg.genome)):
         if not value:
             raise ValueError(f"variant-effect needs {flag}")
-    genome = open_genome(cfg.genome)
     model = HyenaDNA.from_pretrained(cfg.model)
+    genome = open_genome(cfg.genome)  # closed by the `with` below
     window, _ = resolve_window(cfg.window, None, None, model.config.l_max)
     device = resolve_device(cfg.device)
     model.to(device)
     log.info("variant-effect: window %d, device %s, precision %s", window, device,
              cfg.precision)
     summary = RunSummary("variant-effect", cfg.output)
-    progress = Progress(cfg.progress, "variant-effect", unit="variants")
+    progress = Progress(cfg.progress, "variant-effect", unit=" variants")
     tokenizer = CharTokenizer()
     # Two sequences per variant: batch_size sequences = batch_size // 2 variants per pass.
     chunks = batched(read_variants(cfg.variants), max(1, cfg.batch_size // 2))

@@ -246,10 +246,11 @@ def _model_grads(model, ids):
     return logits.detach(), [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("checkpointing", [False, True])
-def test_model_fast_path_matches_plain_path(monkeypatch, checkpointing):
-    # Whole model in float64, train mode: fast path (lean mixer + gelu_mlp + checkpointed
-    # filter) and plain path give the same logits and the same gradient for every parameter.
+@pytest.mark.parametrize("checkpointing,filter_ckpt_len", [(False, 1), (True, 1), (False, 1e9)])
+def test_model_fast_path_matches_plain_path(monkeypatch, checkpointing, filter_ckpt_len):
+    # Whole model in float64, train mode: fast path (lean mixer + gelu_mlp, filter net
+    # recomputed or not) and plain path give the same logits and every parameter's gradient.
+    monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", filter_ckpt_len)
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=16, n_layer=2, l_max=300, embed_dropout=0.0,
                       gradient_checkpointing=checkpointing)
@@ -310,6 +311,7 @@ def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
     # (4·D), out_proj's and the MLP's bf16 inputs (4·D) and k (4·D at B = 1): 20·D bytes,
     # plus LayerNorm statistics. The plain path keeps >100·D (and the filter net's activations).
     d = 32
+    monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 128k
     per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
                  - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
                  for mode in ("fast", "ref")}

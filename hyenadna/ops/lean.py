@@ -43,12 +43,12 @@ def short_conv(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                ) -> torch.Tensor:
     """Causal depthwise conv of (B, L, C) → (B, C, L); weight (C, 1, K) as nn.Conv1d's.
 
-    Padding K-1 on both sides and keeping the first L outputs is the causal conv (the official
-    layout; the right-hand outputs are discarded).
+    Same outputs as the official layout (pad K-1 on both sides, keep the first L), but padding
+    only the left: the pad doubles as the (B, L, C) → (B, C, L) copy cuDNN needs anyway, and the
+    output needs no slice, so its backward allocates no (B, C, L + K - 1) zero-filled gradient.
     """
-    seqlen, taps = proj.shape[1], weight.shape[-1]
-    x = proj.transpose(1, 2)  # (B, C, L)
-    return F.conv1d(x, weight, bias, padding=taps - 1, groups=x.shape[1])[..., :seqlen]
+    x = F.pad(proj.transpose(1, 2), (weight.shape[-1] - 1, 0))  # (B, C, L + K - 1)
+    return F.conv1d(x, weight, bias, groups=x.shape[1])  # (B, C, L)
 
 
 def _gates(x, in_w, in_b, sc_w, sc_b) -> torch.Tensor:

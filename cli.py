@@ -274,7 +274,8 @@ def _model_options(func):
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
-                     show_default=True, help="auto = bf16 autocast on CUDA, fp32 on CPU."),
+                     show_default=True,
+                     help="auto = bf16 autocast on CUDA (variant-effect: fp32), fp32 on CPU."),
     ]):
         func = option(func)
     return func

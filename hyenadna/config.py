@@ -653,7 +653,7 @@ class InferenceConfig:
     device: str = "auto"
     """Compute device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     precision: str = "auto"
-    """'auto' (bf16 autocast on CUDA, fp32 on CPU), 'fp32' or 'bf16'."""
+    """'auto' (bf16 autocast on CUDA, fp32 on CPU; variant-effect: fp32), 'fp32' or 'bf16'."""
     progress: bool = False
     """Show a progress bar (records/s, nucleotides/s) on stderr."""
 

@@ -20,7 +20,9 @@ reported effect is::
 
     llr = log P(s_alt) − log P(s_ref)        (natural log; > 0: the model prefers ALT)
 
-Both sequences are at most W long; W defaults to the model's context (l_max − 2).
+Both sequences are at most W long; W defaults to the model's context (l_max − 2). Precision
+'auto' is fp32 here, also on CUDA (bf16 noise would show in an llr); the LM head and the
+log-softmax run in fp32 even with ``--precision bf16``.
 
 Checks, reported in the ``status`` column instead of silently scoring (scores are ``NA``):
 ``ref_mismatch`` (REF differs from the genome, case-insensitive; the genome's bases are in
@@ -193,7 +195,11 @@ def sequence_loglik(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tenso
     Returns:
         (B,) float32 log-likelihoods (natural log).
     """
-    logits = model(ids).float()  # (B, L, V); fp32 before log_softmax even under autocast
+    hidden = model.backbone(ids)  # (B, L, D), autocast dtype if enabled
+    # The LM head and log-softmax always run in fp32: bf16 logits carry ~0.03-nat rounding
+    # per token, which summed over thousands of tokens would swamp a small llr.
+    with torch.autocast(ids.device.type, enabled=False):
+        logits = model.lm_head(hidden.float())  # (B, L, V) float32
     logp = torch.log_softmax(logits[:, :-1], dim=-1)  # (B, L-1, V): predicts tokens 1..L-1
     token_logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, L-1)
     return (token_logp * mask[:, 1:]).sum(1)  # padding contributes 0
@@ -218,8 +224,10 @@ def variant_effect(cfg: VariantEffectConfig) -> RunSummary:
     window, _ = resolve_window(cfg.window, None, None, model.config.l_max)
     device = resolve_device(cfg.device)
     model.to(device)
-    log.info("variant-effect: window %d, device %s, precision %s", window, device,
-             cfg.precision)
+    # 'auto' means fp32 here even on CUDA: an llr is a small difference of two large sums, and
+    # bf16 noise in the backbone would show in it; --precision bf16 trades that for speed.
+    precision = "fp32" if cfg.precision == "auto" else cfg.precision
+    log.info("variant-effect: window %d, device %s, precision %s", window, device, precision)
     summary = RunSummary("variant-effect", cfg.output)
     progress = Progress(cfg.progress, "variant-effect", unit=" variants")
     tokenizer = CharTokenizer()
@@ -232,7 +240,7 @@ def variant_effect(cfg: VariantEffectConfig) -> RunSummary:
                 pairs = [build_pair(v, genome, window) for v in chunk]
                 ok = [p for p in pairs if p.status == "ok"]
                 lls = dict(zip(map(id, ok), _score_pairs(model, ok, tokenizer, device,
-                                                         cfg.precision, summary)))
+                                                         precision, summary)))
                 for p in pairs:  # input order, scored or not
                     table.write_row(_row(p, lls.get(id(p))))
                 summary.records += len(pairs)

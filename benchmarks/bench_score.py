@@ -14,7 +14,7 @@ context, cuFFT plans, the eval-mode filter cache). Times are the scoring loop on
 excluded), as reported by ``score``'s summary.
 
     python benchmarks/bench_score.py --devices cpu --quick            # smoke test, ~1 min
-    python benchmarks/bench_score.py --devices cpu cuda --out benchmarks/results/score_h100.json
+    python benchmarks/bench_score.py --devices cuda --out benchmarks/results/score_h100.json
 """
 
 from __future__ import annotations

@@ -308,12 +308,12 @@ def _saved_bytes_per_token(mode, n_layer, monkeypatch, seqlen=2048, d_model=32):
 def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
     # Memory budget of the 1M-token step (benchmarks/NOTES_gpu.md): per layer and token the
     # fast path keeps the fp32 residual twice (LayerNorm inputs, 8·D), the mixer's x and z
-    # (4·D), out_proj's and the MLP's bf16 inputs (4·D) and k (4·D at B = 1): 20·D bytes,
-    # plus LayerNorm statistics. The plain path keeps >100·D (and the filter net's activations).
+    # (4·D), out_proj's and the MLP's bf16 inputs (4·D) and conj(K') (8·D at B = 1): 24·D
+    # bytes, plus LayerNorm statistics. The plain path keeps ~100·D + the filter net's.
     d = 32
     monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 128k
     per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
                  - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
                  for mode in ("fast", "ref")}
-    assert per_layer["fast"] <= 21 * d, per_layer
+    assert per_layer["fast"] <= 25 * d, per_layer
     assert per_layer["ref"] >= 4 * per_layer["fast"], per_layer

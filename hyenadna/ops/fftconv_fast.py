@@ -17,8 +17,10 @@ element of (B, D, L) at L = 1M against a floor of 22):
 1. I/O stays in the input dtype (bf16 under autocast); only the per-chunk FFT buffers are float32
    (float64 for float64 inputs). bf16/fp16 FFTs are too coarse for 1M-long sums.
 2. The backward is written out below; it saves only v, pre, post (the operator keeps them anyway),
-   k, D and z in the I/O dtype (z only when ``post`` is given: dpost = dy · z). w = v · pre and all
-   spectra are recomputed, never stored.
+   z in the I/O dtype (only when ``post`` is given: dpost = dy · z) and the filter's conjugate
+   spectrum conj(K') (8 bytes per tap, independent of B: it spares the backward an rfft of the
+   filter; k itself is not kept). w = v · pre and its spectrum (8 bytes per element of
+   (B, D, L)) are recomputed, never stored.
 3. D is folded into tap 0 of the filter (k'[0] = k[0] + D), so the skip term costs nothing in
    either direction and dD = dk'[0] comes for free.
 4. Channels are processed in chunks so the float32/complex buffers of one chunk (a few times
@@ -98,52 +100,63 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
 
 
 def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS):
-    """y = post · (k' ∗ (v · pre))[:L] chunk by chunk; also returns z (None when post is None).
+    """y = post · (k' ∗ (v · pre))[:L], chunk by chunk.
 
-    Shapes: v, pre, post (B, D, L) in one I/O dtype; k (D, L_k); D (D,). y, z: (B, D, L), I/O dtype.
+    Shapes: v, pre, post (B, D, L) in one I/O dtype; k (D, L_k); D (D,).
+
+    Returns:
+        y (B, D, L) and z (B, D, L, None when post is None) in the I/O dtype, and conj(K')
+        (D, n//2+1) complex: what the backward needs of the filter (8 bytes per tap, no rfft).
     """
     batch, channels, seqlen = v.shape
     cdt = _compute_dtype(v)
     y = torch.empty_like(v)  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None else None
+    k_conj = torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
     for sl in _chunks(channels, batch, n, chunk_elems):
         buf = torch.empty(batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)  # (B, c, n)
         _fill_padded(buf, v[:, sl], None if pre is None else pre[:, sl])
         spec = torch.fft.rfft(buf)  # (B, c, n//2+1)
         del buf
-        spec.mul_(_filter_spectrum(k[sl], None if D is None else D[sl], n, cdt))
+        k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt)  # (c, n//2+1)
+        spec.mul_(k_f)
+        torch.conj_physical(k_f, out=k_conj[sl])
         z = torch.fft.irfft(spec, n=n)[..., :seqlen]  # (B, c, L); irfft applies the 1/n
-        del spec
+        del spec, k_f
         if post is None:
             y[:, sl].copy_(z)
         else:
             torch.mul(z, post[:, sl], out=y[:, sl])  # gate in float32, one rounding to I/O dtype
             z_keep[:, sl].copy_(z)
-    return y, z_keep
+    return y, z_keep, k_conj
 
 
-def gated_conv_backward(dy, v, pre, post, k, D, z, n: int, chunk_elems: int = CHUNK_ELEMS,
-                        need_k: bool = True, need_D: bool = True, out=None):
-    """Gradients of ``gated_conv_forward`` from its saved inputs (see the module docstring).
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
+                        chunk_elems: int = CHUNK_ELEMS, dk_dtype=None, dD_dtype=None, out=None):
+    """Gradients of ``gated_conv_forward`` from its saved tensors (see the module docstring).
 
     Args:
-        dy: (B, D, L) gradient of y. v, pre, post, k, D: the forward's inputs. z: the forward's
-            z (needed only when post is given).
+        dy: (B, D, L) gradient of y. v, pre, post: the forward's inputs. k_conj, z: the
+            forward's conj(K') and z (z needed only when post is given). taps: L_k.
+        dk_dtype, dD_dtype: dtypes of the filter and skip gradients; None = not wanted.
         out: optional (dv, dpre, dpost) buffers to write into (the mixer passes views of one
             (B, 3D, L) tensor so no concatenation is needed).
 
     Returns:
         dv, dpre, dpost (B, D, L) in the I/O dtype (dpre/dpost None where the gate is None);
-        dk (D, L_k) in k's dtype, dD (D,) in D's dtype (None where not needed).
+        dk (D, L_k) and dD (D,) (None where not wanted).
     """
     batch, channels, seqlen = v.shape
-    taps = k.shape[-1]
     cdt = _compute_dtype(v)
     dv, dpre, dpost = out if out is not None else (
         torch.empty_like(v), None if pre is None else torch.empty_like(v),
         None if post is None else torch.empty_like(v))
-    need_cross = need_k or (need_D and D is not None)
-    dk = torch.empty(k.shape, dtype=cdt, device=k.device) if need_cross else None  # (D, L_k)
+    need_cross = dk_dtype is not None or dD_dtype is not None
+    dk = torch.empty(channels, taps, dtype=cdt, device=v.device) if need_cross else None
     parts = 2 if need_cross else 1  # g, and w only when dk or dD is wanted
     for sl in _chunks(channels, parts * batch, n, chunk_elems):
         if post is not None:
@@ -162,8 +175,7 @@ def gated_conv_backward(dy, v, pre, post, k, D, z, n: int, chunk_elems: int = CH
             cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, n//2+1)
             dk[sl] = torch.fft.irfft(cross, n=n)[:, :taps]  # (c, L_k)
             del w_f, cross
-        k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt).conj_physical_()
-        dw = torch.fft.irfft(g_f.mul_(k_f), n=n)[..., :seqlen]  # (B, c, L), includes D · g
+        dw = torch.fft.irfft(g_f.mul_(k_conj[sl]), n=n)[..., :seqlen]  # (B, c, L), has D · g
         del spec, g_f
         if pre is None:
             dv[:, sl].copy_(dw)
@@ -171,8 +183,8 @@ def gated_conv_backward(dy, v, pre, post, k, D, z, n: int, chunk_elems: int = CH
             torch.mul(dw, pre[:, sl], out=dv[:, sl])
             torch.mul(dw, v[:, sl], out=dpre[:, sl])
     # D sits on tap 0 of k', so its gradient is dk'[0] = sum_{b,t} g · w.
-    dD = dk[:, 0].to(D.dtype) if need_D and D is not None else None
-    dk = dk.to(k.dtype) if need_k else None
+    dD = dk[:, 0].to(dD_dtype) if dD_dtype is not None else None
+    dk = dk.to(dk_dtype) if dk_dtype is not None else None
     return dv, dpre, dpost, dk, dD
 
 
@@ -181,18 +193,19 @@ class _GatedFFTConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v, pre, post, k, D, n, chunk_elems):
-        y, z = gated_conv_forward(v, pre, post, k, D, n, chunk_elems)
-        ctx.save_for_backward(v, pre, post, k, D, z)
-        ctx.n, ctx.chunk_elems = n, chunk_elems
+        y, z, k_conj = gated_conv_forward(v, pre, post, k, D, n, chunk_elems)
+        ctx.save_for_backward(v, pre, post, k_conj, z)
+        ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
+        ctx.dk_dtype = k.dtype if ctx.needs_input_grad[3] else None
+        ctx.dD_dtype = D.dtype if ctx.needs_input_grad[4] else None
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        v, pre, post, k, D, z = ctx.saved_tensors
-        need = ctx.needs_input_grad
+        v, pre, post, k_conj, z = ctx.saved_tensors
         dv, dpre, dpost, dk, dD = gated_conv_backward(
-            dy.contiguous(), v, pre, post, k, D, z, ctx.n, ctx.chunk_elems,
-            need_k=need[3], need_D=need[4])
+            dy.contiguous(), v, pre, post, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
+            ctx.dk_dtype, ctx.dD_dtype)
         return dv, dpre, dpost, dk, dD, None, None
 
 

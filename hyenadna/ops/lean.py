@@ -7,7 +7,8 @@ HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up
     y = x0 · (k ∗ (v · x1) + D · (v · x1))             (B, D, L)
 
 ``hyena_mixer`` computes this as ONE autograd node that saves only x (bf16, 2 bytes per element
-of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes), k and D; the backward recomputes proj and the
+of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's conjugate spectrum
+(8 bytes per (D, L) tap); the backward recomputes proj and the
 short conv (a 2·L·D·3D-FLOP matmul and a 3-tap depthwise conv, ~1 ms per layer at 1M tokens on
 an H100) and runs the FFT backward of ``fftconv_fast``. ``hyena_mixer_ref`` is the plain
 composition it is tested against.
@@ -17,7 +18,7 @@ Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·
     plain path (autograd):  in_proj in 2E + out 6E, short-conv out 6E, v·x1 2E, fp32 copy of
                             v·x1 4E, its spectrum 8E, k's spectrum 8E·D·L/E, fftconv out 2E,
                             gated out 2E  → ~40E, plus ~3 GB per layer for the filter net at 1M
-    lean path:              x 2E + z 2E + k 4·D·L  (+ out_proj's input 2E, outside)
+    lean path:              x 2E + z 2E + conj(K') 8·D·L  (+ out_proj's input 2E, outside)
 
 ``gelu_mlp`` is the block's MLP, fc2(gelu(fc1(x))), saving only x (2E): plain autograd keeps
 fc1's input, its output and the GELU's output (2E + 8E + 8E at d_inner = 4D). The backward
@@ -68,16 +69,18 @@ class _HyenaMixer(torch.autograd.Function):
         # autocast off) reproduces exactly the same proj and gates.
         with torch.autocast(x.device.type, enabled=False):
             x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(width, dim=1)  # 3 × (B, D, L)
-            y, z = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems)  # (B, D, L) each
-        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k, D, z)
-        ctx.n, ctx.chunk_elems = n, chunk_elems
+            y, z, k_conj = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems)  # (B, D, L) ×2
+        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_conj, z)
+        ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
+        ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
+        ctx.dD_dtype = D.dtype if ctx.needs_input_grad[6] else None
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, in_w, in_b, sc_w, sc_b, k, D, z = ctx.saved_tensors
+        x, in_w, in_b, sc_w, sc_b, k_conj, z = ctx.saved_tensors
         need = ctx.needs_input_grad
-        width = k.shape[0]
+        width = k_conj.shape[0]
         # Recompute the cheap prefix with a small autograd graph of its own (transient).
         leaves = [None if t is None else t.detach().requires_grad_(bool(need[i]))
                   for i, t in enumerate((x, in_w, in_b, sc_w, sc_b))]
@@ -88,8 +91,8 @@ class _HyenaMixer(torch.autograd.Function):
         dx0, dx1, dv = du3.split(width, dim=1)
         with torch.autocast(x.device.type, enabled=False):
             _, _, _, dk, dD = gated_conv_backward(
-                dy.contiguous(), v, x1, x0, k, D, z, ctx.n, ctx.chunk_elems,
-                need_k=need[5], need_D=need[6], out=(dv, dx1, dx0))
+                dy.contiguous(), v, x1, x0, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
+                ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0))
         wanted = [t for i, t in enumerate(leaves) if t is not None and need[i]]
         grads = iter(torch.autograd.grad(u3, wanted, du3) if wanted else ())
         prefix = [next(grads) if t is not None and need[i] else None

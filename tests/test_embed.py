@@ -43,7 +43,8 @@ def test_embed_pretrained_checkpoint_matches_the_backbone(tmp_path, data_dir):
             windows, tokens = grp["windows"][:], grp["tokens"]
             assert tokens.shape == (len(seq), 16) and tokens.compression == "gzip"
             assert grp["window_mean"].shape == (len(windows), 16)
-            for i, (s, e) in enumerate(windows):  # each window's mean, recomputed alone
+            for i in (0, len(windows) - 1):  # a window's mean, recomputed alone
+                s, e = windows[i]
                 np.testing.assert_allclose(grp["window_mean"][i],
                                            _hidden(model, seq[s:e]).mean(0), atol=1e-5)
             # a base's state comes from the first window containing it (most left context)

@@ -461,6 +461,24 @@ HEAD_POOLINGS = ("mean", "last")
 FINETUNE_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 
 
+def _coerce_numbers(cfg: Any, section: str) -> None:
+    """Parse numeric fields given as strings: YAML 1.1 reads ``6e-4`` (no dot) as a string,
+    so ``--set train.lr=6e-4`` would otherwise fail with a confusing comparison error."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        kind = str(f.type).split(" | ")[0]
+        parsable = isinstance(value, str) or (kind == "int" and isinstance(value, float))
+        if kind not in ("int", "float") or not parsable:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{section}.{f.name} must be a number, got {value!r}") from None
+        if kind == "int" and not number.is_integer():
+            raise ValueError(f"{section}.{f.name} must be an integer, got {value!r}")
+        setattr(cfg, f.name, int(number) if kind == "int" else number)
+
+
 @dataclass
 class HeadConfig:
     """Classification head on top of the backbone (re-exported by ``hyenadna.heads``)."""
@@ -475,6 +493,7 @@ class HeadConfig:
     """Dropout on the pooled vector."""
 
     def __post_init__(self) -> None:
+        _coerce_numbers(self, "head")
         if self.pooling not in HEAD_POOLINGS:
             raise ValueError(f"head.pooling must be one of {HEAD_POOLINGS}, got {self.pooling!r}")
         if self.n_classes < 2:
@@ -498,7 +517,7 @@ class FinetuneDataConfig:
     batch_size: int = 32
     """Training sequences per step (evaluation uses twice as many)."""
     num_workers: int = 0
-    """DataLoader worker processes (0: load in the main process, fine on a CPU)."""
+    """Worker processes of the training DataLoader (0: load in the main process, fine on CPU)."""
     rc_aug: bool = False
     """Reverse-complement each training sequence with probability 1/2 (strand-free tasks)."""
     dev_train_fraction: float = 0.8
@@ -507,6 +526,7 @@ class FinetuneDataConfig:
     """Seed of the reduced protocol's dev split (fixed so every run sees the same split)."""
 
     def __post_init__(self) -> None:
+        _coerce_numbers(self, "data")
         if self.num_classes is not None and self.num_classes < 2:
             raise ValueError(f"data.num_classes must be >= 2, got {self.num_classes}")
         if self.batch_size < 1:
@@ -566,6 +586,7 @@ class FinetuneTrainConfig:
     """Show a progress bar on stderr."""
 
     def __post_init__(self) -> None:
+        _coerce_numbers(self, "train")
         positive = {"max_epochs": self.max_epochs, "lr": self.lr}
         for name, value in positive.items():
             if value <= 0:

@@ -35,13 +35,27 @@ from torch.utils.data import DataLoader
 
 from hyenadna import __version__
 from hyenadna.checkpoint import atomic_checkpoint_io, classifier_metadata
-from hyenadna.config import (FinetuneConfig, FinetuneTrainConfig, HeadConfig, atomic_write_text,
-                             save_config, to_dict)
+from hyenadna.config import (
+    FinetuneConfig,
+    FinetuneTrainConfig,
+    HeadConfig,
+    atomic_write_text,
+    save_config,
+    to_dict,
+)
 from hyenadna.heads import HyenaDNAClassifier
 from hyenadna.metrics import classification_metrics
 from hyenadna.optim import build_optimizer
-from hyenadna.tasks import (ClassificationDataset, TaskData, TaskSpec, class_weights, collate,
-                            embedded_sample_dir, get_task, load_task_data)
+from hyenadna.tasks import (
+    ClassificationDataset,
+    TaskData,
+    TaskSpec,
+    class_weights,
+    collate,
+    embedded_sample_dir,
+    get_task,
+    load_task_data,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +178,18 @@ def build_classifier(cfg: FinetuneConfig, task: TaskSpec) -> HyenaDNAClassifier:
 
 def make_loaders(data: TaskData, cfg: FinetuneConfig, pin_memory: bool
                  ) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """Train (shuffled, optionally RC-augmented), validation and test DataLoaders."""
+    """Train (shuffled, optionally RC-augmented), validation and test DataLoaders.
+
+    Only the training loader gets worker processes: evaluation splits are small, and starting
+    workers for each of them costs more than collating their batches in the main process.
+    """
     workers = cfg.data.num_workers
-    common = dict(collate_fn=collate, num_workers=workers, pin_memory=pin_memory,
-                  persistent_workers=workers > 0)
     train = DataLoader(ClassificationDataset(data.train, cfg.data.rc_aug), shuffle=True,
-                       batch_size=cfg.data.batch_size, **common)
+                       batch_size=cfg.data.batch_size, collate_fn=collate, num_workers=workers,
+                       persistent_workers=workers > 0, pin_memory=pin_memory)
     evals = [DataLoader(ClassificationDataset(split), batch_size=2 * cfg.data.batch_size,
-                        **common) for split in (data.val, data.test)]
+                        collate_fn=collate, pin_memory=pin_memory)
+             for split in (data.val, data.test)]
     return train, evals[0], evals[1]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from hyenadna.config import HEAD_POOLINGS, HeadConfig, ModelConfig
 from hyenadna.model import Backbone

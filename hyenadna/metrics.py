@@ -58,7 +58,7 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, f
     preds = np.asarray(probs).argmax(1)
     return {"mcc": mcc(labels, preds), "f1": f1(labels, preds, probs.shape[1]),
             "accuracy": accuracy(labels, preds), "auroc": auroc(labels, probs),
-            "n": int(len(labels))}
+            "n": len(labels)}
 
 
 def format_metrics_table(results: dict[str, dict[str, float]]) -> str:

@@ -219,7 +219,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int
     first, rest = [], []
     for label in np.unique(labels):
         rows = rng.permutation(np.flatnonzero(labels == label))
-        cut = int(round(fraction * len(rows)))
+        cut = round(fraction * len(rows))
         if len(rows) >= 2:
             cut = min(max(cut, 1), len(rows) - 1)
         first.append(rows[:cut])

@@ -105,10 +105,18 @@ def test_schedule_validates_at_least_once_within_the_step_budget():
     ("data.num_classes=1", "data.num_classes must be >= 2"),
     ("train.warmup_fraction=2", r"train.warmup_fraction must be in \[0, 1\]"),
     ("train.lrr=1", "unknown config key 'train.lrr'"),
+    ("train.lr=abc", "train.lr must be a number, got 'abc'"),
+    ("train.max_steps=1.5", "train.max_steps must be an integer"),
 ])
 def test_finetune_config_raises_naming_key(override, match):
     with pytest.raises(ValueError, match=match):
         load_config(FinetuneConfig, None, [override])
+
+
+def test_finetune_config_parses_yaml11_exponents():
+    # regression: YAML 1.1 reads 6e-4 (no dot) as a string, which broke --set train.lr=6e-4
+    cfg = load_config(FinetuneConfig, None, ["train.lr=6e-4", "train.max_steps=1e3"])
+    assert cfg.train.lr == 6e-4 and cfg.train.max_steps == 1000
 
 
 def test_shipped_finetune_configs_load():
@@ -155,3 +163,52 @@ def test_cli_finetune_embedded_sample_says_so_first(tmp_path):
     assert lines[0].startswith("No --data given: using the embedded GUE sample")
     assert any(line.split()[:2] == ["split", "MCC"] for line in lines)
     assert json.loads((tmp_path / "metrics.json").read_text())["embedded_sample"] is True
+
+
+def _gue_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gue.py"
+    spec = importlib.util.spec_from_file_location("gue_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_args(tmp_path, data_dir, *extra):
+    return [str(data_dir / "gue"), "--accelerator", "cpu", "--max-steps", "1",
+            "--batch-size", "8", "--num-workers", "0", "--budget-minutes", "0",
+            "--out-dir", str(tmp_path / "bench"), "--md", str(tmp_path / "gue.md"),
+            "--set", "model.n_layer=1", *extra]
+
+
+def test_gue_benchmark_writes_json_and_markdown(tmp_path, data_dir):
+    gue = _gue_benchmark()
+    args = _bench_args(tmp_path, data_dir, "--tasks", "prom/prom_300_all,tf/0")
+    assert gue.main(args) == 0
+    rows = json.loads((tmp_path / "bench" / "gue.json").read_text())["rows"]
+    assert [(r["task"], r["protocol"], r["init"]) for r in rows] == [
+        ("prom/prom_300_all", "reduced", "random"), ("tf/0", "full", "random")]
+    md = (tmp_path / "gue.md").read_text()
+    assert "Reproduce: `python benchmarks/gue.py" in md and "| prom/prom_300_all | reduced |" in md
+    assert "| task | protocol | init | dev MCC | test MCC |" in md
+
+
+def test_gue_benchmark_finds_tasks_and_rejects_unknown(data_dir):
+    gue = _gue_benchmark()
+    assert gue.select_tasks(data_dir / "gue", None) == [
+        "prom/prom_core_all", "prom/prom_300_all", "splice/reconstructed", "tf/0"]
+    with pytest.raises(SystemExit, match="unknown GUE task 'tf/9'"):
+        gue.select_tasks(data_dir / "gue", "tf/9")
+
+
+@pytest.mark.slow
+def test_gue_benchmark_splits_tasks_over_devices(tmp_path, data_dir):
+    # two child processes (CPU stands in for two GPUs); their rows are merged in task order
+    gue = _gue_benchmark()
+    args = _bench_args(tmp_path, data_dir, "--tasks", "tf/0,prom/prom_core_all,splice/reconstructed",
+                       "--devices", "0,1")
+    assert gue.main(args) == 0
+    rows = json.loads((tmp_path / "bench" / "gue.json").read_text())["rows"]
+    assert [r["task"] for r in rows] == ["tf/0", "prom/prom_core_all", "splice/reconstructed"]

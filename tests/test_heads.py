@@ -86,10 +86,10 @@ def test_num_parameters_counts_trainable_only_on_request():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(n_classes=1), "head.n_classes must be >= 2"),
-    (dict(pooling="max"), "head.pooling must be one of"),
-    (dict(hidden_dim=-1), "head.hidden_dim must be >= 0"),
-    (dict(dropout=1.0), r"head.dropout must be in \[0, 1\)"),
+    ({"n_classes": 1}, "head.n_classes must be >= 2"),
+    ({"pooling": "max"}, "head.pooling must be one of"),
+    ({"hidden_dim": -1}, "head.hidden_dim must be >= 0"),
+    ({"dropout": 1.0}, r"head.dropout must be in \[0, 1\)"),
 ])
 def test_head_config_raises_naming_key(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -11,6 +11,8 @@ it is timed (relative error ‖out − ref‖/‖ref‖ of the output and every 
     gated_compiled    torch.compile(gated_plain) (inductor fuses the pointwise work; few L only)
     op_plain/op_fast  the whole HyenaOperator (in_proj, short conv, filter, long conv, out_proj)
                       under bf16 autocast, HYENADNA_OPS=ref / fast
+    op_fast_graphed   op_fast captured with torch.cuda.make_graphed_callables (short L only,
+                      where ~150 kernel launches per fwd+bwd dominate)
     attn_flash        causal scaled_dot_product_attention, flash backend, 4 heads of 64, bf16
 
 Times are medians of --reps CUDA-event-timed calls after --warmup calls (plus the check call).
@@ -50,6 +52,7 @@ BIG = 1 << 19  # B > 1 cells at L >= BIG run only the fast variants, in the last
 CONV = ["conv_plain", "conv_fast", "conv_fast_smooth"]
 GATED = ["gated_plain", "gated_fast"]
 OPERATOR = ["op_plain", "op_fast"]
+GRAPHED = ["op_fast_graphed"]
 T0 = time.perf_counter()
 
 
@@ -189,15 +192,23 @@ def build_operator(variant, batch, seqlen, width, device):
     dy = torch.randn(batch, seqlen, width, device=device).bfloat16()
     leaves = [u, *op.parameters()]
 
-    def run(mode):
-        with ops_mode(mode), torch.autocast(device.type, dtype=torch.bfloat16):
-            return op(u)
+    def run(mode, fn=op):
+        # autocast's weight-cast cache must be off for CUDA-graph capture (and costs nothing here)
+        with ops_mode(mode), torch.autocast(device.type, dtype=torch.bfloat16,
+                                            cache_enabled=False):
+            return fn(u)
 
-    mode = "fast" if variant == "op_fast" else "ref"
-    step = _fwd_bwd(lambda: run(mode), leaves, dy)
+    if variant == "op_fast_graphed":  # the whole fwd+bwd replayed as two CUDA graphs
+        with ops_mode("fast"), torch.autocast(device.type, dtype=torch.bfloat16,
+                                              cache_enabled=False):
+            graphed = torch.cuda.make_graphed_callables(op, (u,), num_warmup_iters=3)
+        fn = lambda: run("fast", graphed)  # noqa: E731
+    else:
+        fn = lambda: run("fast" if variant == "op_fast" else "ref")  # noqa: E731
+    step = _fwd_bwd(fn, leaves, dy)
 
-    def check():  # fast vs plain operator, both bf16 autocast: output, du and every weight grad
-        outs = [run(m) for m in ("fast", "ref")]
+    def check():  # this variant vs the plain operator (bf16 autocast): y, du, every weight grad
+        outs = [fn(), run("ref")]
         grads = [torch.autograd.grad(o, leaves, dy) for o in outs]
         return max([rel_err(outs[0], outs[1])] +
                    [rel_err(a, b) for a, b in zip(grads[0], grads[1])])
@@ -219,7 +230,7 @@ def build_attention(variant, batch, seqlen, width, device):
 
 
 BUILDERS = {**{v: build_conv for v in CONV}, **{v: build_gated for v in GATED},
-            "gated_compiled": build_gated, **{v: build_operator for v in OPERATOR},
+            "gated_compiled": build_gated, **{v: build_operator for v in OPERATOR + GRAPHED},
             "attn_flash": build_attention}
 
 
@@ -276,6 +287,8 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
     def want(variant, seqlen, batch):
         if variant == "conv_fast_smooth":
             return conv_fft_size(seqlen, seqlen, "smooth") != conv_fft_size(seqlen, seqlen)
+        if variant == "op_fast_graphed":
+            return not args.quick and seqlen <= args.graph_max_len
         if variant == "attn_flash":  # B=1 up to attn_max_len; B=8 up to a quarter of it
             return (not args.quick and seqlen <= args.attn_max_len
                     and batch * seqlen <= 2 * args.attn_max_len)
@@ -285,7 +298,7 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
         for seqlen in lengths:
             if batch != small_b and (seqlen >= BIG or seqlen & (seqlen - 1)):
                 continue
-            cells += [(batch, seqlen, v, True) for v in kernels + ["attn_flash"]
+            cells += [(batch, seqlen, v, True) for v in kernels + GRAPHED + ["attn_flash"]
                       if want(v, seqlen, batch)]
     if not args.quick:  # phase 3: compiled chain at a few lengths; phase 4: big batch, long L
         cells += [(small_b, s, "gated_compiled", True) for s in args.compile_lengths]
@@ -295,7 +308,7 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
     return cells
 
 
-COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + ["attn_flash"]
+COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + GRAPHED + ["attn_flash"]
 
 
 def _cell_text(rec: dict | None, key: str = "ms") -> str:
@@ -316,15 +329,16 @@ def markdown(records: list[dict], meta: dict, args) -> str:
     by = {(r["batch"], r["L"], r["variant"]): r for r in records}
     for batch in sorted({r["batch"] for r in records}):
         rows = sorted({r["L"] for r in records if r["batch"] == batch})
-        head = ["L", *COLUMNS, "attn/op_fast", "conv floor", "conv_fast ×floor",
+        head = ["L", *COLUMNS, "attn / best op_fast", "conv floor", "conv_fast ×floor",
                 "gated floor", "gated_fast ×floor"]
         lines += [f"## batch {batch}: time (ms)", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for seqlen in rows:
             cells = [by.get((batch, seqlen, v)) for v in COLUMNS]
-            attn, op = by.get((batch, seqlen, "attn_flash")), by.get((batch, seqlen, "op_fast"))
-            ratio = (f"{attn['ms'] / op['ms']:.1f}x" if attn and op and "ms" in attn
-                     and "ms" in op else "–")
+            attn = by.get((batch, seqlen, "attn_flash"), {})
+            ops = [by.get((batch, seqlen, v), {}).get("ms") for v in ("op_fast", *GRAPHED)]
+            ops = [t for t in ops if t is not None]
+            ratio = f"{attn['ms'] / min(ops):.1f}x" if "ms" in attn and ops else "–"
             extra = [ratio]
             for kind, variant in (("conv", "conv_fast"), ("gated", "gated_fast")):
                 floor = floor_bytes(kind, batch, seqlen, args.d_model) / bw * 1e3
@@ -379,6 +393,7 @@ def parse_args(argv=None):
     p.add_argument("--reps", type=int, default=10, help="timed calls per cell (median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls after the check call")
     p.add_argument("--attn-max-len", type=int, default=1 << 18, help="longest attention L")
+    p.add_argument("--graph-max-len", type=int, default=1 << 16, help="longest graphed op L")
     p.add_argument("--compile-lengths", type=int, nargs="*", default=[1 << 16, 1 << 20])
     p.add_argument("--max-err", type=float, default=5e-2, help="largest rel. error accepted")
     p.add_argument("--cell-limit-s", type=float, default=25.0, help="skip slower cells")

@@ -17,7 +17,8 @@ longest power of two that fits.
 GPU (the issue's two measurements)::
 
     PYTHONPATH=. python benchmarks/pretrain_memory.py --config configs/pretrain/large-1m.yaml \\
-        --length 1048576 --batch 1 --checkpointing on --out benchmarks/results/pretrain_memory_1m.json
+        --length 1048576 --batch 1 --checkpointing on \\
+        --out benchmarks/results/pretrain_memory_1m.json
     PYTHONPATH=. python benchmarks/pretrain_memory.py --config configs/pretrain/small-32k.yaml \\
         --find-max-length --checkpointing off --out benchmarks/results/pretrain_maxlen_small32k.json
 

@@ -368,6 +368,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _parse_pretrain_numbers(self, "train")
+        if isinstance(self.devices, str) and self.devices.strip().isdigit():
+            self.devices = int(self.devices)  # --devices 2 arrives as a string
         for name in ("max_steps", "global_batch_size", "accumulate_grad_batches",
                      "val_every_steps", "checkpoint_every_steps", "log_every_steps", "num_nodes"):
             if getattr(self, name) < 1:

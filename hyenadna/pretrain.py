@@ -39,7 +39,7 @@ from hyenadna.checkpoint import atomic_checkpoint_io, checkpoint_metadata, read_
 from hyenadna.config import PretrainConfig, load_config, replace_dotted, save_config, to_dict
 from hyenadna.model import Block, HyenaDNA
 from hyenadna.optim import build_optimizer, cosine_with_warmup, is_no_decay
-from hyenadna.pretrain_callbacks import RunControl, SeqLenWarmup, plot_metrics
+from hyenadna.pretrain_callbacks import RunControl, SeqLenWarmup, StderrProgressBar, plot_metrics
 from hyenadna.pretrain_data import IGNORE_INDEX, PretrainDataModule
 
 log = logging.getLogger(__name__)
@@ -156,17 +156,27 @@ class PretrainModule(pl.LightningModule):
             s, t.max_steps, t.warmup_steps, t.min_lr_ratio))
         return optimizer, scheduler
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None) -> None:
+        # Lightning cannot clip by norm under FSDP (each rank holds a shard); the root FSDP
+        # module computes the global norm across shards itself.
+        if gradient_clip_val and _is_fsdp(self.trainer.strategy):
+            self.trainer.model.clip_grad_norm_(gradient_clip_val)
+        else:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hyenadna"] = checkpoint_metadata(self.cfg.model, pretrain=to_dict(self.cfg))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("hyenadna", {}).get("pretrain", {}).get("train", {})
-        accumulate = saved.get("accumulate_grad_batches", self.cfg.train.accumulate_grad_batches)
-        if accumulate != self.cfg.train.accumulate_grad_batches:
+        ours = self.cfg.train.accumulate_grad_batches
+        accumulate = saved.get("accumulate_grad_batches", ours)
+        if accumulate != ours:
             # Lightning counts micro-batches across a resume; another grouping would misalign
             # optimizer steps with the data (change devices instead: the batch per device adapts).
-            raise ValueError(f"train.accumulate_grad_batches={self.cfg.train.accumulate_grad_batches}"
-                             f" differs from the checkpoint's {accumulate}; resume with the same")
+            raise ValueError(f"train.accumulate_grad_batches={ours} differs from the "
+                             f"checkpoint's {accumulate}; resume with the same")
 
 
 @dataclass
@@ -220,8 +230,10 @@ def build_strategy(name: str):
     return name
 
 
-def _devices(value: int | str) -> int | str:
-    return int(value) if isinstance(value, str) and value.isdigit() else value
+def _is_fsdp(strategy) -> bool:
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    return isinstance(strategy, FSDPStrategy)
 
 
 def build_trainer(cfg: PretrainConfig, callbacks: Sequence[pl.Callback] = (),
@@ -230,8 +242,10 @@ def build_trainer(cfg: PretrainConfig, callbacks: Sequence[pl.Callback] = (),
     t = cfg.train
     accelerator = resolve_accelerator(t.accelerator)
     loggers = [pl.loggers.CSVLogger(t.out_dir, name="logs")] if logger else False
+    if t.progress_bar:
+        callbacks = [*callbacks, StderrProgressBar()]
     return pl.Trainer(
-        accelerator=accelerator, devices=_devices(t.devices), num_nodes=t.num_nodes,
+        accelerator=accelerator, devices=t.devices, num_nodes=t.num_nodes,
         strategy=build_strategy(t.strategy), precision=resolve_precision(t.precision, accelerator),
         max_steps=t.max_steps, max_epochs=-1, accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val or None,
@@ -309,7 +323,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False,
     if _has_validation(cfg) and control.stop_reason != "signal" \
             and trainer.global_step % cfg.train.val_every_steps:
         trainer.validate(module, datamodule=data, verbose=False)  # final numbers for the plot
-    plot = plot_metrics(out) if trainer.is_global_zero else None
+    plot = plot_metrics(out, cfg.seqlen_stages) if trainer.is_global_zero else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best = out / BEST
     return PretrainResult(out, ckpt_path, best if best.is_file() else None, plot,

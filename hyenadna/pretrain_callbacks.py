@@ -9,14 +9,17 @@
   stop (SIGTERM, Ctrl-C, or the ``max_time`` budget of this invocation) — always at an
   optimizer-step boundary, so a resumed run repeats nothing and skips nothing. It also logs
   the training throughput in tokens per second (validation time excluded).
+* ``StderrProgressBar``: Lightning's progress bar, on stderr.
 * ``plot_metrics``: the CSV logs of every invocation of a run → one PNG of the curves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -26,6 +29,23 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
+
+
+class StderrProgressBar(pl.callbacks.TQDMProgressBar):
+    """Lightning's progress bar on stderr (it writes to stdout, which the CLI keeps for results).
+    tqdm binds its stream when a bar is created, so redirecting stdout then is enough."""
+
+    def init_train_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
+
+    def init_test_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_test_tqdm()
 
 
 class SeqLenWarmup(pl.Callback):
@@ -121,7 +141,8 @@ class RunControl(pl.Callback):
             return
         self._at_boundary = True
         self._log_throughput(pl_module)
-        timed_out = self.max_time_s is not None and time.monotonic() - self._start >= self.max_time_s
+        elapsed = time.monotonic() - self._start
+        timed_out = self.max_time_s is not None and elapsed >= self.max_time_s
         if trainer.strategy.reduce_boolean_decision(self.stop_requested or timed_out, all=False):
             self.stop_reason = "max_time" if timed_out and not self.stop_requested else "signal"
             log.info("stopping at step %d (%s)", trainer.global_step, self._requested or "max_time")
@@ -184,9 +205,11 @@ def read_metrics(out_dir: Path) -> dict[str, dict[int, float]]:
     return series
 
 
-def plot_metrics(out_dir: str | os.PathLike) -> Path | None:
+def plot_metrics(out_dir: str | os.PathLike,
+                 stages: Sequence[tuple[int, int, int]] = ()) -> Path | None:
     """Write ``out_dir/curves.png`` (loss, accuracy, throughput against optimizer step) from
-    the run's CSV logs, atomically; None when nothing was logged yet."""
+    the run's CSV logs, atomically; sequence-length warm-up ``stages`` (first step, length,
+    batch) are marked. None when nothing was logged yet."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
@@ -196,15 +219,14 @@ def plot_metrics(out_dir: str | os.PathLike) -> Path | None:
         return None
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
-    stage_starts = _stage_starts(series.get("train/seq_len", {}))
     for ax, (title, keys) in zip(fig.subplots(1, len(PANELS)), PANELS):
         plotted = [key for key in keys if series.get(key)]
         for key in plotted:
             style = "o-" if key.startswith("val/") else "-"
             ax.plot(*zip(*sorted(series[key].items())), style, label=key, markersize=3)
-        for step, length in stage_starts:
+        for step, length, _ in stages if len(stages) > 1 else ():
             ax.axvline(step, color="grey", linestyle=":", linewidth=0.8)
-            ax.annotate(f"L={length}", (step, 1), xycoords=("data", "axes fraction"),
+            ax.annotate(f" L={length}", (step, 1), xycoords=("data", "axes fraction"),
                         fontsize=7, color="grey", va="top")
         ax.set(title=title, xlabel="optimizer step")
         if plotted:
@@ -217,13 +239,3 @@ def plot_metrics(out_dir: str | os.PathLike) -> Path | None:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def _stage_starts(seq_len: dict[int, float]) -> list[tuple[int, int]]:
-    """(step, new length) wherever the logged training length changes."""
-    starts, previous = [], None
-    for step, length in sorted(seq_len.items()):
-        if length != previous:
-            starts.append((step, int(length)))
-            previous = length
-    return starts

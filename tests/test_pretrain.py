@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from cli import main
 from hyenadna import HyenaDNA
 from hyenadna.config import PretrainConfig, load_config
-from hyenadna.pretrain import evaluate, pretrain
+from hyenadna.pretrain import PretrainModule, evaluate, pretrain
 from hyenadna.pretrain_callbacks import SeqLenWarmup, read_metrics
 from hyenadna.pretrain_data import (
     IGNORE_INDEX,
@@ -195,6 +195,24 @@ def test_signal_saves_checkpoint_at_step_boundary(tmp_path, genome_file, signum)
     assert result.stop_reason == "signal" and result.global_step == 3
     assert torch.load(result.last_checkpoint, weights_only=True)["global_step"] == 3
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_fsdp_wrapped_names_get_the_same_weight_decay_groups(tmp_path, genome_file):
+    # Under FSDP (GPU only, so not run here) parameter names carry "_fsdp_wrapped_module." and
+    # the tensors are flat 1-D shards: groups must come from the unwrapped names.
+    module = PretrainModule(tiny_cfg(tmp_path, genome_file))
+    plain = module.configure_optimizers()["optimizer"].param_groups
+    layers = module.model.backbone.layers
+    for i, block in enumerate(list(layers)):
+        wrapper = torch.nn.Module()
+        wrapper._fsdp_wrapped_module = block
+        layers[i] = wrapper
+    wrapped = module.configure_optimizers()["optimizer"].param_groups
+
+    def by_decay(groups):
+        return {g["weight_decay"]: {id(p) for p in g["params"]} for g in groups}
+
+    assert by_decay(wrapped) == by_decay(plain) and set(by_decay(plain)) == {0.0, 0.1}
 
 
 def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, genome_file):

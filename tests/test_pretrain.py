@@ -187,6 +187,20 @@ def test_resume_continues_at_the_next_step_with_the_same_optimizer_state(tmp_pat
     assert model.config.d_model == 32 and all(k.startswith("model.") for k in b)
 
 
+def test_gradient_accumulation_splits_each_step_into_micro_batches(tmp_path, genome_file):
+    record = Record()
+    cfg = tiny_cfg(tmp_path, genome_file, "train.accumulate_grad_batches=2",
+                   "train.max_steps=3", "train.seqlen_warmup_stages=0")
+    result = pretrain(cfg, callbacks=[record])
+    assert result.global_step == 3  # 6 micro-batches of 4 windows, 3 optimizer steps
+    assert record.samples == [[0, p] for p in range(4)]
+    saved = torch.load(result.last_checkpoint, weights_only=True)
+    assert saved["hyenadna"]["pretrain"]["train"]["accumulate_grad_batches"] == 2
+    with pytest.raises(ValueError, match="accumulate_grad_batches=1 differs from the checkpoint"):
+        pretrain(tiny_cfg(tmp_path, genome_file, "train.max_steps=4",
+                          "train.seqlen_warmup_stages=0"), resume=True)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_checkpoint_at_step_boundary(tmp_path, genome_file, signum):
     before = signal.getsignal(signal.SIGINT)

@@ -92,7 +92,6 @@ def copy_bandwidth(device: torch.device) -> float:
     src = torch.randn(numel, device=device)
     dst = torch.empty_like(src)
     ms = statistics.median(time_ms(lambda: dst.copy_(src), device, reps=20, warmup=3))
-    del src, dst
     return 2 * numel * 4 / (ms * 1e-3)
 
 
@@ -163,7 +162,7 @@ def build_conv(variant, batch, seqlen, width, device):
     fn = {"conv_plain": lambda: fftconv(u, k, skip),
           "conv_fast": lambda: fftconv_fast(u, k, skip),
           "conv_fast_smooth": lambda: fftconv_fast(u, k, skip, fft_policy=policy)}[variant]
-    check = lambda: _check_vs(fn, lambda a, b, c: fftconv(a, b, c), [u, k, skip], dy)  # noqa: E731
+    check = lambda: _check_vs(fn, lambda a, b, c: fftconv(a, b, c), [u, k, skip], dy)
     return _fwd_bwd(fn, [u, k, skip], dy), check
 
 
@@ -176,12 +175,12 @@ def build_gated(variant, batch, seqlen, width, device):
     leaves = [v, x1, x0, k, skip]
     if variant == "gated_compiled":
         compiled = torch.compile(_gated_plain, dynamic=False)
-        fn = lambda: compiled(*leaves)  # noqa: E731
+        fn = lambda: compiled(*leaves)
     elif variant == "gated_fast":
-        fn = lambda: gated_fftconv(v, x1, x0, k, skip)  # noqa: E731
+        fn = lambda: gated_fftconv(v, x1, x0, k, skip)
     else:
-        fn = lambda: _gated_plain(*leaves)  # noqa: E731
-    check = lambda: _check_vs(fn, _gated_plain, leaves, dy)  # noqa: E731
+        fn = lambda: _gated_plain(*leaves)
+    check = lambda: _check_vs(fn, _gated_plain, leaves, dy)
     return _fwd_bwd(fn, leaves, dy), check
 
 
@@ -202,9 +201,9 @@ def build_operator(variant, batch, seqlen, width, device):
         with ops_mode("fast"), torch.autocast(device.type, dtype=torch.bfloat16,
                                               cache_enabled=False):
             graphed = torch.cuda.make_graphed_callables(op, (u,), num_warmup_iters=3)
-        fn = lambda: run("fast", graphed)  # noqa: E731
+        fn = lambda: run("fast", graphed)
     else:
-        fn = lambda: run("fast" if variant == "op_fast" else "ref")  # noqa: E731
+        fn = lambda: run("fast" if variant == "op_fast" else "ref")
     step = _fwd_bwd(fn, leaves, dy)
 
     def check():  # this variant vs the plain operator (bf16 autocast): y, du, every weight grad
@@ -324,9 +323,10 @@ def markdown(records: list[dict], meta: dict, args) -> str:
     """One time table and one memory table per batch size, plus the floor columns."""
     bw = meta["copy_bytes_per_s"]
     lines = [f"# Operator benchmark ({meta['device']}, torch {meta['torch']}, {meta['date']})",
-             "", f"d_model {args.d_model}, bf16; forward+backward, median of {args.reps} calls "
-             f"(ms). Copy bandwidth (read+write) {bw / 1e9:.0f} GB/s. `skip`/`OOM`/`error`/"
-             "`CHECK` cells did not run or failed the reference check (see results.json).", ""]
+             "", (f"d_model {args.d_model}, bf16; forward+backward, median of {args.reps} "
+                  f"calls (ms). Copy bandwidth (read+write) {bw / 1e9:.0f} GB/s. `skip`/`OOM`/"
+                  "`error`/`CHECK` cells did not run or failed the reference check (see "
+                  "results.json)."), ""]
     by = {(r["batch"], r["L"], r["variant"]): r for r in records}
     for batch in sorted({r["batch"] for r in records}):
         rows = sorted({r["L"] for r in records if r["batch"] == batch})

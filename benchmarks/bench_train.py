@@ -149,18 +149,19 @@ def run_cell(name, variant, configs, args, device) -> dict:
     finally:
         model = opt = ids = None
         os.environ.pop(OPS_ENV, None)
-        torch._dynamo.reset() if VARIANTS[variant][2] else None
+        if VARIANTS[variant][2]:
+            torch._dynamo.reset()  # compiled graphs hold the model's tensors
         _free(device)
     return rec
 
 
 def markdown(records: list[dict], meta: dict, configs: dict) -> str:
     lines = [f"# Training step ({meta['device']}, torch {meta['torch']}, {meta['date']})", "",
-             "LM loss forward+backward under bf16 autocast + AdamW step; median ms/step; peak "
-             "GiB = max_memory_allocated (weights, grads, Adam state included).",
+             ("LM loss forward+backward under bf16 autocast + AdamW step; median ms/step; "
+              "peak GiB = max_memory_allocated (weights, grads, Adam state included)."),
              f"Official: {OFFICIAL_NOTE}.", "",
-             "| config | B × L | variant | ms/step | tokens/s | peak GiB | loss0 | official "
-             "ms | official tokens/s | official GiB | speed-up vs official |",
+             ("| config | B × L | variant | ms/step | tokens/s | peak GiB | loss0 | official "
+              "ms | official tokens/s | official GiB | speed-up vs official |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for rec in records:
         _, batch, seqlen, official = configs[rec["config"]]
@@ -170,7 +171,7 @@ def markdown(records: list[dict], meta: dict, configs: dict) -> str:
             ratio = f"{o_ms / rec['ms']:.2f}x" if "ms" in rec else "–"
             off = [f"{o_ms:g}", f"{o_tok / 1e6:.2f}M", f"{o_gib:g}" + (f" ({how})" if how
                                                                         else ""), ratio]
-        vals = ([f"{rec['ms']:.1f}", f"{rec['tokens_per_s'] / 1e6:.2f}M",
+        vals = ([f"{rec['ms']:.1f}", f"{rec['tokens_per_s'] / 1e6:.3g}M",
                  f"{rec.get('peak_gib', float('nan')):.1f}"] if "ms" in rec
                 else [rec["status"], "–", "–"])
         loss0 = f"{rec['loss0']:.4f}" if "loss0" in rec else "–"
@@ -205,7 +206,7 @@ def main(argv=None) -> None:
             rec = run_cell(name, variant, configs, args, device)
         records.append(rec)
         log(f"{name:<14} {variant:<14} " + (
-            f"{rec['ms']:9.1f} ms/step {rec['tokens_per_s'] / 1e6:7.2f}M tok/s "
+            f"{rec['ms']:9.1f} ms/step {rec['tokens_per_s'] / 1e6:7.3g}M tok/s "
             f"{rec.get('peak_gib', float('nan')):5.1f} GiB loss0 {rec['loss0']:.4f} "
             f"(first step {rec['first_step_s']:.1f} s)" if "ms" in rec else rec["status"]))
         (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records},

@@ -99,20 +99,23 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
     return torch.fft.rfft(kp)
 
 
-def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS):
+def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS,
+                       for_backward: bool = True):
     """y = post · (k' ∗ (v · pre))[:L], chunk by chunk.
 
     Shapes: v, pre, post (B, D, L) in one I/O dtype; k (D, L_k); D (D,).
 
     Returns:
-        y (B, D, L) and z (B, D, L, None when post is None) in the I/O dtype, and conj(K')
-        (D, n//2+1) complex: what the backward needs of the filter (8 bytes per tap, no rfft).
+        y (B, D, L) and, when ``for_backward`` (else None): z (B, D, L) in the I/O dtype (None
+        when post is None) and conj(K') (D, n//2+1) complex, what the backward needs of the
+        filter (8 bytes per tap; spares it an rfft).
     """
     batch, channels, seqlen = v.shape
     cdt = _compute_dtype(v)
     y = torch.empty_like(v)  # (B, D, L)
-    z_keep = torch.empty_like(v) if post is not None else None
-    k_conj = torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
+    z_keep = torch.empty_like(v) if post is not None and for_backward else None
+    k_conj = (torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
+              if for_backward else None)
     for sl in _chunks(channels, batch, n, chunk_elems):
         buf = torch.empty(batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)  # (B, c, n)
         _fill_padded(buf, v[:, sl], None if pre is None else pre[:, sl])
@@ -120,14 +123,16 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
         del buf
         k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt)  # (c, n//2+1)
         spec.mul_(k_f)
-        torch.conj_physical(k_f, out=k_conj[sl])
+        if for_backward:
+            torch.conj_physical(k_f, out=k_conj[sl])
         z = torch.fft.irfft(spec, n=n)[..., :seqlen]  # (B, c, L); irfft applies the 1/n
         del spec, k_f
         if post is None:
             y[:, sl].copy_(z)
         else:
             torch.mul(z, post[:, sl], out=y[:, sl])  # gate in float32, one rounding to I/O dtype
-            z_keep[:, sl].copy_(z)
+            if for_backward:
+                z_keep[:, sl].copy_(z)
     return y, z_keep, k_conj
 
 
@@ -237,7 +242,14 @@ def gated_fftconv(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor 
     """
     _check(v, k, (pre, post))
     n = conv_fft_size(v.shape[-1], k.shape[-1], fft_policy)
+    if not needs_grad(v, pre, post, k, D):  # inference: keep nothing for a backward
+        return gated_conv_forward(v, pre, post, k, D, n, chunk_elems, for_backward=False)[0]
     return _GatedFFTConv.apply(v, pre, post, k, D, n, chunk_elems)
+
+
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will want a backward through an op on these tensors."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def fftconv_fast(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None, *,

@@ -37,6 +37,7 @@ from hyenadna.ops.fftconv_fast import (
     conv_fft_size,
     gated_conv_backward,
     gated_conv_forward,
+    needs_grad,
 )
 
 
@@ -59,17 +60,21 @@ def _gates(x, in_w, in_b, sc_w, sc_b) -> torch.Tensor:
     return short_conv(proj, sc_w.to(dt), None if sc_b is None else sc_b.to(dt))  # (B, 3D, L)
 
 
+def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward):
+    """y (B, D, L) [, z, conj(K') when for_backward]; see ``gated_conv_forward``."""
+    # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
+    # autocast off) reproduces exactly the same proj and gates.
+    with torch.autocast(x.device.type, enabled=False):
+        x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(k.shape[0], dim=1)  # 3 × (B, D, L)
+        return gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward)
+
+
 class _HyenaMixer(torch.autograd.Function):
     """x → y = x0 · (k ∗ (v·x1) + D·v·x1); saves x, k, D, z. See the module docstring."""
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems):
-        width = k.shape[0]
-        # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
-        # autocast off) reproduces exactly the same proj and gates.
-        with torch.autocast(x.device.type, enabled=False):
-            x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(width, dim=1)  # 3 × (B, D, L)
-            y, z, k_conj = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems)  # (B, D, L) ×2
+        y, z, k_conj = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True)
         ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_conj, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
@@ -121,6 +126,8 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         raise ValueError(f"k must be (D, L_k <= L) with 3D = {in_w.shape[0]}, got "
                          f"{tuple(k.shape)}")
     n = conv_fft_size(x.shape[1], k.shape[-1], fft_policy)
+    if not needs_grad(x, in_w, in_b, sc_w, sc_b, k, D):  # inference: keep nothing
+        return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False)[0]
     return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems)
 
 

@@ -321,7 +321,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False,
         # between its step-end check and Lightning's); RunControl.on_exception saved if clean.
         control.stop_reason = "signal"
     if _has_validation(cfg) and control.stop_reason != "signal" \
-            and trainer.global_step % cfg.train.val_every_steps:
+            and control.validated_step != trainer.global_step:
         trainer.validate(module, datamodule=data, verbose=False)  # final numbers for the plot
     plot = plot_metrics(out, cfg.seqlen_stages) if trainer.is_global_zero else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

@@ -106,6 +106,8 @@ class RunControl(pl.Callback):
         self._timed_steps, self._timed_s = 0, 0.0
         self._saved_step = -1
         self._at_boundary = True
+        self.validated_step = -1
+        """Optimizer step of the last validation (-1: none yet)."""
 
     @property
     def stop_requested(self) -> bool:
@@ -128,6 +130,7 @@ class RunControl(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._prev = None  # the next step's time would include this validation
+        self.validated_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs, batch, batch_idx: int) -> None:

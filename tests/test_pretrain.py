@@ -229,6 +229,14 @@ def test_fsdp_wrapped_names_get_the_same_weight_decay_groups(tmp_path, genome_fi
     assert by_decay(wrapped) == by_decay(plain) and set(by_decay(plain)) == {0.0, 0.1}
 
 
+def test_max_time_saves_validates_once_and_stops(tmp_path, genome_file):
+    cfg = tiny_cfg(tmp_path, genome_file, "train.max_steps=40", "train.max_time=00:00")
+    result = pretrain(cfg)  # a zero budget runs out at the first step boundary
+    assert result.stop_reason == "max_time" and result.global_step == 1
+    assert torch.load(result.last_checkpoint, weights_only=True)["global_step"] == 1
+    assert list(read_metrics(tmp_path)["val/loss"]) == [0]  # one validation, at the stop
+
+
 def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, genome_file):
     cfg = tiny_cfg(tmp_path, genome_file, "train.max_steps=1")
     with pytest.raises(FileNotFoundError, match="nothing to resume"):

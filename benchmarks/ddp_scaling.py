@@ -71,7 +71,7 @@ def run_devices(n: int, args: argparse.Namespace, work: Path) -> dict:
     for item in overrides:
         cmd += ["--set", item]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     if proc.returncode != 0 or not (run_dir / "bench.json").is_file():
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         return {"devices": n, "status": "failed", "stderr_tail": tail}

@@ -3,6 +3,7 @@ train/valid/test splits, whose defining property is that no training window can 
 held-out interval."""
 
 import gzip
+import itertools
 import shutil
 
 import numpy as np
@@ -184,7 +185,7 @@ def test_tile_windows_caps_spreads_and_skips_rejected():
     regions = [Interval("a", 0, 1000), Interval("b", 10, 510)]
     every = tile_windows(regions, 100, 100)
     assert len(every) == 15 and every[10] == Interval("b", 10, 110)
-    assert all(x.end <= y.start for x, y in zip(every, every[1:]) if x.chrom == y.chrom)
+    assert all(x.end <= y.start for x, y in itertools.pairwise(every) if x.chrom == y.chrom)
     capped = tile_windows(regions, 100, 5)
     assert [w.start for w in capped] == [0, 300, 600, 900, 210]  # one per stretch of three
     no_a = tile_windows(regions, 100, 5, accept=lambda w: w.chrom != "a" or w.start >= 800)

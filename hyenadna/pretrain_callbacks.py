@@ -106,6 +106,7 @@ class RunControl(pl.Callback):
         self._timed_steps, self._timed_s = 0, 0.0
         self._saved_step = -1
         self._at_boundary = True
+        self._validated_since_save = False
         self.validated_step = -1
         """Optimizer step of the last validation (-1: none yet)."""
 
@@ -122,7 +123,7 @@ class RunControl(pl.Callback):
         return self.tokens_per_step * self._timed_steps / self._timed_s if self._timed_s else None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = time.monotonic()
+        # (the max_time clock started with this object: start-up counts against the budget)
         self._saved_step = trainer.global_step  # a resumed run's start is already saved
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -131,6 +132,7 @@ class RunControl(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._prev = None  # the next step's time would include this validation
         self.validated_step = trainer.global_step
+        self._validated_since_save = True  # ModelCheckpoint's best score changed, maybe
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs, batch, batch_idx: int) -> None:
@@ -157,7 +159,9 @@ class RunControl(pl.Callback):
             self._save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step != self._saved_step:
+        # also after a validation that followed the last save (a max_time stop validates after
+        # saving), so a resumed run knows the best validation loss so far
+        if trainer.global_step != self._saved_step or self._validated_since_save:
             self._save(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -172,6 +176,7 @@ class RunControl(pl.Callback):
     def _save(self, trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(self.path)
         self._saved_step = trainer.global_step
+        self._validated_since_save = False
 
     def _log_throughput(self, pl_module: pl.LightningModule) -> None:
         now = time.monotonic()

@@ -200,7 +200,7 @@ class PretrainDataModule(pl.LightningDataModule):
         self.allow_zero_length_dataloader_with_multiple_devices = True
         self.genome: Genome | None = None
         self.splits: Splits | None = None
-        self._fixed: dict[str, list[Interval]] = {}
+        self._fixed: dict[str, list[Interval]] = {}  # split → its fixed windows
 
     def prepare_data(self) -> None:
         self._open_genome()
@@ -227,22 +227,21 @@ class PretrainDataModule(pl.LightningDataModule):
         return TrainWindows(self.genome, self.splits.train, self.cfg.train.seed,
                             d.max_n_fraction, d.rc_aug, d.ignore_n_in_loss)
 
-    def fixed_windows(self, split: str, max_windows: int | None = None,
-                      check: bool = False) -> list[Interval]:
-        """All fixed windows of ``split`` (every rank computes the same list).
+    def fixed_windows(self, split: str, check: bool = False) -> list[Interval]:
+        """All fixed windows of ``split``, at most data.max_eval_windows (every rank computes
+        the same list).
 
         Raises:
             ValueError: with ``check``, when the split has intervals but no acceptable window.
         """
         d = self.cfg.data
-        cap = max_windows or d.max_eval_windows
-        if (split, cap) not in self._fixed:
+        if split not in self._fixed:
             def accept(iv: Interval) -> bool:
                 return self.genome.n_fraction(iv) <= d.max_n_fraction
 
-            self._fixed[(split, cap)] = tile_windows(self.splits[split], d.seq_len + 1, cap,
-                                                     accept)
-        windows = self._fixed[(split, cap)]
+            self._fixed[split] = tile_windows(self.splits[split], d.seq_len + 1,
+                                              d.max_eval_windows, accept)
+        windows = self._fixed[split]
         if check and not windows and self.splits[split]:
             raise ValueError(f"no {split} window of {d.seq_len + 1} bases with at most "
                              f"{d.max_n_fraction:.0%} N in the {split} split; hold out more "
@@ -256,10 +255,10 @@ class PretrainDataModule(pl.LightningDataModule):
                                    world, rank, self.cfg.train.accumulate_grad_batches)
         return self._loader(self.train_dataset(), StepDataLoader, batch_sampler=sampler)
 
-    def eval_dataloader(self, split: str, max_windows: int | None = None) -> DataLoader:
+    def eval_dataloader(self, split: str) -> DataLoader:
         """This rank's share of the fixed ``split`` windows, at the final stage's batch size."""
         world, rank = self._world()
-        windows = self.fixed_windows(split, max_windows, check=True)
+        windows = self.fixed_windows(split, check=True)
         batch = max(1, self.cfg.train.global_batch_size
                     // (world * self.cfg.train.accumulate_grad_batches))
         dataset = FixedWindows(self.genome, windows[rank::world], self.cfg.data.ignore_n_in_loss)

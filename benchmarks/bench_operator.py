@@ -153,8 +153,13 @@ def _check_vs(fn, ref_fn, leaves, dy):
     leaves32 = [t.detach().float().requires_grad_() for t in leaves]
     ref = ref_fn(*leaves32)
     ref_grads = torch.autograd.grad(ref, leaves32, dy.float())
-    errs = [rel_err(out, ref)] + [rel_err(a, b) for a, b in zip(grads, ref_grads)]
-    return max(errs)
+    return _worst(["y", *(f"d{i}" for i in range(len(leaves)))],
+                  [out, *grads], [ref, *ref_grads])
+
+
+def _worst(names, outs, refs) -> tuple[float, str]:
+    """(largest relative error, which tensor) over matching output/gradient lists."""
+    return max((rel_err(a, b), name) for name, a, b in zip(names, outs, refs))
 
 
 def build_conv(variant, batch, seqlen, width, device):
@@ -210,8 +215,8 @@ def build_operator(variant, batch, seqlen, width, device):
     def check():  # this variant vs the plain operator (bf16 autocast): y, du, every weight grad
         outs = [fn(), run("ref")]
         grads = [torch.autograd.grad(o, leaves, dy) for o in outs]
-        return max([rel_err(outs[0], outs[1])] +
-                   [rel_err(a, b) for a, b in zip(grads[0], grads[1])])
+        names = ["y", "du", *(n for n, _ in op.named_parameters())]
+        return _worst(names, [outs[0], *grads[0]], [outs[1], *grads[1]])
     return step, check
 
 
@@ -249,10 +254,12 @@ def run_cell(variant, batch, seqlen, args, device, check=True) -> dict:
         step, check_fn = BUILDERS[variant](variant, batch, seqlen, args.d_model, device)
         worst = check_fn() if check else None
         if worst is not None:
-            rec["rel_err"] = worst
-            if not worst <= args.max_err:  # NaN fails too
-                rec["status"] = f"failed check: rel_err {rec['rel_err']:.2e}"
-                return rec
+            rec["rel_err"], rec["worst_tensor"] = worst
+            if not rec["rel_err"] <= args.max_err:  # NaN fails too
+                if not rec["rel_err"] < 1:  # garbage: do not time it
+                    rec["status"] = f"failed check: rel_err {rec['rel_err']:.2e}"
+                    return rec
+                rec["check_failed"] = True  # timed anyway, flagged "!" in the table
         t = time.perf_counter()
         step()
         sync(device)
@@ -317,7 +324,7 @@ def _cell_text(rec: dict | None, key: str = "ms") -> str:
         return "–"
     if rec["status"] != "ok":
         return {"O": "OOM", "s": "skip", "e": "error", "f": "CHECK"}[rec["status"][0]]
-    return f"{rec[key]:.3g}"
+    return f"{rec[key]:.3g}" + ("!" if rec.get("check_failed") else "")
 
 
 def markdown(records: list[dict], meta: dict, args) -> str:
@@ -326,8 +333,8 @@ def markdown(records: list[dict], meta: dict, args) -> str:
     lines = [f"# Operator benchmark ({meta['device']}, torch {meta['torch']}, {meta['date']})",
              "", (f"d_model {args.d_model}, bf16; forward+backward, median of {args.reps} "
                   f"calls (ms). Copy bandwidth (read+write) {bw / 1e9:.0f} GB/s. `skip`/`OOM`/"
-                  "`error`/`CHECK` cells did not run or failed the reference check (see "
-                  "results.json)."), ""]
+                  "`error`/`CHECK` cells did not run or failed the reference check; `!` = "
+                  "timed, but its rel. error exceeded --max-err (see results.json)."), ""]
     by = {(r["batch"], r["L"], r["variant"]): r for r in records}
     for batch in sorted({r["batch"] for r in records}):
         rows = sorted({r["L"] for r in records if r["batch"] == batch})
@@ -429,7 +436,9 @@ def main(argv=None) -> None:
         records.append(rec)
         detail = (f"{rec['ms']:.3f} ms, {rec.get('peak_gib', float('nan')):.2f} GiB"
                   if "ms" in rec else rec["status"])
-        log(f"B={batch} L={seqlen:>9,} {variant:<17} {detail}  err {rec.get('rel_err', '-')}")
+        err = (f"err {rec['rel_err']:.1e} ({rec['worst_tensor']})" if "rel_err" in rec
+               else "")
+        log(f"B={batch} L={seqlen:>9,} {variant:<17} {detail}  {err}")
         (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records},
                                                           indent=1))
     table = markdown(records, meta, args)

@@ -7,7 +7,8 @@ plus the overrides given here. A wall-clock budget keeps the whole sweep bounded
 train for ``0.7 · budget · n_devices / n_runs`` minutes (the rest is left for data loading and
 evaluation), on top of the max-steps cap of its YAML (or ``--max-steps``). Runs are
 sequential on one device; ``--devices 0,1`` splits the tasks between GPUs, one child process per
-GPU, and merges their results.
+GPU, and merges their results. Per-run folders go to runs/gue/ (git-ignored); the table to
+benchmarks/results/gue.md and every row, with all metrics, to benchmarks/results/gue.json.
 
 Usage (GPU; GUE root laid out like ../shared/data/GUE):
     python benchmarks/gue.py ../shared/data/GUE --pretrained none --pretrained PRETRAIN.ckpt
@@ -80,15 +81,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None, help="Override every YAML's max_steps.")
     p.add_argument("--max-epochs", type=int, default=None, help="Override every YAML's max_epochs.")
     p.add_argument("--batch-size", type=int, default=None, help="Override the YAMLs' batch size.")
-    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per loader.")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="Worker processes of each run's training DataLoader.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="Extra override for every run (repeatable).")
     p.add_argument("--config-dir", type=Path, default=REPO / "configs" / "finetune")
-    p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results" / "gue",
-                   help="Per-run folders and gue.json go here.")
+    p.add_argument("--out-dir", type=Path, default=REPO / "runs" / "gue",
+                   help="Per-run folders (checkpoints, metrics.json, logs); git-ignored default.")
     p.add_argument("--md", type=Path, default=REPO / "benchmarks" / "results" / "gue.md",
-                   help="Markdown table to write.")
+                   help="Markdown table to write; the JSON of all rows goes beside it.")
     p.add_argument("--part", type=Path, default=None, help=argparse.SUPPRESS)  # child mode
     return p.parse_args(argv)
 
@@ -110,8 +112,12 @@ def select_tasks(root: Path, tasks: str | None) -> list[str]:
 
 
 def init_label(init: str) -> str:
-    """Short name of an init for tables and folder names."""
-    return "random" if init == "none" else Path(init).name or init
+    """Short name of an init for tables and folder names: 'random', a release folder's name,
+    or a checkpoint's folder/file (``runs/pretrain/best.ckpt`` → ``pretrain/best.ckpt``)."""
+    if init == "none":
+        return "random"
+    path = Path(init)
+    return "/".join(path.parts[-2:]) if path.suffix == ".ckpt" else path.name or init
 
 
 def run_one(args: argparse.Namespace, task: str, init: str, run_minutes: float,
@@ -247,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.part is not None:  # child of run_parallel: the parent writes the outputs
         args.part.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         return 0
-    (args.out_dir / "gue.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     args.md.parent.mkdir(parents=True, exist_ok=True)
+    args.md.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     args.md.write_text(markdown(rows, payload["command"], args))
-    print(f"[gue] wrote {args.md} and {args.out_dir / 'gue.json'}", file=sys.stderr)
+    print(f"[gue] wrote {args.md} and {args.md.with_suffix('.json')}", file=sys.stderr)
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -187,7 +187,7 @@ def test_gue_benchmark_writes_json_and_markdown(tmp_path, data_dir):
     gue = _gue_benchmark()
     args = _bench_args(tmp_path, data_dir, "--tasks", "prom/prom_300_all,tf/0")
     assert gue.main(args) == 0
-    rows = json.loads((tmp_path / "bench" / "gue.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "gue.json").read_text())["rows"]
     assert [(r["task"], r["protocol"], r["init"]) for r in rows] == [
         ("prom/prom_300_all", "reduced", "random"), ("tf/0", "full", "random")]
     md = (tmp_path / "gue.md").read_text()
@@ -201,6 +201,9 @@ def test_gue_benchmark_finds_tasks_and_rejects_unknown(data_dir):
         "prom/prom_core_all", "prom/prom_300_all", "splice/reconstructed", "tf/0"]
     with pytest.raises(SystemExit, match="unknown GUE task 'tf/9'"):
         gue.select_tasks(data_dir / "gue", "tf/9")
+    assert gue.init_label("none") == "random"
+    assert gue.init_label("runs/pretrain/best.ckpt") == "pretrain/best.ckpt"
+    assert gue.init_label("releases/hyenadna-tiny-1k-seqlen") == "hyenadna-tiny-1k-seqlen"
 
 
 @pytest.mark.slow
@@ -210,5 +213,18 @@ def test_gue_benchmark_splits_tasks_over_devices(tmp_path, data_dir):
     args = _bench_args(tmp_path, data_dir, "--tasks", "tf/0,prom/prom_core_all,splice/reconstructed",
                        "--devices", "0,1")
     assert gue.main(args) == 0
-    rows = json.loads((tmp_path / "bench" / "gue.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "gue.json").read_text())["rows"]
     assert [r["task"] for r in rows] == ["tf/0", "prom/prom_core_all", "splice/reconstructed"]
+
+
+@pytest.mark.gpu
+def test_finetune_on_gpu_uses_bf16_and_names_the_card(tmp_path, data_dir):
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    cfg = _cfg(tmp_path, "splice", data_dir / "gue/splice/reconstructed", "train.max_steps=3",
+               "train.accelerator=gpu", "data.num_workers=2")
+    result = finetune(cfg)
+    assert result["precision"] in ("bf16-mixed", "16-mixed")
+    assert result["device"] == torch.cuda.get_device_name(0)
+    model, task = load_classifier(result["best_checkpoint"])  # loads on CPU
+    assert task["name"] == "splice" and next(model.parameters()).device.type == "cpu"

@@ -396,6 +396,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for results.json/.md/.png")
     p.add_argument("--quick", action="store_true", help="CPU smoke test: tiny L, no attention")
+    p.add_argument("--from-json", type=Path, help="only re-render results.md/.png from this")
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--lengths", type=int, nargs="+", default=None)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
@@ -416,10 +417,25 @@ def parse_args(argv=None):
     return args
 
 
+def write_reports(records: list[dict], meta: dict, args) -> None:
+    """results.md (+ results.png when matplotlib is there); prints the table last."""
+    table = markdown(records, meta, args)
+    (args.out / "results.md").write_text(table)
+    try:
+        plot(records, args.out / "results.png", args.d_model)
+    except ImportError:
+        log("matplotlib missing: no PNG (re-plot later with --from-json results.json)")
+    print(table)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.quick else "cpu")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_json:  # re-render the reports of an earlier run (e.g. fetched from the GPU)
+        data = json.loads(args.from_json.read_text())
+        args.d_model, args.reps = (int(data["meta"]["args"][k]) for k in ("d_model", "reps"))
+        return write_reports(data["records"], data["meta"], args)
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.quick else "cpu")
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
             "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
             "args": {k: str(v) for k, v in vars(args).items()}}
@@ -441,10 +457,7 @@ def main(argv=None) -> None:
         log(f"B={batch} L={seqlen:>9,} {variant:<17} {detail}  {err}")
         (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records},
                                                           indent=1))
-    table = markdown(records, meta, args)
-    (args.out / "results.md").write_text(table)
-    plot(records, args.out / "results.png", args.d_model)
-    print(table)
+    write_reports(records, meta, args)
 
 
 if __name__ == "__main__":

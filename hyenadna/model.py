@@ -141,6 +141,9 @@ class HyenaOperator(nn.Module):
       2. split into gates x_0..x_{N−1} and value v;
       3. for i = N−1 .. 1: v = long_conv(v · x_i, h_i) + D_i · (v · x_i)  (FFT, causal);
       4. y = out_proj(v · x_0).
+
+    Where ``hyenadna.ops.use_fast_ops`` says so (CUDA by default) and N = 2, steps 1-3 run as one
+    memory-lean autograd node (``_mix_fast``); the plain code below is its reference twin.
     """
 
     def __init__(self, cfg: ModelConfig):

@@ -60,6 +60,8 @@ def long_conv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None) -
 
 
 __all__ = [
+    "FFT_POLICY_ENV",
+    "OPS_ENV",
     "conv_fft_size",
     "fft_policy",
     "fft_size",

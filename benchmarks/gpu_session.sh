@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The GPU runs behind benchmarks/results/, batched for a 2×H100 lease (device tool, kind
+# nvidia-h100-x2). Each phase runs two GPU queues side by side and finishes inside ~9.5 minutes.
+#
+#   phase a: GPU 0 — pretrain tiny-1k on hg19 chr22 (held-out range as test), evaluate it,
+#                    pytest -m gpu;
+#            GPU 1 — bench_operator.py, bench_train.py.
+#   phase b: GPU 0 — GUE sweep from the chr22 backbone, pretrain_memory.py (1M step, longest
+#                    small-32k length), bench_score.py;
+#            GPU 1 — GUE sweep from random init; then both GPUs: ddp_scaling.py (1 vs 2 GPUs).
+#
+# Inputs travel in git-ignored folders named in the device call's `carry`: .whl/ (pyfaidx,
+# biopython, einops wheels for the image's Python 3.12), .gpu_data/ (hg19_chr22.fa.gz and the
+# GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
+# that phase a returned). Everything comes back as one tarball under $OUT.
+set -u
+phase=${1:?usage: gpu_session.sh a|b}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+R=$OUT/r
+mkdir -p "$R"
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv >"$R/gpus.csv"
+python3 -c "import torch, pytorch_lightning as pl; print(torch.__version__, pl.__version__)" \
+    >"$R/versions.txt" 2>&1
+G=.gpu_data/hg19_chr22.fa.gz
+TEST='data.test_ranges=[chr22:46000000-51304566]'
+VALID='data.valid_ranges=[chr22:44000000-46000000]'
+
+on() {  # on GPU NAME SECONDS CMD...: run one job on one GPU with a time limit, log to $R/NAME.log
+    local gpu=$1 name=$2 secs=$3
+    shift 3
+    echo "[$(date +%T)] start $name on GPU $gpu" >>"$R/timeline.txt"
+    CUDA_VISIBLE_DEVICES=$gpu timeout "$secs" "$@" >"$R/$name.log" 2>&1
+    echo "[$(date +%T)] end $name rc=$?" >>"$R/timeline.txt"
+}
+
+if [ "$phase" = a ]; then
+    (
+        PT=(python3 cli.py pretrain --config configs/pretrain/tiny-1k.yaml --genome $G
+            --set "$TEST" --set "$VALID" --max-steps 6000 --set train.val_every_steps=1000
+            --set train.checkpoint_every_steps=1000 --set data.num_workers=12 --out-dir /tmp/pt)
+        on 0 pretrain 400 "${PT[@]}" --max-time 00:00:06:00
+        # an untested CUDA path must not cost the run: retry on the plain ops if nothing saved
+        [ -f /tmp/pt/last.ckpt ] || HYENADNA_OPS=ref on 0 pretrain_ref 300 "${PT[@]}" \
+            --max-time 00:00:04:00
+        on 0 evaluate 60 python3 cli.py evaluate --checkpoint /tmp/pt/last.ckpt --genome $G \
+            --set "$TEST" --set "$VALID" --max-windows 4000
+        on 0 pytest_gpu 60 python3 -m pytest -q -m gpu -p no:cacheprovider
+    ) &
+    (
+        on 1 bench_operator 240 python3 benchmarks/bench_operator.py --budget-s 170 \
+            --out "$R/operator"
+        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 1 bench_train 230 \
+            python3 benchmarks/bench_train.py --budget-s 150 --out "$R/train"
+    ) &
+    wait
+    mkdir -p "$R/pretrain_run"
+    cp /tmp/pt/config.yaml /tmp/pt/*.png /tmp/pt/*.json "$R/pretrain_run/" 2>/dev/null
+    find /tmp/pt -name metrics.csv -exec cp {} "$R/pretrain_run/" \;
+    # the checkpoint comes back on its own (phase b fine-tunes from it)
+    cp /tmp/pt/last.ckpt "$OUT/chr22_tiny1k_last.ckpt" 2>/dev/null
+fi
+
+if [ "$phase" = b ]; then
+    CK=.gpu_ckpt/chr22_tiny1k_last.ckpt
+    (
+        on 0 gue_pretrained 330 python3 benchmarks/gue.py .gpu_data/GUE --pretrained $CK \
+            --budget-minutes 4.5 --out-dir /tmp/gue_p --md "$R/gue_pretrained.md"
+        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 mem_1m 80 python3 benchmarks/pretrain_memory.py --config configs/pretrain/large-1m.yaml \
+            --length 1048576 --batch 1 --checkpointing both --out "$R/pretrain_memory_1m.json"
+        on 0 maxlen_small32k 70 python3 benchmarks/pretrain_memory.py \
+            --config configs/pretrain/small-32k.yaml --find-max-length --checkpointing off \
+            --out "$R/pretrain_maxlen_small32k.json"
+    ) &
+    (
+        on 1 gue_random 330 python3 benchmarks/gue.py .gpu_data/GUE --pretrained none \
+            --budget-minutes 4.5 --out-dir /tmp/gue_r --md "$R/gue_random.md"
+        on 1 bench_score 140 python3 benchmarks/bench_score.py --devices cuda \
+            --out "$R/score_gpu.json"
+    ) &
+    wait
+    on 0,1 ddp_scaling 110 python3 benchmarks/ddp_scaling.py --genome $G --devices-list 1,2 \
+        --steps 30 --out "$R/ddp_scaling_small32k.json"
+fi
+
+tar czf "$OUT/results_$phase.tgz" -C "$R" .
+echo "== timeline"; cat "$R/timeline.txt"
+for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done

@@ -84,6 +84,19 @@ if [ "$phase" = b ]; then
         --steps 30 --out "$R/ddp_scaling_small32k.json"
 fi
 
+if [ "$phase" = c ]; then  # issue 7: a 2-GPU step of large-1m at 1M nucleotides per GPU
+    BIG=(python3 cli.py pretrain --config configs/pretrain/large-1m.yaml --genome $G
+         --set "$TEST" --set "$VALID" --devices 2 --max-steps 3 --set model.l_max=1048578
+         --set data.seq_len=1048576 --set train.seqlen_warmup_stages=0
+         --set train.global_batch_size=2 --set data.max_eval_windows=2
+         --set train.val_every_steps=3 --set data.num_workers=4)
+    on 0,1 ddp_1m 150 "${BIG[@]}" --strategy ddp --out-dir /tmp/ddp1m
+    on 0,1 fsdp_1m 150 "${BIG[@]}" --strategy fsdp --out-dir /tmp/fsdp1m
+    on 0 pytest_score_gpu 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_score.py
+    find /tmp/ddp1m /tmp/fsdp1m -name metrics.csv | while read -r f; do
+        cp "$f" "$R/$(echo "$f" | cut -d/ -f3)_metrics.csv"; done
+fi
+
 tar czf "$OUT/results_$phase.tgz" -C "$R" .
 echo "== timeline"; cat "$R/timeline.txt"
 for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done

@@ -37,12 +37,12 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from hyenadna.atomic import atomic_write_text
 from hyenadna.config import PretrainConfig, load_config, read_yaml
 from hyenadna.pretrain import PretrainModule
 
@@ -133,11 +133,7 @@ def _print_row(case: dict) -> None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,13 +20,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hyenadna import __version__
+from hyenadna.atomic import atomic_path
 from hyenadna.config import ModelConfig, from_dict, to_dict
 
 log = logging.getLogger(__name__)
@@ -199,15 +199,8 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, **extra: Any) ->
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save to a temp file in the target folder, then rename: never a truncated file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_checkpoint_io():

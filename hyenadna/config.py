@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
+
+from hyenadna.atomic import atomic_write_text
 
 T = TypeVar("T")
 
@@ -164,19 +165,6 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None,
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically (temp file + rename)."""
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _set_dotted(data: dict[str, Any], item: str) -> None:

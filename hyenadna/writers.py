@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from hyenadna import __version__
+from hyenadna.atomic import atomic_path
 
 FORMAT_BY_SUFFIX = {".tsv": "tsv", ".txt": "tsv", ".bedgraph": "bedgraph", ".bg": "bedgraph",
                     ".h5": "h5", ".hdf5": "h5"}
@@ -122,24 +122,6 @@ def output_format(path: str, explicit: str | None = None) -> str:
     if explicit == "h5" and path == "-":
         raise ValueError("HDF5 output cannot go to stdout; give a file name ending in .h5")
     return explicit
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temp path beside ``path``; rename it onto ``path`` if the block succeeds,
-    delete it if the block raises (also on KeyboardInterrupt)."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"output {path} is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A random name created by the writer itself (not mkstemp) so the final file gets the
-    # user's umask permissions rather than mkstemp's 0600.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -9,11 +9,13 @@ stderr. Known errors (bad input files, unknown config keys, corrupt checkpoints)
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
 
 from hyenadna import __version__
+from hyenadna.config import AGGREGATES, PRECISIONS, SCORE_FORMATS  # option choices
 
 # Exceptions that mean "the user's input is wrong": reported in one line, never a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, OSError)
@@ -25,6 +27,9 @@ class HyenaGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `hyenadna score ... -o - | head`: the reader left, not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except USER_ERRORS as err:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -43,7 +48,8 @@ def main(ctx: click.Context, verbose: int, debug: bool) -> None:
     """HyenaDNA: long-context DNA language model — pretrain, fine-tune, score, embed."""
     ctx.obj = {"debug": debug, "verbose": verbose}
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
@@ -206,9 +212,11 @@ def evaluate(ctx, checkpoint, genome, bed, valid_chroms, test_chroms, split, max
 
 @main.command()
 @click.option("--task", default=None, show_default=True,
-              help="promoter, core-promoter, splice, tf or custom (default: the config's, else tf).")
+              help="promoter, core-promoter, splice, tf or custom (default: the config's, "
+                   "else tf).")
 @click.option("--data", type=click.Path(file_okay=False), default=None, show_default=True,
-              help="Folder with train/dev/test.csv[.gz] (default: the embedded sample in data/gue).")
+              help="Folder with train/dev/test.csv[.gz] (default: the embedded sample in "
+                   "data/gue).")
 @click.option("--num-classes", type=int, default=None, show_default=True,
               help="Number of classes of a --task custom CSV (labels 0..K-1).")
 @click.option("--pretrained", type=click.Path(), default=None, show_default=True,
@@ -216,11 +224,13 @@ def evaluate(ctx, checkpoint, genome, bed, valid_chroms, test_chroms, split, max
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               show_default=True, help="Run YAML, e.g. configs/finetune/splice.yaml.")
 @click.option("--out-dir", default=None, show_default=True,
-              help="Output folder for best.ckpt, metrics.json, config.yaml (default: runs/finetune).")
+              help="Output folder for best.ckpt, metrics.json, config.yaml "
+                   "(default: runs/finetune).")
 @click.option("--max-epochs", type=int, default=None, show_default=True, help="Most epochs.")
 @click.option("--max-steps", type=int, default=None, show_default=True,
               help="Most optimiser steps (-1: no limit).")
-@click.option("--batch-size", type=int, default=None, show_default=True, help="Training batch size.")
+@click.option("--batch-size", type=int, default=None, show_default=True,
+              help="Training batch size.")
 @click.option("--lr", type=float, default=None, show_default=True, help="Peak learning rate.")
 @click.option("--freeze-backbone/--no-freeze-backbone", default=None, show_default=True,
               help="Train the head only (default: the config's, else fine-tune everything).")
@@ -259,9 +269,6 @@ def finetune(ctx: click.Context, task, data, num_classes, pretrained, config_pat
 
 
 # ---- score / embed / variant-effect commands (issue 5) ----
-
-# here, not at the top: the option choices below come from the config (single source of truth)
-from hyenadna.config import AGGREGATES, PRECISIONS, SCORE_FORMATS
 
 
 def _model_options(func):

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from hyenadna.config import FinetuneConfig, load_config, replace_dotted
+from hyenadna.config import FinetuneConfig, load_config, replace_dotted  # noqa: E402
 
 # GUE folder → config file of its task family (configs/finetune/<family>.yaml), in table order.
 GUE_TASKS = {

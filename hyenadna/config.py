@@ -375,7 +375,8 @@ class TrainConfig:
             raise ValueError(f"train.precision must be one of {PRETRAIN_PRECISIONS}, "
                              f"got {self.precision!r}")
         if self.accelerator not in ("auto", "cpu", "gpu", "cuda"):
-            raise ValueError(f"train.accelerator must be auto, cpu or gpu, got {self.accelerator!r}")
+            raise ValueError("train.accelerator must be auto, cpu or gpu, "
+                             f"got {self.accelerator!r}")
         if self.max_time is not None:
             self.max_time_seconds  # noqa: B018 (validates the format)
 

@@ -153,7 +153,8 @@ def _parse_label(raw: str, n_classes: int, where: str) -> int:
     """An integer label in 0..n_classes-1, else ValueError naming ``where``."""
     text = raw.strip()
     if not (text.isascii() and text.lstrip("-").isdigit()):
-        raise ValueError(f"{where}: label {raw!r} is not an integer (labels are 0..{n_classes - 1})")
+        raise ValueError(f"{where}: label {raw!r} is not an integer "
+                         f"(labels are 0..{n_classes - 1})")
     label = int(text)
     if not 0 <= label < n_classes:
         raise ValueError(f"{where}: unknown label {label} (this task has {n_classes} classes, "
@@ -326,7 +327,8 @@ def collate(items: list[tuple[torch.Tensor, int]]) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "mask": mask, "labels": labels}
 
 
-def class_weights(labels: np.ndarray, n_classes: int, spec: str | list[float]) -> torch.Tensor | None:
+def class_weights(labels: np.ndarray, n_classes: int,
+                  spec: str | list[float]) -> torch.Tensor | None:
     """Cross-entropy weights (n_classes,) float32 from ``train.class_weights``, or None.
 
     'balanced' gives class k the weight N / (K · n_k) (scikit-learn's definition), so every

@@ -210,7 +210,8 @@ def test_gue_benchmark_finds_tasks_and_rejects_unknown(data_dir):
 def test_gue_benchmark_splits_tasks_over_devices(tmp_path, data_dir):
     # two child processes (CPU stands in for two GPUs); their rows are merged in task order
     gue = _gue_benchmark()
-    args = _bench_args(tmp_path, data_dir, "--tasks", "tf/0,prom/prom_core_all,splice/reconstructed",
+    tasks = "tf/0,prom/prom_core_all,splice/reconstructed"
+    args = _bench_args(tmp_path, data_dir, "--tasks", tasks,
                        "--devices", "0,1")
     assert gue.main(args) == 0
     rows = json.loads((tmp_path / "gue.json").read_text())["rows"]

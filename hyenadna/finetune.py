@@ -14,13 +14,11 @@ The checkpoint is a Lightning checkpoint whose state dict keys are ``model.backb
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import logging
 import math
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -46,6 +44,7 @@ from hyenadna.config import (
 from hyenadna.heads import HyenaDNAClassifier
 from hyenadna.metrics import classification_metrics
 from hyenadna.optim import build_optimizer
+from hyenadna.pretrain_callbacks import StderrProgressBar
 from hyenadna.tasks import (
     ClassificationDataset,
     TaskData,
@@ -142,22 +141,6 @@ class FinetuneModule(pl.LightningModule):
                                                      self.task_meta)
 
 
-class _StderrProgressBar(TQDMProgressBar):
-    """Lightning's bar writes to stdout; the CLI keeps stdout for results, logs go to stderr."""
-
-    def init_train_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_train_tqdm()
-
-    def init_validation_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_validation_tqdm()
-
-    def init_test_tqdm(self):
-        with contextlib.redirect_stdout(sys.stderr):
-            return super().init_test_tqdm()
-
-
 def resolve_data_dir(cfg: FinetuneConfig) -> tuple[Path, bool]:
     """(task folder, whether it is the embedded sample) for ``cfg.data``; checks the task."""
     get_task(cfg.data.task, cfg.data.num_classes)  # a bad task name fails before anything else
@@ -234,7 +217,7 @@ def build_trainer(cfg: FinetuneTrainConfig, out_dir: Path, accelerator: str, pre
         callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience,
                                        check_on_train_epoch_end=False))
     if cfg.progress_bar:
-        callbacks.append(_StderrProgressBar())
+        callbacks.append(StderrProgressBar())
     trainer = pl.Trainer(
         accelerator=accelerator, devices=cfg.devices, precision=precision,
         max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,

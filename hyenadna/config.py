@@ -111,7 +111,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
         sub = _dataclass_type(hints[name])
         if sub is not None and isinstance(value, dict):
             value = from_dict(sub, value, f"{where}{name}.")
-        kwargs[name] = value
+        kwargs[name] = _as_number(value, hints[name], f"{where}{name}")
     try:
         return cls(**kwargs)
     except TypeError as err:  # e.g. a required field missing
@@ -181,6 +181,25 @@ def _set_dotted(data: dict[str, Any], item: str) -> None:
     node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
 
 
+def _as_number(value: Any, hint: Any, key: str) -> Any:
+    """Parse a number given as a string for an int/float field, or raise ValueError naming
+    the key. YAML 1.1 reads ``6e-4`` (no dot) as a string, so ``--set train.lr=6e-4`` and
+    ``lr: 6e-4`` in a file need this. Fields that also accept strings are left alone."""
+    options = set(get_args(hint)) if get_origin(hint) is not None else {hint}
+    want = int if int in options and float not in options else float if float in options else None
+    if want is None or str in options or isinstance(value, bool):
+        return value
+    if not isinstance(value, str) and not (want is int and isinstance(value, float)):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if want is int and not number.is_integer():
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    return want(number)
+
+
 def _dataclass_type(hint: Any) -> type | None:
     """The dataclass in a type hint (``X`` or ``X | None``), else None."""
     if is_dataclass(hint):
@@ -209,27 +228,6 @@ __all__ = [
 
 SOFT_MASK_MODES = ("keep", "drop")
 PRETRAIN_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
-
-
-def _parse_pretrain_numbers(cfg: Any, section: str) -> None:
-    """Turn int/float fields given as strings into numbers, or raise ValueError naming the key.
-
-    YAML 1.1 reads ``1e-3`` (no dot) as a string, so ``--set train.lr=1e-3`` needs this.
-    """
-    for f in fields(cfg):
-        kind = {"int": int, "float": float}.get(str(f.type))
-        if kind is None:
-            continue
-        value, number = getattr(cfg, f.name), None
-        if not isinstance(value, bool):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                pass
-        if number is None or (kind is int and not number.is_integer()):
-            raise ValueError(f"{section}.{f.name} must be "
-                             f"{'an integer' if kind is int else 'a number'}, got {value!r}")
-        setattr(cfg, f.name, kind(number))
 
 
 @dataclass
@@ -274,7 +272,6 @@ class GenomeDataConfig:
     """Folder for .fai/.gzi when the genome's own folder is read-only; None: ~/.cache/hyenadna."""
 
     def __post_init__(self) -> None:
-        _parse_pretrain_numbers(self, "data")
         for name in ("valid_chroms", "test_chroms", "valid_ranges", "test_ranges"):
             value = getattr(self, name)
             if isinstance(value, str):  # from --set data.valid_chroms=chr21,chr22
@@ -355,7 +352,6 @@ class TrainConfig:
     """Show Lightning's progress bar on stderr."""
 
     def __post_init__(self) -> None:
-        _parse_pretrain_numbers(self, "train")
         if isinstance(self.devices, str) and self.devices.strip().isdigit():
             self.devices = int(self.devices)  # --devices 2 arrives as a string
         for name in ("max_steps", "global_batch_size", "accumulate_grad_batches",
@@ -452,24 +448,6 @@ HEAD_POOLINGS = ("mean", "last")
 FINETUNE_PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 
 
-def _coerce_numbers(cfg: Any, section: str) -> None:
-    """Parse numeric fields given as strings: YAML 1.1 reads ``6e-4`` (no dot) as a string,
-    so ``--set train.lr=6e-4`` would otherwise fail with a confusing comparison error."""
-    for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        kind = str(f.type).split(" | ")[0]
-        parsable = isinstance(value, str) or (kind == "int" and isinstance(value, float))
-        if kind not in ("int", "float") or not parsable:
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"{section}.{f.name} must be a number, got {value!r}") from None
-        if kind == "int" and not number.is_integer():
-            raise ValueError(f"{section}.{f.name} must be an integer, got {value!r}")
-        setattr(cfg, f.name, int(number) if kind == "int" else number)
-
-
 @dataclass
 class HeadConfig:
     """Classification head on top of the backbone (re-exported by ``hyenadna.heads``)."""
@@ -484,7 +462,6 @@ class HeadConfig:
     """Dropout on the pooled vector."""
 
     def __post_init__(self) -> None:
-        _coerce_numbers(self, "head")
         if self.pooling not in HEAD_POOLINGS:
             raise ValueError(f"head.pooling must be one of {HEAD_POOLINGS}, got {self.pooling!r}")
         if self.n_classes < 2:
@@ -517,7 +494,6 @@ class FinetuneDataConfig:
     """Seed of the reduced protocol's dev split (fixed so every run sees the same split)."""
 
     def __post_init__(self) -> None:
-        _coerce_numbers(self, "data")
         if self.num_classes is not None and self.num_classes < 2:
             raise ValueError(f"data.num_classes must be >= 2, got {self.num_classes}")
         if self.batch_size < 1:
@@ -577,7 +553,6 @@ class FinetuneTrainConfig:
     """Show a progress bar on stderr."""
 
     def __post_init__(self) -> None:
-        _coerce_numbers(self, "train")
         positive = {"max_epochs": self.max_epochs, "lr": self.lr}
         for name, value in positive.items():
             if value <= 0:

@@ -209,6 +209,18 @@ class Genome:
         self._faidx = None
         self._pid: int | None = None
 
+    def close(self) -> None:
+        """Close the pyfaidx handle (it reopens on the next fetch)."""
+        if self._faidx is not None:
+            self._faidx.close()
+            self._faidx = None
+
+    def __enter__(self) -> Genome:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_faidx": None, "_pid": None}
 

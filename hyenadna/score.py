@@ -146,19 +146,14 @@ def iter_records(path: str) -> Iterator[tuple[str, int, Fetch]]:
 
 
 def _iter_indexed(path: str) -> Iterator[tuple[str, int, Fetch]]:
-    import pyfaidx
+    # Through the genome reader of pretraining: it validates the index and works around
+    # pyfaidx's BGZF block-boundary bug.
+    from hyenadna.genome import Genome, Interval
 
-    try:
-        fasta = pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=False)
-    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat) as err:
-        raise ValueError(f"{path}: cannot read through its .fai index ({err})") from None
-    with fasta:
-        names = list(fasta.keys())
-        if not names:
-            raise ValueError(f"{path}: no FASTA records (empty file or no '>' header)")
-        for name in names:
-            record = fasta[name]
-            yield name, len(record), lambda s, e, r=record: str(r[s:e])
+    with Genome(path) as genome:
+        for name, length in genome.contigs.items():
+            yield name, length, lambda s, e, n=name: (
+                genome.fetch(Interval(n, s, e)) if e > s else "")
 
 
 def encode_window(tokenizer: CharTokenizer, text: str, name: str, offset: int) -> np.ndarray:

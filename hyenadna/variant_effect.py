@@ -37,12 +37,12 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from hyenadna.config import VariantEffectConfig
 from hyenadna.fasta import open_text
+from hyenadna.genome import Genome, Interval
 from hyenadna.score import (
     Progress,
     RunSummary,
@@ -161,23 +161,27 @@ def allele_status(v: Variant, window: int) -> str:
     return "ok"
 
 
-def build_pair(v: Variant, genome, window: int) -> Scored:
-    """Check ``v`` against ``genome`` (a pyfaidx.Fasta, as_raw) and build s_ref / s_alt."""
+def build_pair(v: Variant, genome: Genome, window: int) -> Scored:
+    """Check ``v`` against ``genome`` and build s_ref / s_alt."""
     status = allele_status(v, window)
     if status != "ok":
         return Scored(v, status)
-    if v.chrom not in genome:
+    chrom_len = genome.contigs.get(v.chrom)
+    if chrom_len is None:
         return Scored(v, "unknown_chrom")
-    chrom_len = len(genome[v.chrom])
     p, q = v.pos - 1, v.pos - 1 + len(v.ref)  # REF span, 0-based half-open
     if p < 0 or q > chrom_len:
         return Scored(v, "out_of_range")
-    genome_ref = str(genome[v.chrom][p:q])
+
+    def bases(start: int, end: int) -> str:
+        return genome.fetch(Interval(v.chrom, start, end)) if end > start else ""
+
+    genome_ref = bases(p, q)
     if genome_ref.upper() != v.ref.upper():
         return Scored(v, "ref_mismatch", genome_ref)
     spare = window - max(len(v.ref), len(v.alt))
     lo, hi = max(0, p - spare // 2), min(chrom_len, q + spare - spare // 2)
-    left, right = str(genome[v.chrom][lo:p]), str(genome[v.chrom][q:hi])
+    left, right = bases(lo, p), bases(q, hi)
     return Scored(v, "ok", genome_ref, (lo, hi), left + v.ref + right, left + v.alt + right)
 
 
@@ -274,14 +278,9 @@ def _row(s: Scored, ll: tuple[float, float] | None) -> list:
             s.status]
 
 
-def open_genome(path: str):
-    """pyfaidx.Fasta over a plain or BGZF FASTA (its .fai is built beside it when missing)."""
-    import pyfaidx
-
-    if path == "-" or not Path(path).is_file():
-        raise FileNotFoundError(f"genome FASTA not found: {path} (an indexed file is needed)")
-    try:
-        return pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=False)
-    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat) as err:
-        raise ValueError(f"{path}: cannot index the genome ({err}); use a plain or BGZF "
-                         "(bgzip) FASTA") from None
+def open_genome(path: str) -> Genome:
+    """The reference genome (plain or BGZF FASTA; its index is built when missing), read through
+    ``hyenadna.genome.Genome`` — the same reader as pretraining, with its pyfaidx workarounds."""
+    if path == "-":
+        raise FileNotFoundError("the genome must be a file (an indexed FASTA), not stdin")
+    return Genome(path)

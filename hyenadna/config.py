@@ -350,6 +350,10 @@ class TrainConfig:
     """Lightning strategy: 'auto', 'ddp', 'ddp_spawn' or 'fsdp' (FSDP wraps each block)."""
     progress_bar: bool = True
     """Show Lightning's progress bar on stderr."""
+    stop_grace_seconds: float = 120.0
+    """After SIGTERM or Ctrl-C, exit at once (code 128 + signal, no new checkpoint) if the clean
+    stop has not finished within this many seconds, e.g. a rank waits forever in a collective
+    (0: wait for ever)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.devices, str) and self.devices.strip().isdigit():
@@ -359,7 +363,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("seqlen_warmup_stages", "seqlen_warmup_steps", "weight_decay",
-                     "gradient_clip_val"):
+                     "gradient_clip_val", "stop_grace_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:

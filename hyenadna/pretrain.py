@@ -21,8 +21,11 @@ loops, callbacks) plus ``ckpt["hyenadna"]`` with the model and run config, so
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -312,7 +315,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False,
     if trainer.is_global_zero:
         save_config(cfg, out / "config.yaml")
     try:
-        with _graceful_signals(control), warnings.catch_warnings():
+        with _graceful_signals(control, cfg.train.stop_grace_seconds, trainer), \
+                warnings.catch_warnings():
             # config.yaml (and on resume last.ckpt) are meant to be there
             warnings.filterwarnings("ignore", "Checkpoint directory .* is not empty")
             trainer.fit(module, datamodule=data, ckpt_path=ckpt_path if resume else None)
@@ -338,12 +342,31 @@ def _has_validation(cfg: PretrainConfig) -> bool:
 
 class _graceful_signals:
     """SIGTERM and the first Ctrl-C ask ``control`` to save and stop at the next optimizer
-    step; a second Ctrl-C interrupts at once. Lightning adds its own SIGTERM handler on top of
-    this one during ``fit`` and restores it afterwards."""
+    step; a second Ctrl-C interrupts at once. The handler only sets a flag: every rank learns
+    of the request in ``RunControl``'s step-boundary reduce, which it joins anyway.
 
-    def __init__(self, control: RunControl):
-        self.control = control
+    Lightning installs its own SIGTERM handler during ``fit``, which forwards the signal to the
+    other local ranks and broadcasts between ranks from inside the handler: a collective at a
+    random point of each rank's program that can pair with an unrelated one and hang the run.
+    ``RunControl.on_train_start`` puts this handler back over it (Lightning restores it after
+    ``fit``).
+
+    A Python handler runs only when the main thread executes Python code; a rank blocked in a
+    collective (another rank never joins) would ignore signals for ever. So a watchdog thread
+    learns of each signal through ``signal.set_wakeup_fd`` (written by the C-level handler) and,
+    when the run has not left this block ``grace_s`` seconds after the first SIGTERM/SIGINT,
+    kills the other local ranks Lightning started and exits with 128 + the signal number.
+    Checkpoints are written atomically, so this leaves the previous last.ckpt intact.
+    """
+
+    def __init__(self, control: RunControl, grace_s: float = 0.0,
+                 trainer: pl.Trainer | None = None):
+        self.control, self.grace_s, self.trainer = control, grace_s, trainer
         self.saved: dict[int, object] = {}
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._old_wakeup_fd = -1
 
     def _handler(self, signum: int, frame) -> None:
         if signum == signal.SIGINT and self.control.stop_requested:
@@ -354,11 +377,68 @@ class _graceful_signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.saved[sig] = signal.signal(sig, self._handler)
+            self.control.sigterm_handler = self._handler
+            if self.grace_s > 0:
+                self._start_watchdog()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.control.sigterm_handler = None
+        if self._thread is not None:
+            self._done.set()
+            signal.set_wakeup_fd(self._old_wakeup_fd)
+            reader, writer = self._sockets
+            writer.send(b"\0")  # wake the watchdog
+            self._thread.join(timeout=5)
+            reader.close()
+            writer.close()
+            self._thread = None
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
+
+    def _start_watchdog(self) -> None:
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)  # required by set_wakeup_fd
+        self._sockets = reader, writer
+        self._old_wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="hyenadna-stop-watchdog",
+                                        daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        reader = self._sockets[0]
+        first: int | None = None
+        deadline = None
+        while not self._done.is_set():
+            # (a timeout of 0 would make recv non-blocking: BlockingIOError, not TimeoutError)
+            reader.settimeout(None if deadline is None else
+                              max(1e-3, deadline - time.monotonic()))
+            try:
+                data = reader.recv(64)
+            except TimeoutError:
+                data = None
+            except OSError:
+                return
+            if self._done.is_set() or data == b"":
+                return
+            if data is None:  # the deadline passed inside the with-block
+                self._hard_exit(first)
+                return
+            for signum in data:
+                if first is None and signum in (signal.SIGTERM, signal.SIGINT):
+                    first, deadline = signum, time.monotonic() + self.grace_s
+
+    def _hard_exit(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        msg = (f"hyenadna: no clean stop {self.grace_s:g} s after {name} (a rank waiting in a "
+               f"collective?); exiting without a new checkpoint (train.stop_grace_seconds)\n")
+        try:
+            os.write(2, msg.encode())
+            launcher = getattr(getattr(self.trainer, "strategy", None), "launcher", None)
+            if launcher is not None:
+                launcher.kill(signal.SIGKILL)  # the other local ranks, stuck with this one
+        finally:
+            os._exit(128 + signum)
 
 
 def evaluate(checkpoint: str | Path, genome: str | None = None, overrides: Sequence[str] = (),

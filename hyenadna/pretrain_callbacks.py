@@ -19,7 +19,9 @@ import contextlib
 import csv
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -109,6 +111,12 @@ class RunControl(pl.Callback):
         self._validated_since_save = False
         self.validated_step = -1
         """Optimizer step of the last validation (-1: none yet)."""
+        self.sigterm_handler = None
+        """Handler to put back over Lightning's SIGTERM handler when training starts (set by
+        ``pretrain._graceful_signals``; Lightning's runs collectives inside the handler)."""
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "sigterm_handler": None}  # ddp_spawn pickles callbacks
 
     @property
     def stop_requested(self) -> bool:
@@ -125,6 +133,11 @@ class RunControl(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # (the max_time clock started with this object: start-up counts against the budget)
         self._saved_step = trainer.global_step  # a resumed run's start is already saved
+        if self.sigterm_handler is not None and \
+                threading.current_thread() is threading.main_thread():
+            # Lightning's handler (registered just before this hook, restored after fit) would
+            # broadcast between ranks from inside the handler; ours only sets a flag.
+            signal.signal(signal.SIGTERM, self.sigterm_handler)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._at_boundary = False

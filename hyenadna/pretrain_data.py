@@ -18,6 +18,8 @@ ranks, in micro-batch ``j`` of ``A`` accumulation steps, takes the ``b = G / (WÂ
 Every sample is a dict: ``input_ids`` (L,) int64, ``targets`` (L,) int64 (the next base;
 ``IGNORE_INDEX`` where it is N and N is left out of the loss), ``window`` (3,) int64 = contig
 index, start, reverse-complemented flag, and ``sample`` (2,) int64 = step, position.
+Validation/test windows are split over ranks with padding items (all targets IGNORE_INDEX,
+``sample`` (-1, -1)), so every rank runs the same number of evaluation batches.
 A window spans L + 1 bases: the model reads bases 0..L-1 and predicts bases 1..L.
 """
 
@@ -42,7 +44,7 @@ from hyenadna.genome import (
     n_fraction,
     tile_windows,
 )
-from hyenadna.tokenizer import A_ID, T_ID, CharTokenizer, reverse_complement_ids
+from hyenadna.tokenizer import A_ID, N_ID, T_ID, CharTokenizer, reverse_complement_ids
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +121,29 @@ class TrainWindows(Dataset):
 
 
 class FixedWindows(Dataset):
-    """Fixed validation/test windows (each ``length + 1`` bases), forward strand."""
+    """Fixed validation/test windows (each ``length + 1`` bases), forward strand, followed by
+    ``padding`` dummy items that count nothing: ``length`` N inputs whose targets are all
+    IGNORE_INDEX, ``window`` (-1, -1, 0) and ``sample`` (-1, -1). The padding gives every rank
+    as many batches (see ``PretrainDataModule.eval_dataloader``)."""
 
-    def __init__(self, genome: Genome, windows: Sequence[Interval], ignore_n: bool):
+    def __init__(self, genome: Genome, windows: Sequence[Interval], ignore_n: bool,
+                 padding: int = 0, length: int | None = None):
+        if padding and length is None:
+            raise ValueError("padding items need the input length")
         self.genome, self.windows, self.ignore_n = genome, list(windows), ignore_n
+        self.padding, self.length = padding, length
         self.contig_index = {name: i for i, name in enumerate(genome.contigs)}
 
     def __len__(self) -> int:
-        return len(self.windows)
+        return len(self.windows) + self.padding
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if i >= len(self.windows):
+            return {"input_ids": torch.full((self.length,), N_ID, dtype=torch.int64),
+                    "targets": torch.full((self.length,), IGNORE_INDEX, dtype=torch.int64),
+                    "window": torch.tensor([-1, -1, 0]), "sample": torch.tensor([-1, -1])}
         iv = self.windows[i]
         input_ids, targets = encode_window(self.genome.fetch(iv), False, self.ignore_n)
         return {"input_ids": input_ids, "targets": targets,
@@ -256,12 +271,22 @@ class PretrainDataModule(pl.LightningDataModule):
         return self._loader(self.train_dataset(), StepDataLoader, batch_sampler=sampler)
 
     def eval_dataloader(self, split: str) -> DataLoader:
-        """This rank's share of the fixed ``split`` windows, at the final stage's batch size."""
+        """This rank's share of the fixed ``split`` windows, at the final stage's batch size.
+
+        Every rank gets the same number of items, hence of batches: the ranks that hold one
+        window fewer than others (or none, with fewer windows than ranks) get a padding item
+        that counts no token. Under DDP each evaluation batch runs collectives (the forward's
+        buffer broadcast) and the epoch ends in a reduce; a rank with fewer batches, or one
+        that Lightning lets skip the loop for having none, would leave the others waiting.
+        """
         world, rank = self._world()
         windows = self.fixed_windows(split, check=True)
         batch = max(1, self.cfg.train.global_batch_size
                     // (world * self.cfg.train.accumulate_grad_batches))
-        dataset = FixedWindows(self.genome, windows[rank::world], self.cfg.data.ignore_n_in_loss)
+        share = windows[rank::world]
+        per_rank = -(-len(windows) // world)
+        dataset = FixedWindows(self.genome, share, self.cfg.data.ignore_n_in_loss,
+                               padding=per_rank - len(share), length=self.cfg.data.seq_len)
         return self._loader(dataset, DataLoader, batch_size=batch, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:

@@ -97,6 +97,15 @@ if [ "$phase" = c ]; then  # issue 7: a 2-GPU step of large-1m at 1M nucleotides
         cp "$f" "$R/$(echo "$f" | cut -d/ -f3)_metrics.csv"; done
 fi
 
+if [ "$phase" = d ]; then  # the same DDP step after the eval-padding fix (d8a903a)
+    on 0,1 ddp_1m_fixed 120 python3 cli.py pretrain --config configs/pretrain/large-1m.yaml \
+        --genome $G --set "$TEST" --set "$VALID" --devices 2 --strategy ddp --max-steps 2 \
+        --set model.l_max=1048578 --set data.seq_len=1048576 --set train.seqlen_warmup_stages=0 \
+        --set train.global_batch_size=2 --set data.max_eval_windows=2 \
+        --set train.val_every_steps=2 --set data.num_workers=4 --out-dir /tmp/ddp1m
+    find /tmp/ddp1m -name metrics.csv -exec cp {} "$R/ddp_1m_metrics.csv" \;
+fi
+
 tar czf "$OUT/results_$phase.tgz" -C "$R" .
 echo "== timeline"; cat "$R/timeline.txt"
 for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done

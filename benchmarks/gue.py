@@ -10,9 +10,9 @@ sequential on one device; ``--devices 0,1`` splits the tasks between GPUs, one c
 GPU, and merges their results. Per-run folders go to runs/gue/ (git-ignored); the table to
 benchmarks/results/gue.md and every row, with all metrics, to benchmarks/results/gue.json.
 
-Usage (GPU; GUE root laid out like ../shared/data/GUE):
-    python benchmarks/gue.py ../shared/data/GUE --pretrained none --pretrained PRETRAIN.ckpt
-    python benchmarks/gue.py ../shared/data/GUE --pretrained none --pretrained PRETRAIN.ckpt \\
+Usage (GPU; GUE root laid out like path/to/GUE):
+    python benchmarks/gue.py path/to/GUE --pretrained none --pretrained PRETRAIN.ckpt
+    python benchmarks/gue.py path/to/GUE --pretrained none --pretrained PRETRAIN.ckpt \\
         --devices 0,1 --budget-minutes 8
 CPU smoke test on the fixtures:
     python benchmarks/gue.py tests/data/gue --accelerator cpu --max-steps 2 --batch-size 8

@@ -1,11 +1,14 @@
 """Shared fixtures: the compute device (cuda marked `gpu`, skipped without CUDA) and data paths."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 DATA = Path(__file__).parent / "data"
+GENOME_SLICE = "hg19_chr22_30.0-30.2Mb.fa.gz"
+"""Real 200-kb slice of hg19 chr22 (BGZF), see tests/data/README.md."""
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -29,3 +32,12 @@ def official_tiny() -> Path:
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def genome_file(tmp_path) -> Path:
+    """A private copy of the real chr22 slice (BGZF), so its indexes land in tmp_path."""
+    path = tmp_path / "genome" / GENOME_SLICE
+    path.parent.mkdir()
+    shutil.copy(DATA / GENOME_SLICE, path)
+    return path

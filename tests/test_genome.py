@@ -4,7 +4,6 @@ held-out interval."""
 
 import gzip
 import itertools
-import shutil
 
 import numpy as np
 import pytest
@@ -23,14 +22,6 @@ from hyenadna.genome import (
 SLICE = "hg19_chr22_30.0-30.2Mb.fa.gz"
 CHROM = "chr22_30000000_30200000"
 
-
-@pytest.fixture
-def genome_file(tmp_path, data_dir):
-    """A private copy of the real 200-kb chr22 slice (BGZF), so indexes land in tmp_path."""
-    path = tmp_path / "genome" / SLICE
-    path.parent.mkdir()
-    shutil.copy(data_dir / SLICE, path)
-    return path
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ All runs use a tiny model on the real 200-kb chr22 slice in tests/data, one CPU 
 import copy
 import gzip
 import os
-import shutil
 import signal
 from statistics import mean
 
@@ -39,13 +38,6 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
-
-@pytest.fixture
-def genome_file(tmp_path, data_dir):
-    path = tmp_path / "genome" / SLICE
-    path.parent.mkdir()
-    shutil.copy(data_dir / SLICE, path)
-    return path
 
 
 def tiny_cfg(out, genome, *overrides) -> PretrainConfig:

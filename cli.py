@@ -249,8 +249,7 @@ def finetune(ctx: click.Context, task, data, num_classes, pretrained, config_pat
     from hyenadna.finetune import resolve_data_dir
     from hyenadna.metrics import format_metrics_table
 
-    logging.getLogger("pytorch_lightning").setLevel(logging.INFO if ctx.obj["verbose"]
-                                                    else logging.WARNING)
+    _lightning_log_level(ctx)
     cfg = replace_dotted(load_config(FinetuneConfig, config_path, overrides), {
         "data.task": task, "data.path": data, "data.num_classes": num_classes,
         "train.pretrained": pretrained, "train.out_dir": out_dir, "train.max_epochs": max_epochs,

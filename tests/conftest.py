@@ -1,10 +1,17 @@
 """Shared fixtures: the compute device (cuda marked `gpu`, skipped without CUDA) and data paths."""
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    # Without a GPU the Triton kernels (hyenadna.ops.layout) run in Triton's interpreter, so
+    # tests/test_layout.py can hold them to their torch twins. Triton reads this when a kernel
+    # is defined, i.e. before hyenadna is first imported.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DATA = Path(__file__).parent / "data"
 GENOME_SLICE = "hg19_chr22_30.0-30.2Mb.fa.gz"

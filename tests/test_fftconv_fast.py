@@ -21,7 +21,7 @@ from hyenadna.ops import (
     hyena_mixer,
     hyena_mixer_ref,
     long_conv,
-    short_conv,
+    short_conv_t,
     use_fast_ops,
 )
 
@@ -168,8 +168,8 @@ def _mixer_inputs(seqlen, dtype, device, batch=2, width=8, seed=0):
 def _mixer_plain(x, in_w, in_b, sc_w, sc_b, k, skip):
     """The model's plain path (autograd through fftconv) in x's dtype, as under autocast."""
     proj = torch.nn.functional.linear(x, in_w.to(x.dtype), in_b.to(x.dtype))
-    x0, x1, v = short_conv(proj, sc_w.to(x.dtype), sc_b.to(x.dtype)).split(k.shape[0], dim=1)
-    return x0 * fftconv(v * x1, k, skip)
+    x0, x1, v = short_conv_t(proj, sc_w, sc_b).split(k.shape[0], dim=1)
+    return (x0 * fftconv(v * x1, k, skip)).transpose(1, 2)  # (B, L, D)
 
 
 # CPU conv1d builds a kernel per shape and dtype (~1-2 s each on a busy CI core): few shapes.

@@ -129,6 +129,32 @@ def test_filter_cache_in_eval_is_reused_and_invalidated():
     assert filt.filter(50).requires_grad and filt._cache is None  # grad enabled: never cached
 
 
+@pytest.mark.parametrize("modulate", [True, False])
+def test_channels_first_filter_equals_transposed_filter(modulate, device):
+    # filter_t builds the taps as (D, L) directly (the fast path's layout); same values and
+    # gradients as the official (1, L, D) layout transposed, in float64 and under bf16 autocast.
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=16, l_max=300, shift=0.05, modulate=modulate)
+    filt = HyenaFilter(cfg).double().to(device)
+    t_first, official = filt.filter_t(257), filt.filter(257)[0].t()
+    torch.testing.assert_close(t_first, official, rtol=1e-12, atol=1e-12)
+    grads = [torch.autograd.grad((h * torch.arange(257.0, device=device)).sum(),
+                                 list(filt.parameters()), allow_unused=True)
+             for h in (t_first, official)]
+    for a, b in zip(*grads):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    filt.float()
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        low_t, low = filt.filter_t(257), filt.filter(257)[0].t()
+    assert low_t.dtype == low.dtype and low_t.is_contiguous()
+    torch.testing.assert_close(low_t.float(), low.float(), rtol=2e-2, atol=2e-2)
+    with torch.no_grad():
+        filt.eval()
+        assert filt.filter_t(100) is filt.filter_t(100)  # cached, keyed by layout
+        assert filt.filter(100).shape == (1, 100, 16)
+
+
 def test_filter_cache_follows_optimizer_steps_in_eval_mode():
     # Regression guard: an eval-mode optimiser step (e.g. fine-tuning with dropout off) must not
     # leave a stale filter behind for the next no_grad forward.

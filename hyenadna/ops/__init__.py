@@ -26,8 +26,8 @@ from hyenadna.ops.lean import (
     gelu_mlp_ref,
     hyena_mixer,
     hyena_mixer_ref,
-    short_conv,
 )
+from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, strided_mul
 
 OPS_ENV = "HYENADNA_OPS"
 FFT_POLICY_ENV = "HYENADNA_FFT_POLICY"
@@ -75,6 +75,8 @@ __all__ = [
     "hyena_mixer",
     "hyena_mixer_ref",
     "long_conv",
-    "short_conv",
+    "short_conv_t",
+    "short_conv_t_backward",
+    "strided_mul",
     "use_fast_ops",
 ]

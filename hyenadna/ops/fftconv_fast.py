@@ -42,6 +42,7 @@ from __future__ import annotations
 import torch
 
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
+from hyenadna.ops.layout import strided_mul
 
 CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
@@ -82,10 +83,7 @@ def _fill_padded(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None) -> 
     plain path's ``v * x1`` followed by fftconv's cast, so both paths see the same w.
     """
     seqlen = a.shape[-1]
-    if b is None:
-        out[..., :seqlen].copy_(a)
-    else:
-        torch.mul(a, b, out=out[..., :seqlen])
+    strided_mul(out[..., :seqlen], a, b)
     out[..., seqlen:].zero_()
 
 
@@ -100,10 +98,12 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
 
 
 def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS,
-                       for_backward: bool = True):
+                       for_backward: bool = True, out: torch.Tensor | None = None):
     """y = post · (k' ∗ (v · pre))[:L], chunk by chunk.
 
-    Shapes: v, pre, post (B, D, L) in one I/O dtype; k (D, L_k); D (D,).
+    Shapes: v, pre, post (B, D, L) in one I/O dtype (any strides); k (D, L_k); D (D,).
+    ``out``: optional (B, D, L) buffer for y, any strides (the mixer passes a transposed view
+    of a (B, L, D) tensor, so y lands in the layout out_proj reads).
 
     Returns:
         y (B, D, L) and, when ``for_backward`` (else None): z (B, D, L) in the I/O dtype (None
@@ -112,7 +112,7 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
     """
     batch, channels, seqlen = v.shape
     cdt = _compute_dtype(v)
-    y = torch.empty_like(v)  # (B, D, L)
+    y = torch.empty_like(v) if out is None else out  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     k_conj = (torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
               if for_backward else None)
@@ -127,12 +127,10 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
             torch.conj_physical(k_f, out=k_conj[sl])
         z = torch.fft.irfft(spec, n=n)[..., :seqlen]  # (B, c, L); irfft applies the 1/n
         del spec, k_f
-        if post is None:
-            y[:, sl].copy_(z)
-        else:
-            torch.mul(z, post[:, sl], out=y[:, sl])  # gate in float32, one rounding to I/O dtype
-            if for_backward:
-                z_keep[:, sl].copy_(z)
+        # the gate in float32, one rounding to the I/O dtype
+        strided_mul(y[:, sl], z, None if post is None else post[:, sl])
+        if post is not None and for_backward:
+            z_keep[:, sl].copy_(z)
     return y, z_keep, k_conj
 
 
@@ -165,7 +163,7 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
     parts = 2 if need_cross else 1  # g, and w only when dk or dD is wanted
     for sl in _chunks(channels, parts * batch, n, chunk_elems):
         if post is not None:
-            torch.mul(dy[:, sl], z[:, sl], out=dpost[:, sl])
+            strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
         # g = dy · post and the recomputed w = v · pre, stacked so one rfft call does both.
         buf = torch.empty(parts, batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)
         _fill_padded(buf[0], dy[:, sl], None if post is None else post[:, sl])
@@ -182,11 +180,9 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
             del w_f, cross
         dw = torch.fft.irfft(g_f.mul_(k_conj[sl]), n=n)[..., :seqlen]  # (B, c, L), has D · g
         del spec, g_f
-        if pre is None:
-            dv[:, sl].copy_(dw)
-        else:
-            torch.mul(dw, pre[:, sl], out=dv[:, sl])
-            torch.mul(dw, v[:, sl], out=dpre[:, sl])
+        strided_mul(dv[:, sl], dw, None if pre is None else pre[:, sl])
+        if pre is not None:
+            strided_mul(dpre[:, sl], dw, v[:, sl])
     # D sits on tap 0 of k', so its gradient is dk'[0] = sum_{b,t} g · w.
     dD = dk[:, 0].to(dD_dtype) if dD_dtype is not None else None
     dk = dk.to(dk_dtype) if dk_dtype is not None else None

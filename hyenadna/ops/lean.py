@@ -4,14 +4,16 @@ HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up
 
     proj = in_proj(x)                                  (B, L, 3D)
     x0, x1, v = split(short_conv(proj))                3 × (B, D, L)
-    y = x0 · (k ∗ (v · x1) + D · (v · x1))             (B, D, L)
+    y = x0 · (k ∗ (v · x1) + D · (v · x1))             written as (B, L, D), out_proj's layout
 
 ``hyena_mixer`` computes this as ONE autograd node that saves only x (bf16, 2 bytes per element
 of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's conjugate spectrum
 (8 bytes per (D, L) tap); the backward recomputes proj and the
 short conv (a 2·L·D·3D-FLOP matmul and a 3-tap depthwise conv, ~1 ms per layer at 1M tokens on
-an H100) and runs the FFT backward of ``fftconv_fast``. ``hyena_mixer_ref`` is the plain
-composition it is tested against.
+an H100), runs the FFT backward of ``fftconv_fast`` and then the short conv's and in_proj's
+backward, written out here. The layout changes between (B, L, ·) and (B, ·, L) happen inside
+the short conv and the gate kernels (``hyenadna.ops.layout``), never as separate strided copies.
+``hyena_mixer_ref`` is the plain composition it is tested against.
 
 Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·D elements):
 
@@ -39,34 +41,26 @@ from hyenadna.ops.fftconv_fast import (
     gated_conv_forward,
     needs_grad,
 )
+from hyenadna.ops.layout import short_conv_t, short_conv_t_backward
 
 
-def short_conv(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-               ) -> torch.Tensor:
-    """Causal depthwise conv of (B, L, C) → (B, C, L); weight (C, 1, K) as nn.Conv1d's.
-
-    Same outputs as the official layout (pad K-1 on both sides, keep the first L), but padding
-    only the left: the pad doubles as the (B, L, C) → (B, C, L) copy cuDNN needs anyway, and the
-    output needs no slice, so its backward allocates no (B, C, L + K - 1) zero-filled gradient.
-    """
-    x = F.pad(proj.transpose(1, 2), (weight.shape[-1] - 1, 0))  # (B, C, L + K - 1)
-    return F.conv1d(x, weight, bias, groups=x.shape[1])  # (B, C, L)
-
-
-def _gates(x, in_w, in_b, sc_w, sc_b) -> torch.Tensor:
-    """in_proj + short conv in x's dtype: (B, L, D) → (B, 3D, L) = [x0; x1; v]."""
-    dt = x.dtype
-    proj = F.linear(x, in_w.to(dt), None if in_b is None else in_b.to(dt))  # (B, L, 3D)
-    return short_conv(proj, sc_w.to(dt), None if sc_b is None else sc_b.to(dt))  # (B, 3D, L)
+def _proj(x, in_w, in_b) -> torch.Tensor:
+    """in_proj in x's dtype: (B, L, D) → (B, L, 3D)."""
+    return F.linear(x, in_w.to(x.dtype), _cast(in_b, x.dtype))
 
 
 def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward):
-    """y (B, D, L) [, z, conj(K') when for_backward]; see ``gated_conv_forward``."""
+    """y (B, L, D) [, z, conj(K') when for_backward]; see ``gated_conv_forward``."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
     with torch.autocast(x.device.type, enabled=False):
-        x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(k.shape[0], dim=1)  # 3 × (B, D, L)
-        return gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward)
+        u3 = short_conv_t(_proj(x, in_w, in_b), sc_w, sc_b)  # (B, 3D, L), weights in x's dtype
+        x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
+        y = torch.empty(x.shape[0], x.shape[1], k.shape[0], dtype=x.dtype, device=x.device)
+        # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
+        _, z, k_conj = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
+                                          out=y.transpose(1, 2))
+    return y, z, k_conj
 
 
 class _HyenaMixer(torch.autograd.Function):
@@ -85,27 +79,40 @@ class _HyenaMixer(torch.autograd.Function):
     def backward(ctx, dy):
         x, in_w, in_b, sc_w, sc_b, k_conj, z = ctx.saved_tensors
         need = ctx.needs_input_grad
-        width = k_conj.shape[0]
-        # Recompute the cheap prefix with a small autograd graph of its own (transient).
-        leaves = [None if t is None else t.detach().requires_grad_(bool(need[i]))
-                  for i, t in enumerate((x, in_w, in_b, sc_w, sc_b))]
-        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
-            u3 = _gates(*leaves)  # (B, 3D, L)
-        x0, x1, v = u3.detach().split(width, dim=1)
-        du3 = torch.empty_like(u3)  # (B, 3D, L): the FFT backward writes its three slices
-        dx0, dx1, dv = du3.split(width, dim=1)
+        width, dt = k_conj.shape[0], x.dtype
         with torch.autocast(x.device.type, enabled=False):
+            # Recompute the cheap prefix (a matmul and the short conv), no autograd graph.
+            proj = _proj(x, in_w, in_b)  # (B, L, 3D)
+            u3 = short_conv_t(proj, sc_w, sc_b)  # (B, 3D, L)
+            x0, x1, v = u3.split(width, dim=1)
+            du3 = torch.empty_like(u3)  # the FFT backward writes its three slices
+            dx0, dx1, dv = du3.split(width, dim=1)
             _, _, _, dk, dD = gated_conv_backward(
-                dy.contiguous(), v, x1, x0, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
+                dy.transpose(1, 2), v, x1, x0, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
                 ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0))
-        wanted = [t for i, t in enumerate(leaves) if t is not None and need[i]]
-        grads = iter(torch.autograd.grad(u3, wanted, du3) if wanted else ())
-        prefix = [next(grads) if t is not None and need[i] else None
-                  for i, t in enumerate(leaves)]
-        return (*prefix, dk, dD, None, None)
+            del u3, x0, x1, v
+            dproj, dsc_w, dsc_b = short_conv_t_backward(du3, proj, sc_w, bool(need[3]),
+                                                        sc_b is not None and bool(need[4]))
+            del du3, proj
+            # The same matmuls autocast's autograd runs: in x's dtype with float32
+            # accumulation; weight gradients widen to the parameters' dtype.
+            dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
+            dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
+            din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
+            din_b = (dproj2.sum(0, dtype=_acc(dt)).to(in_b.dtype)
+                     if need[2] and in_b is not None else None)
+        return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None)
 
 
-@torch.compiler.disable  # opaque to dynamo: the backward calls autograd.grad on a recompute
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _as(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
+    return None if grad is None or like is None else grad.to(like.dtype)
+
+
+@torch.compiler.disable  # opaque to dynamo: a hand-written backward with a recompute
 def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
                 sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
                 D: torch.Tensor | None, *, fft_policy: str = "pow2",
@@ -120,7 +127,7 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         fft_policy, chunk_elems: as in ``gated_fftconv``.
 
     Returns:
-        y (B, D, L) in x's dtype: x0 · (k ∗ (v · x1) + D · (v · x1)).
+        y (B, L, D) in x's dtype: x0 · (k ∗ (v · x1) + D · (v · x1)), in out_proj's layout.
     """
     if k.dim() != 2 or 3 * k.shape[0] != in_w.shape[0] or k.shape[1] > x.shape[1]:
         raise ValueError(f"k must be (D, L_k <= L) with 3D = {in_w.shape[0]}, got "
@@ -135,8 +142,11 @@ def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | No
                     sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
                     D: torch.Tensor | None) -> torch.Tensor:
     """Slow twin of ``hyena_mixer``: plain autograd over the direct convolution."""
-    x0, x1, v = _gates(x, in_w, in_b, sc_w, sc_b).split(k.shape[0], dim=1)  # 3 × (B, D, L)
-    return x0 * fftconv_ref(v * x1, k, D)  # (B, D, L)
+    proj = _proj(x, in_w, in_b)  # (B, L, 3D)
+    u3 = F.conv1d(F.pad(proj.transpose(1, 2), (sc_w.shape[-1] - 1, 0)), sc_w.to(x.dtype),
+                  _cast(sc_b, x.dtype), groups=proj.shape[-1])  # (B, 3D, L)
+    x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
+    return (x0 * fftconv_ref(v * x1, k, D)).transpose(1, 2)  # (B, L, D)
 
 
 class _GeluMlp(torch.autograd.Function):

@@ -1,0 +1,278 @@
+"""The layout changes around the FFT, fused with the work next to them: Triton on CUDA, torch elsewhere.
+
+The projections work on (B, L, C) rows (channels contiguous), the FFT on (B, C, L) rows (time
+contiguous). On an H100 torch's strided copies between the two run ~20x below memory bandwidth
+(benchmarks/results/operator/profile_*.json: three transposes and the cuDNN depthwise short conv
+were 86 ms of the operator's 198 ms forward+backward at L = 1M). The kernels here read one
+layout and write the other in tiles, doing the arithmetic that sits at the boundary on the way:
+
+    strided_mul(out, a, b)        out = a · b elementwise over (B, C, L) with ANY strides in each
+                                  (the gates around the long conv; the transposed output y)
+    short_conv_t(proj, w, bias)   (B, L, C) → (B, C, L): transpose + causal depthwise K-tap conv
+    short_conv_t_backward(...)    its input gradient (B, C, L) → (B, L, C) and weight/bias grads
+
+Each has a plain torch twin (``*_torch``) that the CPU uses and the tests hold the Triton kernels
+to (the kernels also run on the CPU under ``TRITON_INTERPRET=1``; see tests/test_layout.py).
+Arithmetic is float32 in the kernels, one rounding on store; a product of two bf16 inputs is
+rounded to bf16 first, as torch's ``a * b`` would (so both paths see the same values).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+try:  # Triton ships with CUDA builds of torch; CPU-only installs use the torch twins
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the install
+    triton = None
+
+BLOCK_C, BLOCK_L = 64, 64  # a 64 × 64 tile: 128-byte rows in either layout for bf16
+DW_L_PER_PROGRAM = 4096  # time steps one weight-gradient program sums over
+
+
+def use_triton(t: torch.Tensor) -> bool:
+    """Whether the Triton kernels handle ``t`` (CUDA, Triton importable, not float64)."""
+    return triton is not None and t.is_cuda and t.dtype != torch.float64
+
+
+def _round_code(*dtypes: torch.dtype) -> int:
+    """0: keep float32; 1/2: round the product to bf16/fp16 (torch's promoted dtype)."""
+    promoted = dtypes[0]
+    for dt in dtypes[1:]:
+        promoted = torch.promote_types(promoted, dt)
+    return {torch.bfloat16: 1, torch.float16: 2}.get(promoted, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# out = a · b over (B, C, L), any strides
+# ------------------------------------------------------------------------------------------
+
+
+def strided_mul(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None) -> None:
+    """out[...] = a · b (or a), all three (B, C, L) with any strides; writes into ``out``."""
+    if use_triton(out):
+        strided_mul_triton(out, a, b)
+    else:
+        strided_mul_torch(out, a, b)
+
+
+def strided_mul_torch(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None) -> None:
+    """Torch twin of ``strided_mul``."""
+    if b is None:
+        out.copy_(a)
+    else:
+        torch.mul(a, b, out=out)
+
+
+def strided_mul_triton(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None
+                       ) -> None:
+    """Triton ``strided_mul`` (CUDA, or any device under TRITON_INTERPRET=1)."""
+    if out.shape != a.shape or (b is not None and b.shape != a.shape) or a.dim() != 3:
+        raise ValueError(f"strided_mul needs three equal (B, C, L) shapes, got "
+                         f"{tuple(out.shape)}, {tuple(a.shape)}, "
+                         f"{None if b is None else tuple(b.shape)}")
+    batch, channels, seqlen = a.shape
+    if out.numel() == 0:
+        return
+    bb = a if b is None else b
+    code = _round_code(a.dtype) if b is None else _round_code(a.dtype, b.dtype)
+    grid = (triton.cdiv(seqlen, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
+    _mul_kernel[grid](out, a, bb, channels, seqlen, *out.stride(), *a.stride(), *bb.stride(),
+                      HAS_B=b is not None, ROUND=code if b is not None else 0,
+                      BLOCK_C=BLOCK_C, BLOCK_L=BLOCK_L)
+
+
+# ------------------------------------------------------------------------------------------
+# causal depthwise short conv with a layout change
+# ------------------------------------------------------------------------------------------
+
+
+def short_conv_t(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                 ) -> torch.Tensor:
+    """Causal depthwise conv of (B, L, C) → (B, C, L); weight (C, 1, K) as nn.Conv1d's.
+
+    out[b, c, l] = bias[c] + sum_j weight[c, 0, j] · proj[b, l + j − (K − 1), c] (zero before 0),
+    the official layout's result (pad K − 1 on both sides, keep the first L). Weights in any
+    float dtype; the output takes proj's.
+    """
+    if use_triton(proj):
+        return short_conv_t_triton(proj, weight, bias)
+    return short_conv_t_torch(proj, weight, bias)
+
+
+def short_conv_t_torch(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                       ) -> torch.Tensor:
+    """Torch twin of ``short_conv_t``: left padding doubles as the transpose copy cuDNN needs."""
+    x = F.pad(proj.transpose(1, 2), (weight.shape[-1] - 1, 0))  # (B, C, L + K - 1)
+    w = weight.to(proj.dtype)
+    return F.conv1d(x, w, None if bias is None else bias.to(proj.dtype), groups=x.shape[1])
+
+
+def short_conv_t_triton(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                        ) -> torch.Tensor:
+    """Triton ``short_conv_t``; the weights are rounded to proj's dtype first, as conv1d sees them."""
+    batch, seqlen, channels = proj.shape
+    out = torch.empty(batch, channels, seqlen, dtype=proj.dtype, device=proj.device)
+    w = weight.to(proj.dtype).reshape(channels, -1)  # (C, K)
+    b = None if bias is None else bias.to(proj.dtype)
+    _launch_shift_conv(out, proj.transpose(1, 2), w, b, sign=1)
+    return out
+
+
+def short_conv_t_backward(dout: torch.Tensor, proj: torch.Tensor, weight: torch.Tensor,
+                          need_weight: bool = True, need_bias: bool = True):
+    """Gradients of ``short_conv_t`` given dout (B, C, L) and its input proj (B, L, C).
+
+    Returns:
+        dproj (B, L, C) contiguous in dout's dtype; dweight (C, 1, K) and dbias (C,) in float32
+        (float64 for float64 inputs), or None where not needed.
+    """
+    if use_triton(dout):
+        return short_conv_t_backward_triton(dout, proj, weight, need_weight, need_bias)
+    return short_conv_t_backward_torch(dout, proj, weight, need_weight, need_bias)
+
+
+def _acc_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def short_conv_t_backward_torch(dout, proj, weight, need_weight=True, need_bias=True):
+    """Torch twin of ``short_conv_t_backward`` (shifted multiply-adds, float32 accumulation)."""
+    taps, seqlen = weight.shape[-1], dout.shape[-1]
+    acc = _acc_dtype(dout)
+    g = F.pad(dout.to(acc), (0, taps - 1))  # (B, C, L + K - 1): g[l] for l >= L is 0
+    w = weight.to(dout.dtype).to(acc).reshape(weight.shape[0], taps)  # (C, K)
+    # dproj[l] = sum_j w[j] · g[l + K - 1 - j]
+    dproj_t = sum(w[:, j, None] * g[..., taps - 1 - j: taps - 1 - j + seqlen]
+                  for j in range(taps))  # (B, C, L)
+    dproj = dproj_t.to(dout.dtype).transpose(1, 2).contiguous()  # (B, L, C)
+    dweight = dbias = None
+    if need_weight:
+        x = F.pad(proj.transpose(1, 2).to(acc), (taps - 1, 0))  # (B, C, L + K - 1)
+        dweight = torch.stack([(dout.to(acc) * x[..., j: j + seqlen]).sum((0, 2))
+                               for j in range(taps)], dim=-1).unsqueeze(1)  # (C, 1, K)
+    if need_bias:
+        dbias = dout.to(acc).sum((0, 2))  # (C,)
+    return dproj, dweight, dbias
+
+
+def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias=True):
+    """Triton ``short_conv_t_backward``: one transposing kernel for dproj, one for the partial
+    weight/bias sums (one row per DW_L_PER_PROGRAM time steps, summed by torch)."""
+    batch, channels, seqlen = dout.shape
+    taps = weight.shape[-1]
+    dproj = torch.empty(batch, seqlen, channels, dtype=dout.dtype, device=dout.device)
+    w = weight.to(dout.dtype).reshape(channels, taps)  # (C, K)
+    _launch_shift_conv(dproj.transpose(1, 2), dout, w, None, sign=-1)
+    dweight = dbias = None
+    if (need_weight or need_bias) and dout.numel():
+        parts = triton.cdiv(seqlen, DW_L_PER_PROGRAM)
+        kpow = triton.next_power_of_2(taps)
+        pw = torch.empty(batch * parts, channels, kpow, dtype=torch.float32, device=dout.device)
+        pb = torch.empty(batch * parts, channels, dtype=torch.float32, device=dout.device)
+        x = proj.transpose(1, 2)  # (B, C, L) view
+        grid = (parts, triton.cdiv(channels, BLOCK_C), batch)
+        _short_conv_dw_kernel[grid](pw, pb, dout, x, channels, seqlen, parts,
+                                    *dout.stride(), *x.stride(), K=taps, KPOW=kpow,
+                                    L_PER_PROGRAM=DW_L_PER_PROGRAM, BLOCK_C=BLOCK_C,
+                                    BLOCK_L=BLOCK_L)
+        if need_weight:
+            dweight = pw.sum(0)[:, :taps].unsqueeze(1)  # (C, 1, K)
+        if need_bias:
+            dbias = pb.sum(0)  # (C,)
+    elif need_weight or need_bias:
+        dweight = torch.zeros(channels, 1, taps, device=dout.device) if need_weight else None
+        dbias = torch.zeros(channels, device=dout.device) if need_bias else None
+    return dproj, dweight, dbias
+
+
+def _launch_shift_conv(out: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
+                       bias: torch.Tensor | None, sign: int) -> None:
+    """out[b, c, l] = bias[c] + sum_j w[c, j] · inp[b, c, l + sign·(j − (K − 1))] (zero outside
+    [0, L)); out and inp are (B, C, L) views with any strides. sign = 1: the causal forward;
+    sign = −1: its adjoint (the input gradient)."""
+    batch, channels, seqlen = inp.shape
+    if out.numel() == 0:
+        return
+    grid = (triton.cdiv(seqlen, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
+    _shift_conv_kernel[grid](out, inp, w, w if bias is None else bias, channels, seqlen,
+                             *out.stride(), *inp.stride(), *w.stride(), SIGN=sign,
+                             K=w.shape[-1], HAS_BIAS=bias is not None, BLOCK_C=BLOCK_C,
+                             BLOCK_L=BLOCK_L)
+
+
+if triton is not None:
+
+    @triton.jit
+    def _mul_kernel(out_ptr, a_ptr, b_ptr, C, L, so_b, so_c, so_l, sa_b, sa_c, sa_l,
+                    sb_b, sb_c, sb_l, HAS_B: tl.constexpr, ROUND: tl.constexpr,
+                    BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr):
+        pid_b = tl.program_id(2).to(tl.int64)
+        c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)[:, None]
+        t = (tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)).to(tl.int64)[None, :]
+        mask = (c < C) & (t < L)
+        val = tl.load(a_ptr + pid_b * sa_b + c * sa_c + t * sa_l, mask=mask, other=0.0)
+        val = val.to(tl.float32)
+        if HAS_B:
+            other = tl.load(b_ptr + pid_b * sb_b + c * sb_c + t * sb_l, mask=mask, other=0.0)
+            val = val * other.to(tl.float32)
+        if ROUND == 1:
+            val = val.to(tl.bfloat16).to(tl.float32)
+        if ROUND == 2:
+            val = val.to(tl.float16).to(tl.float32)
+        tl.store(out_ptr + pid_b * so_b + c * so_c + t * so_l,
+                 val.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _shift_conv_kernel(out_ptr, in_ptr, w_ptr, bias_ptr, C, L, so_b, so_c, so_l,
+                           si_b, si_c, si_l, sw_c, sw_k, SIGN: tl.constexpr, K: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, BLOCK_C: tl.constexpr,
+                           BLOCK_L: tl.constexpr):
+        pid_b = tl.program_id(2).to(tl.int64)
+        c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)[:, None]
+        t = (tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)).to(tl.int64)[None, :]
+        cmask = c < C
+        acc = tl.zeros((BLOCK_C, BLOCK_L), dtype=tl.float32)
+        for j in tl.static_range(K):
+            src = t + SIGN * (j - (K - 1))
+            m = cmask & (src >= 0) & (src < L)
+            x = tl.load(in_ptr + pid_b * si_b + c * si_c + src * si_l, mask=m, other=0.0)
+            w = tl.load(w_ptr + c * sw_c + j * sw_k, mask=cmask, other=0.0)
+            acc += w.to(tl.float32) * x.to(tl.float32)
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + c, mask=cmask, other=0.0).to(tl.float32)
+        tl.store(out_ptr + pid_b * so_b + c * so_c + t * so_l,
+                 acc.to(out_ptr.dtype.element_ty), mask=cmask & (t < L))
+
+    @triton.jit
+    def _short_conv_dw_kernel(pw_ptr, pb_ptr, g_ptr, x_ptr, C, L, P, sg_b, sg_c, sg_l,
+                              sx_b, sx_c, sx_l, K: tl.constexpr, KPOW: tl.constexpr,
+                              L_PER_PROGRAM: tl.constexpr, BLOCK_C: tl.constexpr,
+                              BLOCK_L: tl.constexpr):
+        # Partial sums over one stretch of time for one (batch item, channel block):
+        #   pw[row, c, j] = sum_t g[b, c, t] · x[b, c, t + j − (K − 1)],  pb[row, c] = sum_t g
+        pid_p = tl.program_id(0)
+        pid_b = tl.program_id(2).to(tl.int64)
+        cr = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        c = cr.to(tl.int64)[:, None]
+        cmask = c < C
+        taps = tl.arange(0, KPOW)[None, :]
+        acc_w = tl.zeros((BLOCK_C, KPOW), dtype=tl.float32)
+        acc_b = tl.zeros((BLOCK_C,), dtype=tl.float32)
+        start = pid_p.to(tl.int64) * L_PER_PROGRAM
+        for off in range(0, L_PER_PROGRAM, BLOCK_L):
+            t = start + off + tl.arange(0, BLOCK_L).to(tl.int64)[None, :]
+            g = tl.load(g_ptr + pid_b * sg_b + c * sg_c + t * sg_l, mask=cmask & (t < L),
+                        other=0.0).to(tl.float32)
+            acc_b += tl.sum(g, axis=1)
+            for j in tl.static_range(K):
+                src = t + (j - (K - 1))
+                m = cmask & (src >= 0) & (src < L)
+                x = tl.load(x_ptr + pid_b * sx_b + c * sx_c + src * sx_l, mask=m,
+                            other=0.0).to(tl.float32)
+                acc_w += tl.where(taps == j, tl.sum(g * x, axis=1)[:, None], 0.0)
+        row = pid_b * P + pid_p
+        tl.store(pw_ptr + (row * C + c) * KPOW + taps, acc_w, mask=cmask & (taps < KPOW))
+        tl.store(pb_ptr + row * C + cr, acc_b, mask=cr < C)

@@ -3,7 +3,8 @@
 For each L: one HyenaOperator (d_model 256, bf16 autocast, fast path), forward+backward under
 torch.profiler; CUDA time summed by kernel name, top rows printed, all rows written to JSON.
 Also times the pieces on their own (median of CUDA-event-timed calls): the filter net, the
-short conv as the model runs it (Triton on CUDA; torch shifted multiply-adds beside it) and the whole operator.
+short conv as the model runs it (Triton on CUDA; torch shifted multiply-adds beside it)
+and the whole operator.
 
     PYTHONPATH=. python benchmarks/profile_operator.py --lengths 8192 65536 1048576 --out prof.json
 """

@@ -21,13 +21,13 @@ from hyenadna.ops.fftconv_fast import (
     gated_fftconv,
     gated_fftconv_ref,
 )
+from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, strided_mul
 from hyenadna.ops.lean import (
     gelu_mlp,
     gelu_mlp_ref,
     hyena_mixer,
     hyena_mixer_ref,
 )
-from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, strided_mul
 
 OPS_ENV = "HYENADNA_OPS"
 FFT_POLICY_ENV = "HYENADNA_FFT_POLICY"

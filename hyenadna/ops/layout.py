@@ -1,4 +1,4 @@
-"""The layout changes around the FFT, fused with the work next to them: Triton on CUDA, torch elsewhere.
+"""Layout changes around the FFT, fused with the work beside them: Triton on CUDA, torch elsewhere.
 
 The projections work on (B, L, C) rows (channels contiguous), the FFT on (B, C, L) rows (time
 contiguous). On an H100 torch's strided copies between the two run ~20x below memory bandwidth
@@ -112,7 +112,7 @@ def short_conv_t_torch(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
 
 def short_conv_t_triton(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
                         ) -> torch.Tensor:
-    """Triton ``short_conv_t``; the weights are rounded to proj's dtype first, as conv1d sees them."""
+    """Triton ``short_conv_t``; weights rounded to proj's dtype first, as conv1d sees them."""
     batch, seqlen, channels = proj.shape
     out = torch.empty(batch, channels, seqlen, dtype=proj.dtype, device=proj.device)
     w = weight.to(proj.dtype).reshape(channels, -1)  # (C, K)

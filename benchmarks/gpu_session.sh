@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -104,6 +104,20 @@ if [ "$phase" = d ]; then  # the same DDP step after the eval-padding fix (d8a90
         --set train.global_batch_size=2 --set data.max_eval_windows=2 \
         --set train.val_every_steps=2 --set data.num_workers=4 --out-dir /tmp/ddp1m
     find /tmp/ddp1m -name metrics.csv -exec cp {} "$R/ddp_1m_metrics.csv" \;
+fi
+
+if [ "$phase" = e ]; then  # issue 6, second session (one H100): layout kernels, then training
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
+        tests/test_fftconv_fast.py tests/test_model.py tests/test_fftconv.py tests/test_score.py
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 330 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 200
+fi
+
+if [ "$phase" = f ]; then  # issue 6, second session: the operator table and the profile
+    on 0 bench_operator 330 python3 benchmarks/bench_operator.py --out "$R/operator" \
+        --budget-s 230
+    on 0 profile 120 python3 benchmarks/profile_operator.py --lengths 8192 65536 1048576 \
+        --out "$R/profile_b1.json"
 fi
 
 tar czf "$OUT/results_$phase.tgz" -C "$R" .

@@ -93,8 +93,11 @@ def test_short_conv_t_forward_and_backward_match_float64(shape, dtype, device):
         torch.testing.assert_close(db.cpu().double(), b64.grad, rtol=1e-4, atol=1e-4 * scale)
 
 
-def test_short_conv_t_weight_grad_sums_across_programs(device):
-    # L spans several DW_L_PER_PROGRAM stretches (and a ragged end), batch 2.
+@pytest.mark.parametrize("target_programs", [1, layout.DW_TARGET_PROGRAMS])
+def test_short_conv_t_weight_grad_sums_across_programs(target_programs, device, monkeypatch):
+    # One program per DW_L_PER_PROGRAM stretch (target 1: the inner loop runs 64 tiles) or one
+    # per tile (the default at this small B·C); L has a ragged end, batch 2.
+    monkeypatch.setattr(layout, "DW_TARGET_PROGRAMS", target_programs)
     seqlen = 2 * layout.DW_L_PER_PROGRAM + 37
     proj = _rand((2, seqlen, 5), torch.float32, device, 0)
     w = _rand((5, 1, 3), torch.float32, device, 1)

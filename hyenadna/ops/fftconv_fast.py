@@ -35,6 +35,8 @@ Backward, per channel, with n >= L + L_k - 1 and zero padding (so circular = lin
     A negative lag wraps to n + (t - s), past the end of the zero-padded partner (k' has L_k
     taps, w has L samples, and n >= L + L_k - 1): the forward's padding condition suffices.
     irfft's 1/n is the right scale in all three because F^-1 = F^H / n (unnormalised DFT F).
+    The code moves that 1/n onto an input each time (k' for z and dw, w for dk) so the inverse
+    transforms run unscaled (norm="forward"): cuFFT's C2R has no scaling, torch adds a pass.
 """
 
 from __future__ import annotations
@@ -76,24 +78,29 @@ def _chunks(channels: int, rows: int, n: int, chunk_elems: int) -> list[slice]:
     return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
 
 
-def _fill_padded(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None) -> None:
-    """out[..., :L] = a · b (or a), out[..., L:] = 0; one pass, no intermediate.
+def _fill_padded(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None,
+                 scale: float = 1.0) -> None:
+    """out[..., :L] = a · b (or a) · scale, out[..., L:] = 0; one pass, no intermediate.
 
     With bf16 a and b the product is formed in their dtype and widened on store, like the
     plain path's ``v * x1`` followed by fftconv's cast, so both paths see the same w.
     """
     seqlen = a.shape[-1]
-    strided_mul(out[..., :seqlen], a, b)
+    strided_mul(out[..., :seqlen], a, b, scale)
     out[..., seqlen:].zero_()
 
 
 def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
                      dtype: torch.dtype) -> torch.Tensor:
-    """rfft of k' = k with D added to tap 0, zero-padded to n: (c, L_k) → (c, n//2 + 1)."""
+    """rfft of k'/n (k with D added to tap 0, zero-padded to n): (c, L_k) → (c, n//2 + 1).
+
+    The inverse transform's 1/n rides on the filter (free: the copy into the padded buffer
+    scales), so every irfft below runs with norm="forward", which skips its scaling pass.
+    """
     kp = torch.zeros(k.shape[0], n, dtype=dtype, device=k.device)  # (c, n)
-    kp[:, : k.shape[-1]] = k
+    torch.mul(k, 1.0 / n, out=kp[:, : k.shape[-1]])
     if D is not None:
-        kp[:, 0] += D
+        kp[:, 0] += D / n
     return torch.fft.rfft(kp)
 
 
@@ -107,7 +114,7 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
 
     Returns:
         y (B, D, L) and, when ``for_backward`` (else None): z (B, D, L) in the I/O dtype (None
-        when post is None) and conj(K') (D, n//2+1) complex, what the backward needs of the
+        when post is None) and conj(K')/n (D, n//2+1) complex, what the backward needs of the
         filter (8 bytes per tap; spares it an rfft).
     """
     batch, channels, seqlen = v.shape
@@ -125,7 +132,7 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
         spec.mul_(k_f)
         if for_backward:
             torch.conj_physical(k_f, out=k_conj[sl])
-        z = torch.fft.irfft(spec, n=n)[..., :seqlen]  # (B, c, L); irfft applies the 1/n
+        z = torch.fft.irfft(spec, n=n, norm="forward")[..., :seqlen]  # (B, c, L); 1/n in K
         del spec, k_f
         # the gate in float32, one rounding to the I/O dtype
         strided_mul(y[:, sl], z, None if post is None else post[:, sl])
@@ -167,8 +174,8 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
         # g = dy · post and the recomputed w = v · pre, stacked so one rfft call does both.
         buf = torch.empty(parts, batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)
         _fill_padded(buf[0], dy[:, sl], None if post is None else post[:, sl])
-        if need_cross:
-            _fill_padded(buf[1], v[:, sl], None if pre is None else pre[:, sl])
+        if need_cross:  # w/n: the 1/n of dk's inverse transform (dw's rides on conj(K')/n)
+            _fill_padded(buf[1], v[:, sl], None if pre is None else pre[:, sl], 1.0 / n)
         spec = torch.fft.rfft(buf)  # (parts, B, c, n//2+1)
         del buf
         g_f = spec[0]  # (B, c, n//2+1)
@@ -176,9 +183,9 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
             # sum_b conj(W) · G, in place in W's slot (torch's mul would copy a lazy conj).
             w_f = spec[1].conj_physical_().mul_(g_f)  # (B, c, n//2+1)
             cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, n//2+1)
-            dk[sl] = torch.fft.irfft(cross, n=n)[:, :taps]  # (c, L_k)
+            dk[sl] = torch.fft.irfft(cross, n=n, norm="forward")[:, :taps]  # (c, L_k)
             del w_f, cross
-        dw = torch.fft.irfft(g_f.mul_(k_conj[sl]), n=n)[..., :seqlen]  # (B, c, L), has D · g
+        dw = torch.fft.irfft(g_f.mul_(k_conj[sl]), n=n, norm="forward")[..., :seqlen]
         del spec, g_f
         strided_mul(dv[:, sl], dw, None if pre is None else pre[:, sl])
         if pre is not None:

@@ -29,7 +29,8 @@ except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
 BLOCK_C, BLOCK_L = 64, 64  # a 64 × 64 tile: 128-byte rows in either layout for bf16
-DW_L_PER_PROGRAM = 4096  # time steps one weight-gradient program sums over
+DW_L_PER_PROGRAM = 4096  # most time steps one weight-gradient program sums over
+DW_TARGET_PROGRAMS = 2048  # ~16 per SM on an H100: the partial sums are cheap, idle SMs are not
 
 
 def use_triton(t: torch.Tensor) -> bool:
@@ -50,24 +51,29 @@ def _round_code(*dtypes: torch.dtype) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def strided_mul(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None) -> None:
-    """out[...] = a · b (or a), all three (B, C, L) with any strides; writes into ``out``."""
+def strided_mul(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None,
+                scale: float = 1.0) -> None:
+    """out[...] = a · b (or a), times ``scale`` after the product's rounding; all three
+    (B, C, L) with any strides; writes into ``out``."""
     if use_triton(out):
-        strided_mul_triton(out, a, b)
+        strided_mul_triton(out, a, b, scale)
     else:
-        strided_mul_torch(out, a, b)
+        strided_mul_torch(out, a, b, scale)
 
 
-def strided_mul_torch(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None) -> None:
+def strided_mul_torch(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None,
+                      scale: float = 1.0) -> None:
     """Torch twin of ``strided_mul``."""
     if b is None:
         out.copy_(a)
     else:
         torch.mul(a, b, out=out)
+    if scale != 1.0:
+        out.mul_(scale)
 
 
-def strided_mul_triton(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None
-                       ) -> None:
+def strided_mul_triton(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None,
+                       scale: float = 1.0) -> None:
     """Triton ``strided_mul`` (CUDA, or any device under TRITON_INTERPRET=1)."""
     if out.shape != a.shape or (b is not None and b.shape != a.shape) or a.dim() != 3:
         raise ValueError(f"strided_mul needs three equal (B, C, L) shapes, got "
@@ -79,9 +85,9 @@ def strided_mul_triton(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | Non
     bb = a if b is None else b
     code = _round_code(a.dtype) if b is None else _round_code(a.dtype, b.dtype)
     grid = (triton.cdiv(seqlen, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
-    _mul_kernel[grid](out, a, bb, channels, seqlen, *out.stride(), *a.stride(), *bb.stride(),
-                      HAS_B=b is not None, ROUND=code if b is not None else 0,
-                      BLOCK_C=BLOCK_C, BLOCK_L=BLOCK_L)
+    _mul_kernel[grid](out, a, bb, float(scale), channels, seqlen, *out.stride(), *a.stride(),
+                      *bb.stride(), HAS_B=b is not None, ROUND=code if b is not None else 0,
+                      SCALE=scale != 1.0, BLOCK_C=BLOCK_C, BLOCK_L=BLOCK_L)
 
 
 # ------------------------------------------------------------------------------------------
@@ -168,7 +174,12 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
     _launch_shift_conv(dproj.transpose(1, 2), dout, w, None, sign=-1)
     dweight = dbias = None
     if (need_weight or need_bias) and dout.numel():
-        parts = triton.cdiv(seqlen, DW_L_PER_PROGRAM)
+        # Enough programs to fill the GPU at any (B, C, L): each sums a stretch of time that is
+        # a power of two between one tile and DW_L_PER_PROGRAM (at most 7 compiled variants).
+        programs = batch * triton.cdiv(channels, BLOCK_C)
+        per_program = min(DW_L_PER_PROGRAM, max(BLOCK_L, triton.next_power_of_2(
+            triton.cdiv(seqlen * programs, DW_TARGET_PROGRAMS))))
+        parts = triton.cdiv(seqlen, per_program)
         kpow = triton.next_power_of_2(taps)
         pw = torch.empty(batch * parts, channels, kpow, dtype=torch.float32, device=dout.device)
         pb = torch.empty(batch * parts, channels, dtype=torch.float32, device=dout.device)
@@ -176,7 +187,7 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
         grid = (parts, triton.cdiv(channels, BLOCK_C), batch)
         _short_conv_dw_kernel[grid](pw, pb, dout, x, channels, seqlen, parts,
                                     *dout.stride(), *x.stride(), K=taps, KPOW=kpow,
-                                    L_PER_PROGRAM=DW_L_PER_PROGRAM, BLOCK_C=BLOCK_C,
+                                    L_PER_PROGRAM=per_program, BLOCK_C=BLOCK_C,
                                     BLOCK_L=BLOCK_L)
         if need_weight:
             dweight = pw.sum(0)[:, :taps].unsqueeze(1)  # (C, 1, K)
@@ -206,9 +217,9 @@ def _launch_shift_conv(out: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
 if triton is not None:
 
     @triton.jit
-    def _mul_kernel(out_ptr, a_ptr, b_ptr, C, L, so_b, so_c, so_l, sa_b, sa_c, sa_l,
+    def _mul_kernel(out_ptr, a_ptr, b_ptr, scale, C, L, so_b, so_c, so_l, sa_b, sa_c, sa_l,
                     sb_b, sb_c, sb_l, HAS_B: tl.constexpr, ROUND: tl.constexpr,
-                    BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr):
+                    SCALE: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr):
         pid_b = tl.program_id(2).to(tl.int64)
         c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)[:, None]
         t = (tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)).to(tl.int64)[None, :]
@@ -222,6 +233,8 @@ if triton is not None:
             val = val.to(tl.bfloat16).to(tl.float32)
         if ROUND == 2:
             val = val.to(tl.float16).to(tl.float32)
+        if SCALE:
+            val = val * scale
         tl.store(out_ptr + pid_b * so_b + c * so_c + t * so_l,
                  val.to(out_ptr.dtype.element_ty), mask=mask)
 

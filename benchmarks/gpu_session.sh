@@ -114,9 +114,14 @@ if [ "$phase" = e ]; then  # issue 6, second session (one H100): layout kernels,
 fi
 
 if [ "$phase" = f ]; then  # issue 6, second session: the operator table and the profile
-    on 0 bench_operator 330 python3 benchmarks/bench_operator.py --out "$R/operator" \
-        --budget-s 230
-    on 0 profile 120 python3 benchmarks/profile_operator.py --lengths 8192 65536 1048576 \
+    on 0 pytest_gpu 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py
+    on 0 bench_operator 300 python3 benchmarks/bench_operator.py --out "$R/operator" \
+        --budget-s 210
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train_131k 120 python3 benchmarks/bench_train.py --out "$R/train_131k" \
+        --configs large-1m@131k --budget-s 100
+    unset PYTORCH_CUDA_ALLOC_CONF
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 65536 1048576 \
         --out "$R/profile_b1.json"
 fi
 

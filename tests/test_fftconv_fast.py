@@ -21,9 +21,9 @@ from hyenadna.ops import (
     hyena_mixer,
     hyena_mixer_ref,
     long_conv,
-    short_conv_t,
     use_fast_ops,
 )
+from hyenadna.ops.layout import short_conv_t_torch
 
 LENGTHS = [1, 2, 7, 64, 1000, 1026, 3001, 4096]
 REL_TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2}
@@ -168,7 +168,7 @@ def _mixer_inputs(seqlen, dtype, device, batch=2, width=8, seed=0):
 def _mixer_plain(x, in_w, in_b, sc_w, sc_b, k, skip):
     """The model's plain path (autograd through fftconv) in x's dtype, as under autocast."""
     proj = torch.nn.functional.linear(x, in_w.to(x.dtype), in_b.to(x.dtype))
-    x0, x1, v = short_conv_t(proj, sc_w, sc_b).split(k.shape[0], dim=1)
+    x0, x1, v = short_conv_t_torch(proj, sc_w, sc_b).split(k.shape[0], dim=1)  # autograd
     return (x0 * fftconv(v * x1, k, skip)).transpose(1, 2)  # (B, L, D)
 
 
@@ -311,7 +311,7 @@ def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
     # (4·D), out_proj's and the MLP's bf16 inputs (4·D) and conj(K') (8·D at B = 1): 24·D
     # bytes, plus LayerNorm statistics. The plain path keeps ~100·D + the filter net's.
     d = 32
-    monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 128k
+    monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 256k
     per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
                  - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
                  for mode in ("fast", "ref")}

@@ -101,7 +101,8 @@ def short_conv_t(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 
     out[b, c, l] = bias[c] + sum_j weight[c, 0, j] · proj[b, l + j − (K − 1), c] (zero before 0),
     the official layout's result (pad K − 1 on both sides, keep the first L). Weights in any
-    float dtype; the output takes proj's.
+    float dtype; the output takes proj's. Forward only: the Triton path records no autograd
+    graph; gradients come from ``short_conv_t_backward`` (the mixer's hand-written backward).
     """
     if use_triton(proj):
         return short_conv_t_triton(proj, weight, bias)

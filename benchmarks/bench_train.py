@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from hyenadna import HyenaDNA, ModelConfig
+from hyenadna.model import compile_blocks
 from hyenadna.ops import OPS_ENV
 
 OFFICIAL_NOTE = ("official standalone HyenaDNA, measured on an H100 80GB HBM3 with torch 2.11 "
@@ -83,8 +84,7 @@ def build(name: str, variant: str, configs: dict, device: torch.device):
     torch.manual_seed(0)
     model = HyenaDNA(ModelConfig(**model_kw, gradient_checkpointing=ckpt)).to(device).train()
     if compiled:
-        for layer in model.backbone.layers:
-            layer.compile()
+        compile_blocks(model)  # what train.compile does
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.999), weight_decay=0.1)
     g = torch.Generator(device=device).manual_seed(0)
     ids = torch.randint(7, 11, (batch, seqlen + 1), device=device, generator=g)  # A, C, G, T

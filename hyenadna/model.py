@@ -331,6 +331,16 @@ class HyenaDNA(nn.Module):
         return load_pretrained(path, model_cls=cls, **overrides)
 
 
+def compile_blocks(model: HyenaDNA) -> None:
+    """torch.compile every block in place (parameter names and state dicts are unchanged).
+
+    Dynamo fuses the LayerNorms, residual adds, dropout and the filter net; the fast path's
+    mixer and MLP are ``torch.compiler.disable``d custom-backward ops and run as they are.
+    """
+    for layer in model.backbone.layers:
+        layer.compile()
+
+
 def _init_weights(model: nn.Module, cfg: ModelConfig) -> None:
     """Official (GPT-2) init: N(0, 0.02) for every Linear (the implicit filter's too) and the
     embedding, zero biases; the output projection of each residual branch (``out_proj``,

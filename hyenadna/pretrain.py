@@ -40,7 +40,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from hyenadna.checkpoint import atomic_checkpoint_io, checkpoint_metadata, read_model_config
 from hyenadna.config import PretrainConfig, load_config, replace_dotted, save_config, to_dict
-from hyenadna.model import Block, HyenaDNA
+from hyenadna.model import Block, HyenaDNA, compile_blocks
 from hyenadna.optim import build_optimizer, cosine_with_warmup, is_no_decay
 from hyenadna.pretrain_callbacks import RunControl, SeqLenWarmup, StderrProgressBar, plot_metrics
 from hyenadna.pretrain_data import IGNORE_INDEX, PretrainDataModule
@@ -65,6 +65,8 @@ class PretrainModule(pl.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.model = HyenaDNA(cfg.model)
+        if cfg.train.compile:
+            compile_blocks(self.model)
         # Decided here, on the unwrapped model: under FSDP the parameters are flat 1-D shards.
         self._no_decay = {n for n, p in self.model.named_parameters() if is_no_decay(n, p)}
         self._sums: torch.Tensor | None = None

@@ -124,6 +124,10 @@ class HyenaFilter(nn.Module):
     def _cached(self, build, seqlen: int) -> torch.Tensor:
         if self.training or torch.is_grad_enabled():
             return build(seqlen)
+        return self._cached_eval(build, seqlen)
+
+    @torch.compiler.disable  # the key (pointers, version counters) must not become graph guards
+    def _cached_eval(self, build, seqlen: int) -> torch.Tensor:
         key = (build.__name__, *self._cache_key(seqlen))
         if self._cache is None or self._cache[0] != key:
             self._cache = None  # drop the stale filter before building the new one

@@ -173,3 +173,24 @@ def test_filter_cache_follows_optimizer_steps_in_eval_mode():
             module._cache = None
     with torch.no_grad():
         torch.testing.assert_close(after, fresh(ids), rtol=0, atol=0)
+
+
+def test_compiled_eval_forward_does_not_recompile_when_weights_change(monkeypatch):
+    # Regression (H100 run of train.compile): the eval filter cache's key (storage pointers and
+    # version counters) became dynamo guards, so every validation after an optimizer step
+    # recompiled until the recompile limit. The cache lookup now runs outside the graph.
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = _tiny()
+    for layer in model.backbone.layers:
+        layer.compile(backend="eager")  # dynamo's guards without inductor's compile time
+    ids = torch.randint(7, 12, (2, 64))
+    with torch.no_grad():
+        model(ids)
+        monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+        for _ in range(3):
+            for p in model.parameters():
+                p.mul_(1.0)  # bumps the version counters, as an optimizer step does
+            model(ids)
+    torch._dynamo.reset()

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -134,6 +134,15 @@ if [ "$phase" = g ]; then  # issue 6, second session: every GPU test; train.comp
     find /tmp/ptc -name metrics.csv -exec cp {} "$R/pretrain_compile_metrics.csv" \;
     on 0 bench_score 120 python3 benchmarks/bench_score.py --devices cuda \
         --out "$R/score_gpu.json"
+fi
+
+if [ "$phase" = h ]; then  # phase g's train.compile run again, after the filter-cache fix
+    on 0 pretrain_compile_fixed 150 python3 cli.py pretrain \
+        --config configs/pretrain/small-32k.yaml --genome $G --set "$TEST" --set "$VALID" \
+        --max-steps 60 --set train.compile=true --set train.seqlen_warmup_stages=0 \
+        --set train.val_every_steps=30 --set train.checkpoint_every_steps=60 \
+        --set data.num_workers=8 --out-dir /tmp/ptc
+    find /tmp/ptc -name metrics.csv -exec cp {} "$R/pretrain_compile_fixed_metrics.csv" \;
 fi
 
 tar czf "$OUT/results_$phase.tgz" -C "$R" .

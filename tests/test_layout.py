@@ -146,3 +146,14 @@ def test_hyena_mixer_through_the_kernels_matches_ref(dtype, monkeypatch):
     for fast, ref in [(y, y_ref)] + [(a.grad, b.grad) for a, b in zip(inputs, ref_inputs)]:
         err = ((fast.detach().double() - ref.detach()).norm() / ref.detach().norm()).item()
         assert err < tol, err
+
+
+@pytest.mark.parametrize("value,enabled", [(None, True), ("1", True), ("0", False),
+                                           ("off", False), ("FALSE", False)])
+def test_triton_env_switch(value, enabled, monkeypatch):
+    if value is None:
+        monkeypatch.delenv(layout.TRITON_ENV, raising=False)
+    else:
+        monkeypatch.setenv(layout.TRITON_ENV, value)
+    assert layout.triton_enabled() is enabled
+    assert not layout.use_triton(torch.zeros(1))  # CPU tensors: always the torch twins

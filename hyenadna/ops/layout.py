@@ -19,6 +19,8 @@ rounded to bf16 first, as torch's ``a * b`` would (so both paths see the same va
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -33,9 +35,21 @@ DW_L_PER_PROGRAM = 4096  # most time steps one weight-gradient program sums over
 DW_TARGET_PROGRAMS = 2048  # ~16 per SM on an H100: the partial sums are cheap, idle SMs are not
 
 
+TRITON_ENV = "HYENADNA_TRITON"
+
+
 def use_triton(t: torch.Tensor) -> bool:
-    """Whether the Triton kernels handle ``t`` (CUDA, Triton importable, not float64)."""
-    return triton is not None and t.is_cuda and t.dtype != torch.float64
+    """Whether the Triton kernels handle ``t``: CUDA, Triton importable, not float64, and
+    ``HYENADNA_TRITON`` not set to 0 (the escape hatch for a GPU machine where Triton cannot
+    build its kernels, e.g. no C compiler or a pre-Volta card: the torch twins then run).
+    """
+    return t.is_cuda and t.dtype != torch.float64 and triton_enabled()
+
+
+def triton_enabled() -> bool:
+    """Triton is importable and ``HYENADNA_TRITON`` does not switch it off."""
+    return triton is not None and os.environ.get(TRITON_ENV, "1").strip().lower() not in (
+        "0", "off", "false")
 
 
 def _round_code(*dtypes: torch.dtype) -> int:

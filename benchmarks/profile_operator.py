@@ -16,6 +16,7 @@ import json
 import statistics
 
 import torch
+from bench_operator import time_ms  # this folder is on sys.path when run as a script
 from torch.profiler import ProfilerActivity, profile
 
 from hyenadna.config import ModelConfig
@@ -23,19 +24,8 @@ from hyenadna.model import HyenaOperator
 from hyenadna.ops import short_conv_t, short_conv_t_backward
 
 
-def time_ms(fn, reps: int = 10, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def median_ms(fn, reps: int = 10, warmup: int = 3) -> float:
+    return statistics.median(time_ms(fn, torch.device("cuda"), reps, warmup))
 
 
 def operator_step(op, u, dy):
@@ -96,10 +86,10 @@ def main() -> None:
         dy = torch.randn(args.batch, seqlen, 256, device="cuda")
         step = operator_step(op, u, dy)
         cell = {"L": seqlen, "batch": args.batch,
-                "operator_ms": time_ms(step),
-                "filter_ms": time_ms(filter_step(op, seqlen)),
-                "short_conv_ms": time_ms(short_conv_step(args.batch, 768, seqlen)),
-                "shift_conv_ms": time_ms(shift_conv_step(args.batch, 768, seqlen))}
+                "operator_ms": median_ms(step),
+                "filter_ms": median_ms(filter_step(op, seqlen)),
+                "short_conv_ms": median_ms(short_conv_step(args.batch, 768, seqlen)),
+                "shift_conv_ms": median_ms(shift_conv_step(args.batch, 768, seqlen))}
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             step()
             torch.cuda.synchronize()

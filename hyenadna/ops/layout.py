@@ -3,7 +3,7 @@
 The projections work on (B, L, C) rows (channels contiguous), the FFT on (B, C, L) rows (time
 contiguous). On an H100 torch's strided copies between the two run ~20x below memory bandwidth
 (benchmarks/results/operator/profile_*.json: three transposes and the cuDNN depthwise short conv
-were 86 ms of the operator's 198 ms forward+backward at L = 1M). The kernels here read one
+were 101 ms of the operator's 198 ms forward+backward at L = 1M). The kernels here read one
 layout and write the other in tiles, doing the arithmetic that sits at the boundary on the way:
 
     strided_mul(out, a, b)        out = a · b elementwise over (B, C, L) with ANY strides in each
@@ -33,8 +33,6 @@ except ImportError:  # pragma: no cover - depends on the install
 BLOCK_C, BLOCK_L = 64, 64  # a 64 × 64 tile: 128-byte rows in either layout for bf16
 DW_L_PER_PROGRAM = 4096  # most time steps one weight-gradient program sums over
 DW_TARGET_PROGRAMS = 2048  # ~16 per SM on an H100: the partial sums are cheap, idle SMs are not
-
-
 TRITON_ENV = "HYENADNA_TRITON"
 
 
@@ -52,12 +50,9 @@ def triton_enabled() -> bool:
         "0", "off", "false")
 
 
-def _round_code(*dtypes: torch.dtype) -> int:
-    """0: keep float32; 1/2: round the product to bf16/fp16 (torch's promoted dtype)."""
-    promoted = dtypes[0]
-    for dt in dtypes[1:]:
-        promoted = torch.promote_types(promoted, dt)
-    return {torch.bfloat16: 1, torch.float16: 2}.get(promoted, 0)
+def _round_code(a: torch.dtype, b: torch.dtype) -> int:
+    """0: keep float32; 1/2: round a product to bf16/fp16 (torch's promoted dtype of a · b)."""
+    return {torch.bfloat16: 1, torch.float16: 2}.get(torch.promote_types(a, b), 0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -97,10 +92,10 @@ def strided_mul_triton(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | Non
     if out.numel() == 0:
         return
     bb = a if b is None else b
-    code = _round_code(a.dtype) if b is None else _round_code(a.dtype, b.dtype)
     grid = (triton.cdiv(seqlen, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
     _mul_kernel[grid](out, a, bb, float(scale), channels, seqlen, *out.stride(), *a.stride(),
-                      *bb.stride(), HAS_B=b is not None, ROUND=code if b is not None else 0,
+                      *bb.stride(), HAS_B=b is not None,
+                      ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
                       SCALE=scale != 1.0, BLOCK_C=BLOCK_C, BLOCK_L=BLOCK_L)
 
 

@@ -36,12 +36,13 @@ import torch.nn.functional as F
 from hyenadna.ops.fftconv import fftconv_ref
 from hyenadna.ops.fftconv_fast import (
     CHUNK_ELEMS,
+    _compute_dtype,
     conv_fft_size,
     gated_conv_backward,
     gated_conv_forward,
     needs_grad,
 )
-from hyenadna.ops.layout import short_conv_t, short_conv_t_backward
+from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, short_conv_t_torch
 
 
 def _proj(x, in_w, in_b) -> torch.Tensor:
@@ -99,13 +100,9 @@ class _HyenaMixer(torch.autograd.Function):
             dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
             dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
             din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
-            din_b = (dproj2.sum(0, dtype=_acc(dt)).to(in_b.dtype)
+            din_b = (dproj2.sum(0, dtype=_compute_dtype(dproj2)).to(in_b.dtype)
                      if need[2] and in_b is not None else None)
         return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None)
-
-
-def _acc(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _as(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
@@ -143,8 +140,7 @@ def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | No
                     D: torch.Tensor | None) -> torch.Tensor:
     """Slow twin of ``hyena_mixer``: plain autograd over the direct convolution."""
     proj = _proj(x, in_w, in_b)  # (B, L, 3D)
-    u3 = F.conv1d(F.pad(proj.transpose(1, 2), (sc_w.shape[-1] - 1, 0)), sc_w.to(x.dtype),
-                  _cast(sc_b, x.dtype), groups=proj.shape[-1])  # (B, 3D, L)
+    u3 = short_conv_t_torch(proj, sc_w, sc_b)  # (B, 3D, L), autograd through conv1d
     x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
     return (x0 * fftconv_ref(v * x1, k, D)).transpose(1, 2)  # (B, L, D)
 

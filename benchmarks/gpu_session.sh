@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -143,6 +143,12 @@ if [ "$phase" = h ]; then  # phase g's train.compile run again, after the filter
         --set train.val_every_steps=30 --set train.checkpoint_every_steps=60 \
         --set data.num_workers=8 --out-dir /tmp/ptc
     find /tmp/ptc -name metrics.csv -exec cp {} "$R/pretrain_compile_fixed_metrics.csv" \;
+fi
+
+if [ "$phase" = i ]; then  # issue 6, third session: the four-step engine, correctness + split
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_fftconv_fast.py tests/test_layout.py
+    on 0 sweep 200 python3 benchmarks/sweep_fourstep.py --out "$R/sweep_fourstep.json"
 fi
 
 tar czf "$OUT/results_$phase.tgz" -C "$R" .

@@ -19,7 +19,7 @@ from einops import rearrange
 from torch.utils.checkpoint import checkpoint
 
 from hyenadna.config import ModelConfig
-from hyenadna.ops import fft_policy, gelu_mlp, hyena_mixer, use_fast_ops
+from hyenadna.ops import fft_engine, fft_policy, gelu_mlp, hyena_mixer, use_fast_ops
 from hyenadna.ops.fftconv import fftconv
 
 
@@ -215,7 +215,8 @@ class HyenaOperator(nn.Module):
         dtype = _compute_dtype(u)  # the autocast dtype, as in_proj would run in on the plain path
         return hyena_mixer(u.to(dtype), self.in_proj.weight, self.in_proj.bias,
                            self.short_filter.weight, self.short_filter.bias, k,
-                           self.filter_fn.bias, fft_policy=fft_policy())  # (B, L, D)
+                           self.filter_fn.bias, fft_policy=fft_policy(),
+                           fft_engine=fft_engine())  # (B, L, D)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -5,7 +5,9 @@
 through ``fftconv``) elsewhere. The environment variable ``HYENADNA_OPS`` overrides it:
 ``auto`` (default), ``ref`` (plain path everywhere, for debugging a suspected fast-path bug) or
 ``fast`` (fast path on any device; the CPU tests use it). ``HYENADNA_FFT_POLICY`` picks the fast
-path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_size``).
+path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_size``);
+``HYENADNA_FFT_ENGINE`` its transform: ``auto`` (default: the four-step engine of
+``hyenadna.ops.fourstep`` for bf16/fp16 on CUDA, cuFFT otherwise), ``cufft`` or ``fourstep``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from hyenadna.ops.fftconv import fft_size, fftconv, fftconv_ref
 from hyenadna.ops.fftconv_fast import (
+    FFT_ENGINES,
     conv_fft_size,
     fftconv_fast,
     gated_fftconv,
@@ -31,6 +34,7 @@ from hyenadna.ops.lean import (
 
 OPS_ENV = "HYENADNA_OPS"
 FFT_POLICY_ENV = "HYENADNA_FFT_POLICY"
+FFT_ENGINE_ENV = "HYENADNA_FFT_ENGINE"
 
 
 def use_fast_ops(x: torch.Tensor) -> bool:
@@ -52,17 +56,32 @@ def fft_policy() -> str:
     return os.environ.get(FFT_POLICY_ENV, "pow2").strip().lower() or "pow2"
 
 
+def fft_engine() -> str:
+    """The fast path's transform engine (``HYENADNA_FFT_ENGINE``, default ``auto``).
+
+    Raises:
+        ValueError: set to something other than auto/cufft/fourstep.
+    """
+    engine = os.environ.get(FFT_ENGINE_ENV, "auto").strip().lower() or "auto"
+    if engine not in FFT_ENGINES:
+        raise ValueError(f"{FFT_ENGINE_ENV} must be one of {', '.join(FFT_ENGINES)}, "
+                         f"got {engine!r}")
+    return engine
+
+
 def long_conv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None) -> torch.Tensor:
     """``fftconv(u, k, D)`` through the path ``use_fast_ops`` picks (same contract)."""
     if use_fast_ops(u) and k.dim() == 2:
-        return fftconv_fast(u, k, D, fft_policy=fft_policy())
+        return fftconv_fast(u, k, D, fft_policy=fft_policy(), fft_engine=fft_engine())
     return fftconv(u, k, D)
 
 
 __all__ = [
+    "FFT_ENGINE_ENV",
     "FFT_POLICY_ENV",
     "OPS_ENV",
     "conv_fft_size",
+    "fft_engine",
     "fft_policy",
     "fft_size",
     "fftconv",

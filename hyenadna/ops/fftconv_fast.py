@@ -43,14 +43,18 @@ from __future__ import annotations
 
 import torch
 
+from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
-from hyenadna.ops.layout import strided_mul
+from hyenadna.ops.layout import strided_mul, use_triton
 
 CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
 batch 1, still enough rows to fill an H100."""
 
 FFT_POLICIES = ("pow2", "smooth")
+FFT_ENGINES = ("auto", "cufft", "fourstep")
+FOURSTEP_MIN_N = 2048
+"""Smallest FFT length the four-step engine takes by default (``engine="auto"``)."""
 
 
 def conv_fft_size(seqlen: int, taps: int, policy: str = "pow2") -> int:
@@ -66,6 +70,25 @@ def conv_fft_size(seqlen: int, taps: int, policy: str = "pow2") -> int:
     if policy == "smooth":
         return fft_size(need)
     raise ValueError(f"fft policy must be one of {FFT_POLICIES}, got {policy!r}")
+
+
+def pick_fourstep_n1(v: torch.Tensor, n: int, engine: str = "auto", n1: int | None = None
+                ) -> int | None:
+    """N1 of the four-step engine (``hyenadna.ops.fourstep``) for this call, or None for cuFFT.
+
+    "auto": four-step for bf16/fp16 I/O on a CUDA device with Triton and a power-of-two
+    n >= FOURSTEP_MIN_N (its TF32 column DFT is finer than a bf16 output; float32 I/O keeps
+    cuFFT's float32 transforms). "fourstep" forces it wherever n allows (the CPU tests run its
+    torch twins), "cufft" never uses it. n1 overrides the split (the benchmark sweeps it).
+    """
+    if engine not in FFT_ENGINES:
+        raise ValueError(f"fft engine must be one of {FFT_ENGINES}, got {engine!r}")
+    if engine == "cufft" or not fourstep.supported(n):
+        return None
+    if engine == "auto" and not (use_triton(v) and n >= FOURSTEP_MIN_N
+                                 and v.dtype in (torch.bfloat16, torch.float16)):
+        return None
+    return fourstep.split_size(n, n1)[0]
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -105,8 +128,10 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
 
 
 def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS,
-                       for_backward: bool = True, out: torch.Tensor | None = None):
-    """y = post · (k' ∗ (v · pre))[:L], chunk by chunk.
+                       for_backward: bool = True, out: torch.Tensor | None = None,
+                       n1: int | None = None):
+    """y = post · (k' ∗ (v · pre))[:L], chunk by chunk; n1: the four-step engine's split
+    (``pick_fourstep_n1``), None for cuFFT.
 
     Shapes: v, pre, post (B, D, L) in one I/O dtype (any strides); k (D, L_k); D (D,).
     ``out``: optional (B, D, L) buffer for y, any strides (the mixer passes a transposed view
@@ -115,8 +140,11 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
     Returns:
         y (B, D, L) and, when ``for_backward`` (else None): z (B, D, L) in the I/O dtype (None
         when post is None) and conj(K')/n (D, n//2+1) complex, what the backward needs of the
-        filter (8 bytes per tap; spares it an rfft).
+        filter (8 bytes per tap; spares it an rfft). With n1 it is the four-step half spectrum
+        (D, N1/2 + 1, N2), the same size.
     """
+    if n1 is not None:
+        return _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     batch, channels, seqlen = v.shape
     cdt = _compute_dtype(v)
     y = torch.empty_like(v) if out is None else out  # (B, D, L)
@@ -139,6 +167,82 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
         if post is not None and for_backward:
             z_keep[:, sl].copy_(z)
     return y, z_keep, k_conj
+
+
+def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out):
+    """``gated_conv_forward`` on the four-step engine: the column stages fuse the gate product
+    in, and the gate and the dtype cast out; no padded float32 copies, no separate scaling."""
+    batch, channels, seqlen = v.shape
+    y = torch.empty_like(v) if out is None else out  # (B, D, L)
+    z_keep = torch.empty_like(v) if post is not None and for_backward else None
+    half, n2 = n1 // 2 + 1, n // n1
+    cdt = _complex(_compute_dtype(v))
+    k_conj = (torch.empty(channels, half, n2, dtype=cdt, device=v.device)
+              if for_backward else None)
+    for sl in _chunks(channels, batch, n, chunk_elems):
+        # K'/n: D on tap 0, the inverse transform's 1/n on the filter (see _filter_spectrum)
+        k_f = fourstep.rfft4(k[sl].unsqueeze(0), None, n, n1, 1.0 / n,
+                             None if D is None else D[sl])[0]  # (c, H, N2)
+        spec = fourstep.rfft4(v[:, sl], None if pre is None else pre[:, sl], n, n1)
+        spec.mul_(k_f)  # (B, c, H, N2)
+        if for_backward:
+            torch.conj_physical(k_f, out=k_conj[sl])
+        del k_f
+        q = torch.fft.ifft(spec, dim=-1, norm="forward")  # unscaled; 1/n rode on K'
+        del spec
+        y_sl = y[:, sl]
+        if post is None:
+            fourstep.irfft4_cols(q, n, n1, seqlen, y_sl)
+        elif y_sl.stride(-1) == 1:  # y time-contiguous: gate and z in one pass
+            fourstep.irfft4_cols(q, n, n1, seqlen, y_sl, post[:, sl],
+                                 None if z_keep is None else z_keep[:, sl])
+        else:
+            # y in (B, L, D) layout (the mixer's): write z time-contiguous, then the tiled
+            # transposing product; y = post · round(z), the plain path's rounding.
+            z = z_keep[:, sl] if z_keep is not None else torch.empty_like(v[:, sl])
+            fourstep.irfft4_cols(q, n, n1, seqlen, z)
+            strided_mul(y_sl, z, post[:, sl])
+    return y, z_keep, k_conj
+
+
+def _backward_fourstep(dy, v, pre, post, k_conj, z, n, taps, chunk_elems, need_cross, outs):
+    """``gated_conv_backward`` on the four-step engine; returns dk (compute dtype) or None."""
+    batch, channels, seqlen = v.shape
+    dv, dpre, dpost = outs
+    n1, n2 = 2 * (k_conj.shape[1] - 1), k_conj.shape[2]
+    dk = (torch.empty(channels, taps, dtype=_compute_dtype(v), device=v.device)
+          if need_cross else None)
+    parts = 2 if need_cross else 1
+    for sl in _chunks(channels, parts * batch, n, chunk_elems):
+        if post is not None:
+            strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
+        cols = torch.empty(parts, batch, sl.stop - sl.start, n1 // 2 + 1, n2,
+                           dtype=k_conj.dtype, device=v.device)
+        g, gate = dy[:, sl], None if post is None else post[:, sl]
+        if g.stride(-1) != 1:  # dy in (B, L, D) layout: the tiled kernel transposes it
+            g_t = torch.empty_like(v[:, sl])
+            strided_mul(g_t, g, gate)
+            g, gate = g_t, None
+        fourstep.rfft4_cols(cols[0], g, gate, n, n1)
+        if need_cross:  # w/n: the 1/n of dk's inverse transform
+            fourstep.rfft4_cols(cols[1], v[:, sl], None if pre is None else pre[:, sl], n, n1,
+                                1.0 / n)
+        spec = torch.fft.fft(cols, dim=-1)  # (parts, B, c, H, N2)
+        del cols
+        g_f = spec[0]
+        if need_cross:
+            w_f = spec[1].conj_physical_().mul_(g_f)  # conj(W) · G
+            cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, H, N2)
+            q = torch.fft.ifft(cross, dim=-1, norm="forward")
+            fourstep.irfft4_cols(q.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0))
+            del w_f, cross, q
+        q = torch.fft.ifft(g_f.mul_(k_conj[sl]), dim=-1, norm="forward")
+        del spec, g_f
+        if pre is None:
+            fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl])
+        else:
+            fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl], pre[:, sl], dpre[:, sl], v[:, sl])
+    return dk
 
 
 def _complex(dtype: torch.dtype) -> torch.dtype:
@@ -166,6 +270,12 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
         torch.empty_like(v), None if pre is None else torch.empty_like(v),
         None if post is None else torch.empty_like(v))
     need_cross = dk_dtype is not None or dD_dtype is not None
+    if k_conj.dim() == 3:  # the forward ran the four-step engine
+        dk = _backward_fourstep(dy, v, pre, post, k_conj, z, n, taps, chunk_elems, need_cross,
+                                (dv, dpre, dpost))
+        dD = dk[:, 0].to(dD_dtype) if dD_dtype is not None else None
+        dk = dk.to(dk_dtype) if dk_dtype is not None else None
+        return dv, dpre, dpost, dk, dD
     dk = torch.empty(channels, taps, dtype=cdt, device=v.device) if need_cross else None
     parts = 2 if need_cross else 1  # g, and w only when dk or dD is wanted
     for sl in _chunks(channels, parts * batch, n, chunk_elems):
@@ -200,8 +310,8 @@ class _GatedFFTConv(torch.autograd.Function):
     """One autograd node for y = post · (k ∗ (v · pre) + D · v · pre); see the module docstring."""
 
     @staticmethod
-    def forward(ctx, v, pre, post, k, D, n, chunk_elems):
-        y, z, k_conj = gated_conv_forward(v, pre, post, k, D, n, chunk_elems)
+    def forward(ctx, v, pre, post, k, D, n, chunk_elems, n1):
+        y, z, k_conj = gated_conv_forward(v, pre, post, k, D, n, chunk_elems, n1=n1)
         ctx.save_for_backward(v, pre, post, k_conj, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[3] else None
@@ -214,7 +324,7 @@ class _GatedFFTConv(torch.autograd.Function):
         dv, dpre, dpost, dk, dD = gated_conv_backward(
             dy.contiguous(), v, pre, post, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
             ctx.dk_dtype, ctx.dD_dtype)
-        return dv, dpre, dpost, dk, dD, None, None
+        return dv, dpre, dpost, dk, dD, None, None, None
 
 
 def _check(v: torch.Tensor, k: torch.Tensor, gates: tuple) -> None:
@@ -228,7 +338,8 @@ def _check(v: torch.Tensor, k: torch.Tensor, gates: tuple) -> None:
 @torch.compiler.disable  # opaque to dynamo: the backward is hand-written, nothing to trace
 def gated_fftconv(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None,
                   k: torch.Tensor, D: torch.Tensor | None = None, *, fft_policy: str = "pow2",
-                  chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+                  chunk_elems: int = CHUNK_ELEMS, fft_engine: str = "auto",
+                  fourstep_n1: int | None = None) -> torch.Tensor:
     """y = post · (causal_conv(v · pre, k) + D · (v · pre)) as one lean autograd node.
 
     Args:
@@ -239,15 +350,19 @@ def gated_fftconv(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor 
         D: skip weights (D,) or None.
         fft_policy: "pow2" or "smooth" (see ``conv_fft_size``).
         chunk_elems: float32 elements per FFT buffer (bounds transient memory).
+        fft_engine, fourstep_n1: "auto", "cufft" or "fourstep" and its split (``pick_fourstep_n1``).
 
     Returns:
-        y (B, D, L) in v's dtype; FFT math in float32 (float64 for float64 inputs).
+        y (B, D, L) in v's dtype; FFT math in float32 (float64 for float64 inputs; the
+        four-step engine's column DFTs in TF32).
     """
     _check(v, k, (pre, post))
     n = conv_fft_size(v.shape[-1], k.shape[-1], fft_policy)
+    n1 = pick_fourstep_n1(v, n, fft_engine, fourstep_n1)
     if not needs_grad(v, pre, post, k, D):  # inference: keep nothing for a backward
-        return gated_conv_forward(v, pre, post, k, D, n, chunk_elems, for_backward=False)[0]
-    return _GatedFFTConv.apply(v, pre, post, k, D, n, chunk_elems)
+        return gated_conv_forward(v, pre, post, k, D, n, chunk_elems, for_backward=False,
+                                  n1=n1)[0]
+    return _GatedFFTConv.apply(v, pre, post, k, D, n, chunk_elems, n1)
 
 
 def needs_grad(*tensors) -> bool:
@@ -256,9 +371,11 @@ def needs_grad(*tensors) -> bool:
 
 
 def fftconv_fast(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None, *,
-                 fft_policy: str = "pow2", chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+                 fft_policy: str = "pow2", chunk_elems: int = CHUNK_ELEMS,
+                 fft_engine: str = "auto", fourstep_n1: int | None = None) -> torch.Tensor:
     """Drop-in for ``fftconv(u, k, D)`` (k must be (D, L_k)) with the lean backward."""
-    return gated_fftconv(u, None, None, k, D, fft_policy=fft_policy, chunk_elems=chunk_elems)
+    return gated_fftconv(u, None, None, k, D, fft_policy=fft_policy, chunk_elems=chunk_elems,
+                         fft_engine=fft_engine, fourstep_n1=fourstep_n1)
 
 
 def gated_fftconv_ref(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None,

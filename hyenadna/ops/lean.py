@@ -41,6 +41,7 @@ from hyenadna.ops.fftconv_fast import (
     gated_conv_backward,
     gated_conv_forward,
     needs_grad,
+    pick_fourstep_n1,
 )
 from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, short_conv_t_torch
 
@@ -50,7 +51,7 @@ def _proj(x, in_w, in_b) -> torch.Tensor:
     return F.linear(x, in_w.to(x.dtype), _cast(in_b, x.dtype))
 
 
-def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward):
+def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1):
     """y (B, L, D) [, z, conj(K') when for_backward]; see ``gated_conv_forward``."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
@@ -60,7 +61,7 @@ def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward
         y = torch.empty(x.shape[0], x.shape[1], k.shape[0], dtype=x.dtype, device=x.device)
         # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
         _, z, k_conj = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
-                                          out=y.transpose(1, 2))
+                                          out=y.transpose(1, 2), n1=n1)
     return y, z, k_conj
 
 
@@ -68,8 +69,8 @@ class _HyenaMixer(torch.autograd.Function):
     """x → y = x0 · (k ∗ (v·x1) + D·v·x1); saves x, k, D, z. See the module docstring."""
 
     @staticmethod
-    def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems):
-        y, z, k_conj = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True)
+    def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1):
+        y, z, k_conj = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True, n1)
         ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_conj, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
@@ -102,7 +103,7 @@ class _HyenaMixer(torch.autograd.Function):
             din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
             din_b = (dproj2.sum(0, dtype=_compute_dtype(dproj2)).to(in_b.dtype)
                      if need[2] and in_b is not None else None)
-        return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None)
+        return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None, None)
 
 
 def _as(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
@@ -113,7 +114,7 @@ def _as(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | 
 def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
                 sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
                 D: torch.Tensor | None, *, fft_policy: str = "pow2",
-                chunk_elems: int = CHUNK_ELEMS) -> torch.Tensor:
+                chunk_elems: int = CHUNK_ELEMS, fft_engine: str = "auto") -> torch.Tensor:
     """Order-2 Hyena mixer up to out_proj, as one memory-lean autograd node.
 
     Args:
@@ -121,7 +122,7 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         in_w, in_b: in_proj weight (3D, D) and bias (3D,), any float dtype (cast to x's).
         sc_w, sc_b: short_filter weight (3D, 1, K) and bias (3D,).
         k: long filter (D, L_k), L_k <= L (float32 in the model). D: skip weights (D,) or None.
-        fft_policy, chunk_elems: as in ``gated_fftconv``.
+        fft_policy, chunk_elems, fft_engine: as in ``gated_fftconv``.
 
     Returns:
         y (B, L, D) in x's dtype: x0 · (k ∗ (v · x1) + D · (v · x1)), in out_proj's layout.
@@ -130,9 +131,10 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         raise ValueError(f"k must be (D, L_k <= L) with 3D = {in_w.shape[0]}, got "
                          f"{tuple(k.shape)}")
     n = conv_fft_size(x.shape[1], k.shape[-1], fft_policy)
+    n1 = pick_fourstep_n1(x, n, fft_engine)
     if not needs_grad(x, in_w, in_b, sc_w, sc_b, k, D):  # inference: keep nothing
-        return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False)[0]
-    return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems)
+        return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False, n1)[0]
+    return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1)
 
 
 def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,

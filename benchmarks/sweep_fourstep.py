@@ -1,0 +1,121 @@
+"""The four-step FFT engine's split N1 × N2, against the cuFFT engine, in one run (GPU).
+
+For each L (B = 1, d_model 256, bf16 value, float32 filter, skip term): forward+backward time of
+``fftconv_fast`` on the cuFFT engine and on the four-step engine at every valid N1, each checked
+against the plain float32 ``fftconv`` (relative error of y and every gradient), and the bytes
+floor of the long conv (bench_operator.floor_bytes) at the copy bandwidth measured here. Then a
+per-kernel CUDA profile of the default choice at the longest L. Writes JSON, prints a table.
+
+    PYTHONPATH=. python benchmarks/sweep_fourstep.py --out sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from bench_operator import copy_bandwidth, floor_bytes, rel_err, time_ms
+from torch.profiler import ProfilerActivity, profile
+
+from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
+from hyenadna.ops.fftconv_fast import pick_fourstep_n1
+
+
+def inputs(batch, width, seqlen):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    u = torch.randn(batch, width, seqlen, device="cuda", generator=g).bfloat16()
+    decay = torch.exp(-torch.arange(seqlen, device="cuda") / (0.1 * seqlen + 1))
+    k = torch.randn(width, seqlen, device="cuda", generator=g) * decay
+    skip = torch.randn(width, device="cuda", generator=g)
+    dy = torch.randn(batch, width, seqlen, device="cuda", generator=g).bfloat16()
+    return [t.requires_grad_() for t in (u, k, skip)], dy
+
+
+def cell(fn, leaves, dy, reference):
+    out = fn()
+    grads = torch.autograd.grad(out, leaves, dy)
+    err = max(rel_err(a, b) for a, b in zip((out, *grads), reference))
+
+    def step():
+        for t in leaves:
+            t.grad = None
+        fn().backward(dy)
+
+    def forward():
+        with torch.no_grad():
+            fn()
+    ms = statistics.median(time_ms(step, torch.device("cuda"), 10, 2))
+    fwd = statistics.median(time_ms(forward, torch.device("cuda"), 10, 2))
+    return {"ms": ms, "fwd_ms": fwd, "rel_err": err}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    bw = copy_bandwidth(torch.device("cuda"))
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "date": time.strftime("%Y-%m-%d %H:%M"), "copy_bytes_per_s": bw, "cells": []}
+    print(f"{res['device']}  copy {bw / 1e9:.0f} GB/s")
+    print(f"{'L':>9} {'engine':>12} {'fwd+bwd ms':>10} {'fwd ms':>8} {'x floor':>8} {'rel err':>8}")
+    for seqlen in args.lengths:
+        leaves, dy = inputs(args.batch, args.width, seqlen)
+        ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
+        ref_out = fftconv(*ref_leaves)
+        reference = [ref_out.detach(), *(g.detach() for g in torch.autograd.grad(
+            ref_out, ref_leaves, dy.float()))]
+        del ref_out, ref_leaves
+        n = conv_fft_size(seqlen, seqlen)
+        floor_ms = floor_bytes("conv", args.batch, seqlen, args.width) / bw * 1e3
+        engines = [("cufft", None)] + [("fourstep", n1) for n1 in (32, 64, 128, 256)
+                                       if n1 <= n // 16]
+        default_n1 = pick_fourstep_n1(leaves[0], n)
+        for engine, n1 in engines:
+            fn = lambda e=engine, s=n1: fftconv_fast(*leaves, fft_engine=e, fourstep_n1=s)
+            try:
+                rec = cell(fn, leaves, dy, reference)
+            except torch.cuda.OutOfMemoryError:
+                rec = {"status": "OOM"}
+            rec.update(L=seqlen, engine=engine, n1=n1, default=n1 == default_n1,
+                       floor_ms=floor_ms)
+            res["cells"].append(rec)
+            name = engine if n1 is None else f"4step {n1}x{n // n1}"
+            if "ms" in rec:
+                print(f"{seqlen:>9,} {name:>12} {rec['ms']:>10.3f} {rec['fwd_ms']:>8.3f} "
+                      f"{rec['ms'] / floor_ms:>8.1f} {rec['rel_err']:>8.1e}"
+                      + ("  (default)" if rec["default"] else ""))
+            torch.cuda.empty_cache()
+        del reference
+    # where the default's time goes at the longest L
+    seqlen = args.lengths[-1]
+    leaves, dy = inputs(args.batch, args.width, seqlen)
+    step = lambda: fftconv_fast(*leaves).backward(dy)
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+        if us > 0:
+            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
+    rows.sort(key=lambda r: -r["ms"])
+    res["profile"] = {"L": seqlen, "n1": pick_fourstep_n1(leaves[0], conv_fft_size(seqlen, seqlen)),
+                      "kernels": rows}
+    print(f"\nprofile, default four-step at L={seqlen:,} "
+          f"(N1={res['profile']['n1']}, {fourstep.__name__}):")
+    for r in rows[:14]:
+        print(f"{r['ms']:9.3f} ms {r['calls']:4d}x  {r['kernel']}")
+    with open(args.out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Four-step (Bailey / Monarch) real FFT whose outer stage is a small dense DFT on tensor cores.
+
+A length-n transform, n = N1 · N2 (powers of two), with t = j1·N2 + j2 and f = k1 + N1·k2:
+
+    X[k1 + N1·k2] = sum_j2 ω_N2^(j2·k2) · [ ω_n^(j2·k1) · sum_j1 ω_N1^(j1·k1) · a[j1·N2 + j2] ]
+                    \\___ row FFT: cuFFT ___/   \\twiddle/   \\___ column DFT: a matmul ___/
+
+(ω_m = exp(-2πi/m)). The column stage is an (N1 × N1) complex matrix times an (N1 × N2) tile,
+done here as ``tl.dot`` on tensor cores, fused with what surrounds the transform in the long
+convolution: reading the bf16 input in place (no float32 zero-padded copy: rows past the signal
+are simply not loaded), the gate product, the scale, the skip weight on tap 0, the twiddles.
+The row stage is a batched cuFFT of length N2 on contiguous rows. The inverse runs the same steps
+backwards and its column stage writes the real output with the gates and dtype cast fused in.
+
+Real signals: only rows k1 = 0 .. N1/2 of the (N1, N2) spectrum are kept ("half spectrum",
+(N1/2 + 1) · N2 complex values, like rfft's n/2 + 1): row N1 − k1 is ω_N2^(j2) · conj(row k1)
+before the row FFT. Products of half spectra of real signals are half spectra of real signals,
+so the convolution never needs the other rows. The inverse folds the missing rows back in:
+
+    n · y[j1·N2 + j2] = sum_{k1=0}^{N1/2} c_k1 · Re[ ω_N1^(−j1·k1) · ω_n^(−j2·k1) · Q[k1, j2] ],
+    Q = unscaled inverse row FFT of Y,  c_0 = c_{N1/2} = 1, c_k1 = 2 otherwise.
+
+Precision: the column DFT runs in TF32 (10-bit mantissa) with float32 accumulation. Its inputs
+are bf16 signals (exact in TF32) or float32 spectra; the rounding of the DFT matrix and of the
+spectra costs ~2^-11 relative to a row's rms, below the final bf16 rounding (2^-9), so the
+long convolution uses this path for bf16/fp16 I/O only; float32 I/O keeps the exact cuFFT path.
+
+Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
+batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the
+tests hold both implementations (Triton and the torch twin) to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from hyenadna.ops.layout import triton, use_triton
+
+if triton is not None:
+    import triton.language as tl
+
+MIN_N1 = 32  # tl.dot needs every dimension >= 16: N1/2 rows of the column DFT
+MAX_N1 = 256
+
+
+def split_size(n: int, n1: int | None = None) -> tuple[int, int]:
+    """(N1, N2) for a power-of-two n: N1 = n1 if given, else what the H100 benchmark preferred
+    (benchmarks/bench_operator.py --fourstep-n1): N2 near 8192 (a one-kernel cuFFT row)."""
+    if n & (n - 1) or n < MIN_N1 * 16:
+        raise ValueError(f"four-step FFT needs a power of two n >= {MIN_N1 * 16}, got {n}")
+    if n1 is None:
+        n1 = min(MAX_N1, max(MIN_N1, n // 8192))
+    if n1 & (n1 - 1) or not MIN_N1 <= n1 <= min(MAX_N1, n // 16):
+        raise ValueError(f"N1 must be a power of two in [{MIN_N1}, {min(MAX_N1, n // 16)}], "
+                         f"got {n1}")
+    return n1, n // n1
+
+
+def supported(n: int) -> bool:
+    return n >= MIN_N1 * 16 and not n & (n - 1)
+
+
+# ------------------------------------------------------------------------------------------
+# references and torch twins
+# ------------------------------------------------------------------------------------------
+
+
+def rfft4_ref(a: torch.Tensor, n: int, n1: int) -> torch.Tensor:
+    """Half spectrum of a (..., L) real signal zero-padded to n, by torch.fft.rfft, in the
+    four-step layout (..., N1/2 + 1, N2): out[..., k1, k2] = rfft(a, n)[k1 + N1·k2] (bins past
+    n/2 taken from the Hermitian symmetry X[f] = conj(X[n − f]))."""
+    n1, n2 = split_size(n, n1)
+    spec = torch.fft.rfft(a, n=n)  # (..., n/2 + 1)
+    f = torch.arange(n1 // 2 + 1)[:, None] + n1 * torch.arange(n2)[None, :]  # (H, N2)
+    low = f <= n // 2
+    idx = torch.where(low, f, n - f).to(spec.device)
+    out = spec[..., idx]
+    return torch.where(low.to(spec.device), out, out.conj())
+
+
+def _dft_tables(n: int, n1: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, ...]:
+    """Column DFT (H, N1), twiddles (H, N2) and inverse column DFT (N1, H) in ``dtype``
+    (complex); angles from exact integer products reduced mod the period."""
+    n1, n2 = split_size(n, n1)
+    half = n1 // 2
+    k1 = torch.arange(half + 1, dtype=torch.int64)
+    j1 = torch.arange(n1, dtype=torch.int64)
+    j2 = torch.arange(n2, dtype=torch.int64)
+    real = torch.float64
+    dft = torch.polar(torch.ones((), dtype=real),
+                      -2 * math.pi * ((k1[:, None] * j1[None, :]) % n1).to(real) / n1)
+    tw = torch.polar(torch.ones((), dtype=real),
+                     -2 * math.pi * ((k1[:, None] * j2[None, :]) % n).to(real) / n)
+    idft = dft.conj().t()  # (N1, H)
+    cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
+    return tuple(t.to(device=device, dtype=cdt) for t in (dft, tw, idft))
+
+
+def rfft4_cols_torch(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float = 1.0,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Torch twin of ``rfft4_cols``: (B, C, L) → (B, C, N1/2 + 1, N2) complex (returned)."""
+    n1, n2 = split_size(n, n1)
+    cdt = torch.float64 if a.dtype == torch.float64 else torch.float32
+    x = (a if b is None else a * b).to(cdt) * scale  # (B, C, L); bf16 product like torch's
+    if bias is not None:
+        x = x.clone()
+        x[..., 0] += bias.to(cdt) * scale
+    x = torch.nn.functional.pad(x, (0, n - x.shape[-1])).reshape(*x.shape[:-1], n1, n2)
+    dft, tw, _ = _dft_tables(n, n1, cdt, a.device)
+    return torch.matmul(dft, x.to(dft.dtype)) * tw  # (B, C, H, N2)
+
+
+def irfft4_cols_torch(q: torch.Tensor, n: int, n1: int, seqlen: int, scale: float = 1.0
+                 ) -> torch.Tensor:
+    """Torch twin of ``irfft4_cols``'s transform: q (B, C, H, N2), the unscaled inverse row FFT
+    of a half spectrum → the real signal's first ``seqlen`` samples times ``scale``, float."""
+    n1, n2 = split_size(n, n1)
+    real = torch.float64 if q.dtype == torch.complex128 else torch.float32
+    _, tw, idft = _dft_tables(n, n1, real, q.device)
+    c = torch.full((n1 // 2 + 1, 1), 2.0, dtype=real, device=q.device)
+    c[0] = c[-1] = 1.0
+    y = torch.matmul(idft, q * tw.conj() * c).real  # (B, C, N1, N2)
+    return y.reshape(*y.shape[:-2], n)[..., :seqlen] * scale
+
+
+def irfft4_ref(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor:
+    """Reference inverse: half spectrum (..., H, N2) → irfft(·, n)[..., :seqlen]."""
+    n1, n2 = split_size(n, n1)
+    full = torch.zeros(*spec.shape[:-2], n // 2 + 1, dtype=spec.dtype, device=spec.device)
+    f = (torch.arange(n1 // 2 + 1)[:, None] + n1 * torch.arange(n2)[None, :]).to(spec.device)
+    low = f <= n // 2  # bins past n/2 stand for their mirror images n − f
+    full[..., f[low]] = spec[..., low]
+    full[..., n - f[~low]] = spec[..., ~low].conj()
+    return torch.fft.irfft(full, n=n)[..., :seqlen]
+
+
+# ------------------------------------------------------------------------------------------
+# the fused column stages
+# ------------------------------------------------------------------------------------------
+
+
+def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int,
+               scale: float = 1.0, bias: torch.Tensor | None = None) -> None:
+    """Column stage of ``rfft4`` into ``out`` (B, C, N1/2 + 1, N2) complex: the twiddled
+    column DFT of x = a · b · scale (+ bias · scale on tap 0), zero-padded to n.
+
+    a, b: (B, C, L) with any strides (b may be None); bias (C,) or None. The product of two
+    bf16 inputs is rounded to bf16 first, as torch's ``a * b`` would be.
+    """
+    if a.shape[-1] > n:
+        raise ValueError(f"signal of {a.shape[-1]} samples does not fit an FFT of {n}")
+    if use_triton(a):
+        rfft4_cols_triton(out, a, b, n, n1, scale, bias)
+    else:
+        out.copy_(rfft4_cols_torch(a, b, n, n1, scale, bias))
+
+
+def rfft4(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float = 1.0,
+          bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Half spectrum (B, C, N1/2 + 1, N2) of x = a · b · scale (+ bias · scale on tap 0)
+    zero-padded to n (see ``rfft4_cols``); complex64 (complex128 for float64 a)."""
+    n1, n2 = split_size(n, n1)
+    cdt = torch.complex128 if a.dtype == torch.float64 else torch.complex64
+    cols = torch.empty(*a.shape[:2], n1 // 2 + 1, n2, dtype=cdt, device=a.device)
+    rfft4_cols(cols, a, b, n, n1, scale, bias)
+    return torch.fft.fft(cols, dim=-1)
+
+
+def irfft4_cols(q: torch.Tensor, n: int, n1: int, seqlen: int, out1: torch.Tensor,
+                gate1: torch.Tensor | None = None, out2: torch.Tensor | None = None,
+                gate2: torch.Tensor | None = None, scale: float = 1.0) -> None:
+    """Inverse column stage with its epilogue. With y the first ``seqlen`` samples of the real
+    signal whose half spectrum's unscaled inverse row FFT is q (B, C, N1/2 + 1, N2), times
+    ``scale``: out1 = y · gate1 (or y), out2 = y · gate2 (or y), products in float32, one
+    rounding to each output's dtype. Outputs and gates (B, C, seqlen), any strides."""
+    if use_triton(out1) and q.dtype == torch.complex64:
+        irfft4_cols_triton(q, n, n1, seqlen, out1, gate1, out2, gate2, scale)
+        return
+    y = irfft4_cols_torch(q, n, n1, seqlen, scale)
+    for o, g in ((out1, gate1), (out2, gate2)):
+        if o is not None:
+            o.copy_(y if g is None else y * g.to(y.dtype))
+
+
+def irfft4(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor:
+    """irfft(·, n)[..., :seqlen] of a half spectrum (B, C, N1/2 + 1, N2), float32/64."""
+    q = torch.fft.ifft(spec, dim=-1, norm="forward")  # unscaled: 1/n applied below
+    real = torch.float64 if spec.dtype == torch.complex128 else torch.float32
+    y = torch.empty(*spec.shape[:2], seqlen, dtype=real, device=spec.device)
+    irfft4_cols(q, n, n1, seqlen, y, scale=1.0 / n)
+    return y
+
+
+def _block_j(half: int, n2: int) -> int:
+    """Columns per program: keep a (N1/2, BJ) float32 tile pair within ~64 KiB of registers."""
+    return max(16, min(n2, 8192 // half))
+
+
+def _rows_pow2(seqlen: int, n2: int) -> int:
+    """Rows of the (N1, N2) signal tile that hold samples, rounded up for tl.dot (>= 16)."""
+    return max(16, triton.next_power_of_2(triton.cdiv(seqlen, n2)))
+
+
+def _check_rows(spec_real: torch.Tensor) -> None:
+    # the kernels address a spectrum row r = b·C + c with one stride
+    batch_stride, row_stride = spec_real.stride(0), spec_real.stride(1)
+    if spec_real.shape[0] > 1 and batch_stride != spec_real.shape[1] * row_stride:
+        raise ValueError("half spectrum must have its (B, C) rows evenly strided")
+    if spec_real.stride(-1) != 1:
+        raise ValueError("half spectrum must store real and imaginary parts side by side")
+
+
+def _round_code(a: torch.dtype, b: torch.dtype) -> int:
+    return {torch.bfloat16: 1, torch.float16: 2}.get(torch.promote_types(a, b), 0)
+
+
+def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None) -> None:
+    """Triton ``rfft4_cols`` (CUDA, or any device under TRITON_INTERPRET=1)."""
+    n1, n2 = split_size(n, n1)
+    batch, channels, seqlen = a.shape
+    half = n1 // 2
+    bj = _block_j(half, n2)
+    rows_in = min(_rows_pow2(seqlen, n2), max(16, n1))
+    sv = torch.view_as_real(spec)  # (B, C, H, N2, 2) float32
+    _check_rows(sv)
+    bb = a if b is None else b
+    grid = (batch * channels, n2 // bj)
+    _rfft4_cols_kernel[grid](
+        sv, a, bb, a if bias is None else bias, channels, seqlen, float(scale),
+        *a.stride(), *bb.stride(), sv.stride(1), sv.stride(2), sv.stride(3),
+        N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, HAS_B=b is not None,
+        HAS_BIAS=bias is not None, ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
+        num_warps=4 if half * bj <= 4096 else 8)
+
+
+def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None,
+                       scale=1.0) -> None:
+    """Triton ``irfft4_cols`` (complex64 q; CUDA, or any device under TRITON_INTERPRET=1)."""
+    n1, n2 = split_size(n, n1)
+    batch, channels = q.shape[:2]
+    half = n1 // 2
+    bj = _block_j(half, n2)
+    rows_out = min(_rows_pow2(seqlen, n2), max(16, n1))
+    qv = torch.view_as_real(q)  # (B, C, H, N2, 2)
+    _check_rows(qv)
+    g1 = out1 if gate1 is None else gate1
+    o2 = out1 if out2 is None else out2
+    g2 = o2 if gate2 is None else gate2
+    grid = (batch * channels, n2 // bj)
+    _irfft4_cols_kernel[grid](
+        qv, out1, g1, o2, g2, channels, seqlen, float(scale),
+        qv.stride(1), qv.stride(2), qv.stride(3), *out1.stride(), *g1.stride(), *o2.stride(),
+        *g2.stride(), N=n, N2=n2, HALF=half, ROWS=rows_out, BJ=bj,
+        HAS_G1=gate1 is not None, HAS_O2=out2 is not None, HAS_G2=gate2 is not None,
+        num_warps=4 if half * bj <= 4096 else 8)
+
+
+if triton is not None:
+
+    @triton.jit
+    def _angle(m, period: tl.constexpr):
+        # 2π·m/period for an integer m in [0, period), reduced to [-π, π] (accurate sin/cos)
+        m = tl.where(m > period // 2, m - period, m)
+        return m.to(tl.float32) * (6.283185307179586 / period)
+
+    @triton.jit
+    def _rfft4_cols_kernel(out_ptr, a_ptr, b_ptr, bias_ptr, C, L, scale,
+                           sa_b, sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k, so_j,
+                           N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
+                           ROWS: tl.constexpr, BJ: tl.constexpr, HAS_B: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, ROUND: tl.constexpr):
+        # One (row, block of BJ columns j2): x[j1, j2] = a·b·scale at t = j1·N2 + j2 (zero past
+        # L), P[k1, j2] = ω_N^(j2·k1) · sum_j1 ω_N1^(j1·k1) · x[j1, j2] for k1 = 0 .. HALF.
+        r = tl.program_id(0).to(tl.int64)
+        bi = r // C
+        ci = r % C
+        j1 = tl.arange(0, ROWS)[:, None]
+        j2 = tl.program_id(1) * BJ + tl.arange(0, BJ)[None, :]
+        t = (j1 * N2 + j2).to(tl.int64)
+        mask = t < L
+        x = tl.load(a_ptr + bi * sa_b + ci * sa_c + t * sa_l, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+        if HAS_B:
+            x = x * tl.load(b_ptr + bi * sb_b + ci * sb_c + t * sb_l, mask=mask,
+                            other=0.0).to(tl.float32)
+            if ROUND == 1:
+                x = x.to(tl.bfloat16).to(tl.float32)
+            if ROUND == 2:
+                x = x.to(tl.float16).to(tl.float32)
+        x = x * scale
+        if HAS_BIAS:
+            x += tl.where(t == 0, tl.load(bias_ptr + ci).to(tl.float32) * scale, 0.0)
+        # column DFT rows k1 < HALF on tensor cores (TF32, float32 accumulation)
+        k1 = tl.arange(0, HALF)[:, None]
+        ph = _angle((k1 * tl.arange(0, ROWS)[None, :]) % (2 * HALF), 2 * HALF)  # (HALF, ROWS)
+        sr = tl.dot(tl.cos(ph), x, input_precision="tf32")  # (HALF, BJ)
+        si = -tl.dot(tl.sin(ph), x, input_precision="tf32")
+        th = _angle((k1 * j2) % N, N)  # twiddle ω_N^(j2·k1) = cos θ − i sin θ
+        c = tl.cos(th)
+        s = tl.sin(th)
+        base = out_ptr + r * so_r + j2 * so_j
+        tl.store(base + k1 * so_k, sr * c + si * s)
+        tl.store(base + k1 * so_k + 1, si * c - sr * s)
+        # Nyquist row k1 = HALF: ω_N1^(j1·HALF) = (−1)^j1, real
+        sgn = tl.where(j1 % 2 == 0, 1.0, -1.0)
+        nyq = tl.sum(x * sgn, axis=0)[None, :]  # (1, BJ)
+        th = _angle((HALF * j2) % N, N)
+        tl.store(base + HALF * so_k, nyq * tl.cos(th))
+        tl.store(base + HALF * so_k + 1, -nyq * tl.sin(th))
+
+    @triton.jit
+    def _irfft4_cols_kernel(q_ptr, o1_ptr, g1_ptr, o2_ptr, g2_ptr, C, L, scale,
+                            sq_r, sq_k, sq_j, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l,
+                            so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l,
+                            N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
+                            ROWS: tl.constexpr, BJ: tl.constexpr, HAS_G1: tl.constexpr,
+                            HAS_O2: tl.constexpr, HAS_G2: tl.constexpr):
+        # One (row, block of BJ columns j2): R[k1, j2] = c_k1 · ω_N^(−j2·k1) · Q[k1, j2],
+        # y[j1, j2] = scale · sum_k1 Re(ω_N1^(−j1·k1) · R[k1, j2]) at t = j1·N2 + j2 < L.
+        r = tl.program_id(0).to(tl.int64)
+        bi = r // C
+        ci = r % C
+        k1 = tl.arange(0, HALF)[:, None]
+        j2 = tl.program_id(1) * BJ + tl.arange(0, BJ)[None, :]
+        base = q_ptr + r * sq_r + j2 * sq_j
+        qr = tl.load(base + k1 * sq_k)
+        qi = tl.load(base + k1 * sq_k + 1)
+        th = _angle((k1 * j2) % N, N)
+        c = tl.cos(th)
+        s = tl.sin(th)
+        w = tl.where(k1 == 0, 1.0, 2.0)
+        rr = (qr * c - qi * s) * w
+        ri = (qr * s + qi * c) * w
+        j1 = tl.arange(0, ROWS)[:, None]
+        ph = _angle((j1 * tl.arange(0, HALF)[None, :]) % (2 * HALF), 2 * HALF)  # (ROWS, HALF)
+        y = tl.dot(tl.cos(ph), rr, input_precision="tf32")
+        y -= tl.dot(tl.sin(ph), ri, input_precision="tf32")  # (ROWS, BJ)
+        # Nyquist row k1 = HALF: (−1)^j1 · Re(ω_N^(−j2·HALF) · Q[HALF, j2])
+        nr = tl.load(base + HALF * sq_k)
+        ni = tl.load(base + HALF * sq_k + 1)
+        th = _angle((HALF * j2) % N, N)
+        y += tl.where(j1 % 2 == 0, 1.0, -1.0) * (nr * tl.cos(th) - ni * tl.sin(th))
+        y = y * scale
+        t = (j1 * N2 + j2).to(tl.int64)
+        mask = t < L
+        v1 = y
+        if HAS_G1:
+            v1 = y * tl.load(g1_ptr + bi * sg1_b + ci * sg1_c + t * sg1_l, mask=mask,
+                             other=0.0).to(tl.float32)
+        tl.store(o1_ptr + bi * so1_b + ci * so1_c + t * so1_l,
+                 v1.to(o1_ptr.dtype.element_ty), mask=mask)
+        if HAS_O2:
+            v2 = y
+            if HAS_G2:
+                v2 = y * tl.load(g2_ptr + bi * sg2_b + ci * sg2_c + t * sg2_l, mask=mask,
+                                 other=0.0).to(tl.float32)
+            tl.store(o2_ptr + bi * so2_b + ci * so2_c + t * so2_l,
+                     v2.to(o2_ptr.dtype.element_ty), mask=mask)

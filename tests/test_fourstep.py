@@ -1,0 +1,187 @@
+"""The four-step FFT engine (hyenadna.ops.fourstep) against torch.fft and the direct convolution.
+
+Three layers: the torch twins against ``torch.fft.rfft``/``irfft`` in float64 (the index maths);
+the Triton column kernels against the twins (interpreted on a CPU machine, compiled on CUDA with
+the `gpu` marker, where their TF32 dots set the tolerance); the whole gated convolution and the
+mixer on the engine against the float64 direct-convolution references. Inputs are synthetic.
+"""
+
+import pytest
+import torch
+
+from hyenadna import ops
+from hyenadna.ops import fourstep, gated_fftconv, gated_fftconv_ref, hyena_mixer, hyena_mixer_ref
+from hyenadna.ops.fftconv_fast import pick_fourstep_n1
+
+needs_triton = pytest.mark.skipif(fourstep.triton is None, reason="triton not installed")
+
+# (signal length, FFT length, N1): the convolution's L_k = L case (signal in the first half),
+# a short filter's case (signal past n/2), and several splits
+SIZES = [(1024, 2048, 32), (1000, 2048, 64), (1500, 2048, 32), (3000, 4096, 128),
+         (700, 1024, 32)]
+
+
+def _rand(shape, seed, dtype=torch.float64, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(device, dtype)
+
+
+def _rel(a, b) -> float:
+    a, b = a.detach().cpu().to(b.dtype), b.detach().cpu()
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("seqlen,n,n1", SIZES)
+def test_torch_twins_equal_torch_fft_in_float64(seqlen, n, n1):
+    a, b, bias = _rand((2, 3, seqlen), 0), _rand((2, 3, seqlen), 1), _rand((3,), 2)
+    spec = fourstep.rfft4(a, b, n, n1, scale=0.25, bias=bias)
+    x = a * b * 0.25
+    x[..., 0] += bias * 0.25
+    assert spec.shape == (2, 3, n1 // 2 + 1, n // n1)
+    assert _rel(spec, fourstep.rfft4_ref(x, n, n1)) < 1e-13
+    # inverse: the first samples of irfft of the half spectrum
+    out = fourstep.irfft4(spec, n, n1, seqlen // 2)
+    assert _rel(out, x[..., : seqlen // 2]) < 1e-13
+    assert _rel(out, fourstep.irfft4_ref(spec, n, n1, seqlen // 2)) < 1e-13
+
+
+def test_split_size_and_support():
+    assert fourstep.split_size(1 << 21) == (256, 8192)
+    assert fourstep.split_size(1 << 17) == (32, 4096)
+    assert fourstep.split_size(4096, 64) == (64, 64)
+    assert not fourstep.supported(3 * 1024) and not fourstep.supported(256)
+    for n, n1 in [(3 * 1024, None), (256, None), (4096, 48), (4096, 512), (2048, 16)]:
+        with pytest.raises(ValueError):
+            fourstep.split_size(n, n1)
+
+
+@needs_triton
+@pytest.mark.parametrize("seqlen,n,n1", SIZES)
+def test_triton_columns_match_twins(seqlen, n, n1, device):
+    # float32 signal, a bias on tap 0 and a scale: the filter's transform in the conv
+    a, bias = _rand((2, 3, seqlen), 3, torch.float32, device), _rand((3,), 4, torch.float32,
+                                                                    device)
+    cols = torch.empty(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=device)
+    fourstep.rfft4_cols_triton(cols, a, None, n, n1, 0.5, bias)
+    ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5, bias.double().cpu())
+    tol = 2e-3 if device.type == "cuda" else 1e-6  # TF32 dots on CUDA, exact fp32 interpreted
+    assert _rel(cols, ref) < tol
+    q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
+    out = torch.empty(2, 3, seqlen, device=device)
+    fourstep.irfft4_cols_triton(q, n, n1, seqlen, out, scale=1.0 / n)
+    expect = a.double().cpu() * 0.5
+    expect[..., 0] += bias.double().cpu() * 0.5
+    assert _rel(out, expect) < tol
+
+
+@needs_triton
+def test_triton_columns_fuse_bf16_gates_over_strided_views(device):
+    # bf16 value and gate as (B, L, C)-transposed views, two gated bf16 outputs, one of them
+    # transposed too: the kernels take any strides
+    batch, channels, seqlen, n, n1 = 2, 5, 900, 2048, 32
+    v = _rand((batch, seqlen, channels), 5, torch.bfloat16, device).transpose(1, 2)
+    gate = _rand((batch, channels, seqlen), 6, torch.bfloat16, device)
+    cols = torch.empty(batch, channels, 17, 64, dtype=torch.complex64, device=device)
+    fourstep.rfft4_cols_triton(cols, v, gate, n, n1)
+    w = (v * gate).double().cpu()  # the product rounded to bf16, as torch rounds it
+    # Triton's interpreter truncates to bf16 where CUDA rounds: allow one bf16 step there
+    tol = 2e-3 if device.type == "cuda" else 2**-7
+    assert _rel(cols, fourstep.rfft4_cols_torch(w, None, n, n1)) < tol
+    q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
+    g1, g2 = (_rand((batch, channels, seqlen), s, torch.bfloat16, device) for s in (7, 8))
+    o1 = torch.empty(batch, seqlen, channels, dtype=torch.bfloat16, device=device)
+    o2 = torch.empty(batch, channels, seqlen, dtype=torch.bfloat16, device=device)
+    fourstep.irfft4_cols_triton(q, n, n1, seqlen, o1.transpose(1, 2), g1, o2, g2, 1.0 / n)
+    for out, g in ((o1.transpose(1, 2), g1), (o2, g2)):
+        assert _rel(out, w * g.double().cpu()) < 1e-2  # one bf16 rounding
+
+
+@pytest.mark.parametrize("gates", [True, False])
+@pytest.mark.parametrize("seqlen,taps", [(1024, 1024), (1000, 1000), (1000, 300), (2048, 2048)])
+def test_gated_conv_on_fourstep_is_exact_in_float64(gates, seqlen, taps):
+    # the engine's torch twins, float64: forward and every gradient to rounding, chunked
+    batch, width = 2, 3
+    v, pre, post = (_rand((batch, width, seqlen), s).requires_grad_() for s in (0, 1, 2))
+    k = (_rand((width, taps), 3) / taps**0.5).requires_grad_()
+    skip = _rand((width,), 4).requires_grad_()
+    pre, post = (pre, post) if gates else (None, None)
+    inputs = [t for t in (v, pre, post, k, skip) if t is not None]
+    dy = _rand((batch, width, seqlen), 5)
+    y = gated_fftconv(v, pre, post, k, skip, fft_engine="fourstep", chunk_elems=seqlen * 4)
+    grads = torch.autograd.grad(y, inputs, dy)
+    y_ref = gated_fftconv_ref(v, pre, post, k, skip)
+    grads_ref = torch.autograd.grad(y_ref, inputs, dy)
+    for a, b in zip((y, *grads), (y_ref, *grads_ref)):
+        assert _rel(a, b) < 1e-12
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 2e-2)])
+def test_gated_conv_through_the_triton_columns_matches_float64(dtype, tol, device, monkeypatch):
+    # the column kernels for every float32/bf16 tensor (interpreted on a CPU machine)
+    monkeypatch.setattr(fourstep, "use_triton", lambda t: t.dtype != torch.float64)
+    batch, width, seqlen = 2, 4, 1500
+    v, pre, post = (_rand((batch, width, seqlen), s, dtype, device).requires_grad_()
+                    for s in (0, 1, 2))
+    k = (_rand((width, seqlen), 3, torch.float32, device) / seqlen**0.5).requires_grad_()
+    skip = _rand((width,), 4, torch.float32, device).requires_grad_()
+    inputs = [v, pre, post, k, skip]
+    dy = _rand((batch, width, seqlen), 5, dtype, device)
+    y = gated_fftconv(v, pre, post, k, skip, fft_engine="fourstep")
+    grads = torch.autograd.grad(y, inputs, dy)
+    ref_inputs = [t.detach().cpu().double().requires_grad_() for t in inputs]
+    y_ref = gated_fftconv_ref(*ref_inputs)
+    grads_ref = torch.autograd.grad(y_ref, ref_inputs, dy.cpu().double())
+    if device.type == "cuda":
+        tol = max(tol, 4e-3)  # TF32 column DFTs
+    for a, b in zip((y, *grads), (y_ref, *grads_ref)):
+        err = ((a.detach().cpu().double() - b).norm() / b.norm()).item()
+        assert err < tol, err
+
+
+def test_hyena_mixer_on_fourstep_is_exact_in_float64():
+    g = torch.Generator().manual_seed(0)
+    batch, seqlen, width = 2, 1024, 4
+    x = torch.randn(batch, seqlen, width, generator=g, dtype=torch.float64)
+    params = [torch.randn(3 * width, width, generator=g, dtype=torch.float64) / 2,
+              torch.randn(3 * width, generator=g, dtype=torch.float64),
+              torch.randn(3 * width, 1, 3, generator=g, dtype=torch.float64),
+              torch.randn(3 * width, generator=g, dtype=torch.float64),
+              torch.randn(width, seqlen, generator=g, dtype=torch.float64) / 32,
+              torch.randn(width, generator=g, dtype=torch.float64)]
+    inputs = [t.requires_grad_() for t in [x] + params]
+    y = hyena_mixer(*inputs, fft_engine="fourstep")
+    y_ref = hyena_mixer_ref(*inputs)
+    dy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad(y, inputs, dy)
+    grads_ref = torch.autograd.grad(y_ref, inputs, dy)
+    for a, b in zip((y, *grads), (y_ref, *grads_ref)):
+        assert _rel(a, b) < 1e-11
+
+
+def test_engine_choice(monkeypatch):
+    cpu = torch.zeros(1, dtype=torch.bfloat16)
+    assert pick_fourstep_n1(cpu, 4096) is None  # auto: CUDA only
+    assert pick_fourstep_n1(cpu, 4096, "cufft") is None
+    assert pick_fourstep_n1(cpu, 4096, "fourstep") == 32
+    assert pick_fourstep_n1(cpu, 4096, "fourstep", 64) == 64
+    assert pick_fourstep_n1(cpu, 3 * 1024, "fourstep") is None  # not a power of two
+    with pytest.raises(ValueError, match="engine"):
+        pick_fourstep_n1(cpu, 4096, "fast")
+    monkeypatch.setenv(ops.FFT_ENGINE_ENV, "FourStep")
+    assert ops.fft_engine() == "fourstep"
+    monkeypatch.setenv(ops.FFT_ENGINE_ENV, "vkfft")
+    with pytest.raises(ValueError, match=ops.FFT_ENGINE_ENV):
+        ops.fft_engine()
+
+
+@pytest.mark.gpu
+def test_auto_engine_on_cuda_bf16_matches_reference():
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    v, pre, post = (_rand((1, 8, 4096), s, torch.bfloat16, "cuda") for s in (0, 1, 2))
+    k = _rand((8, 4096), 3, torch.float32, "cuda") / 64
+    assert pick_fourstep_n1(v, 8192) is not None
+    y = gated_fftconv(v, pre, post, k)
+    y_ref = gated_fftconv_ref(*(t.double() for t in (v, pre, post, k)))
+    assert ((y.double() - y_ref).norm() / y_ref.norm()).item() < 1e-2

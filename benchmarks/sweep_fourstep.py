@@ -77,7 +77,7 @@ def main() -> None:
                                        if n1 <= n // 16]
         default_n1 = pick_fourstep_n1(leaves[0], n)
         for engine, n1 in engines:
-            fn = lambda e=engine, s=n1: fftconv_fast(*leaves, fft_engine=e, fourstep_n1=s)
+            fn = lambda e=engine, s=n1, x=leaves: fftconv_fast(*x, fft_engine=e, fourstep_n1=s)
             try:
                 rec = cell(fn, leaves, dy, reference)
             except torch.cuda.OutOfMemoryError:

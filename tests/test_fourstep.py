@@ -6,6 +6,8 @@ the `gpu` marker, where their TF32 dots set the tolerance); the whole gated conv
 mixer on the engine against the float64 direct-convolution references. Inputs are synthetic.
 """
 
+import importlib
+
 import pytest
 import torch
 
@@ -46,8 +48,8 @@ def test_torch_twins_equal_torch_fft_in_float64(seqlen, n, n1):
 
 
 def test_split_size_and_support():
-    assert fourstep.split_size(1 << 21) == (256, 8192)
-    assert fourstep.split_size(1 << 17) == (32, 4096)
+    assert fourstep.split_size(1 << 21) == (32, 65536)  # the sweep's fastest split
+    assert fourstep.split_size(1 << 21, 256) == (256, 8192)
     assert fourstep.split_size(4096, 64) == (64, 64)
     assert not fourstep.supported(3 * 1024) and not fourstep.supported(256)
     for n, n1 in [(3 * 1024, None), (256, None), (4096, 48), (4096, 512), (2048, 16)]:
@@ -159,9 +161,21 @@ def test_hyena_mixer_on_fourstep_is_exact_in_float64():
         assert _rel(a, b) < 1e-11
 
 
+def test_auto_engine_keeps_cufft_where_fourstep_measured_slower(monkeypatch):
+    # H100 sweep (benchmarks/results/fourstep): the four-step engine is slower than cuFFT at
+    # L = 8k and 1M at every split, so "auto" must not pick it even where Triton runs.
+    # (the package re-exports a function named fftconv_fast, hence import_module)
+    fast_module = importlib.import_module("hyenadna.ops.fftconv_fast")
+    monkeypatch.setattr(fast_module, "use_triton", lambda x: True, raising=False)
+    bf16 = torch.zeros(1, dtype=torch.bfloat16)
+    for n in (4096, 1 << 14, 1 << 17, 1 << 21):
+        assert pick_fourstep_n1(bf16, n) is None
+        assert pick_fourstep_n1(bf16, n, "fourstep") == 32
+
+
 def test_engine_choice(monkeypatch):
     cpu = torch.zeros(1, dtype=torch.bfloat16)
-    assert pick_fourstep_n1(cpu, 4096) is None  # auto: CUDA only
+    assert pick_fourstep_n1(cpu, 4096) is None
     assert pick_fourstep_n1(cpu, 4096, "cufft") is None
     assert pick_fourstep_n1(cpu, 4096, "fourstep") == 32
     assert pick_fourstep_n1(cpu, 4096, "fourstep", 64) == 64
@@ -176,12 +190,12 @@ def test_engine_choice(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_auto_engine_on_cuda_bf16_matches_reference():
+def test_fourstep_engine_on_cuda_bf16_matches_reference():
     if not torch.cuda.is_available():
         pytest.skip("CUDA not available")
     v, pre, post = (_rand((1, 8, 4096), s, torch.bfloat16, "cuda") for s in (0, 1, 2))
     k = _rand((8, 4096), 3, torch.float32, "cuda") / 64
-    assert pick_fourstep_n1(v, 8192) is not None
-    y = gated_fftconv(v, pre, post, k)
+    assert pick_fourstep_n1(v, 8192, "fourstep") == 32
+    y = gated_fftconv(v, pre, post, k, fft_engine="fourstep")
     y_ref = gated_fftconv_ref(*(t.double() for t in (v, pre, post, k)))
     assert ((y.double() - y_ref).norm() / y_ref.norm()).item() < 1e-2

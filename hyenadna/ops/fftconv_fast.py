@@ -45,7 +45,7 @@ import torch
 
 from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
-from hyenadna.ops.layout import strided_mul, use_triton
+from hyenadna.ops.layout import strided_mul
 
 CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
@@ -53,8 +53,6 @@ batch 1, still enough rows to fill an H100."""
 
 FFT_POLICIES = ("pow2", "smooth")
 FFT_ENGINES = ("auto", "cufft", "fourstep")
-FOURSTEP_MIN_N = 2048
-"""Smallest FFT length the four-step engine takes by default (``engine="auto"``)."""
 
 
 def conv_fft_size(seqlen: int, taps: int, policy: str = "pow2") -> int:
@@ -76,17 +74,14 @@ def pick_fourstep_n1(v: torch.Tensor, n: int, engine: str = "auto", n1: int | No
                 ) -> int | None:
     """N1 of the four-step engine (``hyenadna.ops.fourstep``) for this call, or None for cuFFT.
 
-    "auto": four-step for bf16/fp16 I/O on a CUDA device with Triton and a power-of-two
-    n >= FOURSTEP_MIN_N (its TF32 column DFT is finer than a bf16 output; float32 I/O keeps
-    cuFFT's float32 transforms). "fourstep" forces it wherever n allows (the CPU tests run its
-    torch twins), "cufft" never uses it. n1 overrides the split (the benchmark sweeps it).
+    "auto" is cuFFT: on an H100 (benchmarks/results/fourstep) the four-step engine ran the
+    long convolution 1.08x slower at L = 8k, 1.06x faster at 64k and 1.13x slower at 1M than
+    cuFFT at its best split, so it is not a default anywhere. "fourstep" forces it wherever n
+    allows (the CPU tests run its torch twins); n1 overrides the split (the sweep varies it).
     """
     if engine not in FFT_ENGINES:
         raise ValueError(f"fft engine must be one of {FFT_ENGINES}, got {engine!r}")
-    if engine == "cufft" or not fourstep.supported(n):
-        return None
-    if engine == "auto" and not (use_triton(v) and n >= FOURSTEP_MIN_N
-                                 and v.dtype in (torch.bfloat16, torch.float16)):
+    if engine != "fourstep" or not fourstep.supported(n):
         return None
     return fourstep.split_size(n, n1)[0]
 

@@ -22,8 +22,15 @@ so the convolution never needs the other rows. The inverse folds the missing row
 
 Precision: the column DFT runs in TF32 (10-bit mantissa) with float32 accumulation. Its inputs
 are bf16 signals (exact in TF32) or float32 spectra; the rounding of the DFT matrix and of the
-spectra costs ~2^-11 relative to a row's rms, below the final bf16 rounding (2^-9), so the
-long convolution uses this path for bf16/fp16 I/O only; float32 I/O keeps the exact cuFFT path.
+spectra costs ~2^-11 relative to a row's rms, below the final bf16 rounding (2^-9): the engine
+suits bf16/fp16 I/O, not float32.
+
+Status (H100 sweep, benchmarks/results/fourstep): not faster than cuFFT, so it is opt-in
+(``HYENADNA_FFT_ENGINE=fourstep``). With N1 = 32 the long convolution's forward+backward took
+1.20 / 3.79 / 69.3 ms at L = 8k / 64k / 1M against cuFFT's 1.11 / 4.01 / 61.5 ms; larger N1 were
+slower still (the dense column DFT becomes compute-bound: 183 ms at N1 = 256, 1M). What it lacks
+is the row stage on chip: cuFFT still reads and writes every float32 complex row twice per
+direction. It is kept, tested, as the base for that fused row kernel.
 
 Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
 batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the
@@ -46,12 +53,13 @@ MAX_N1 = 256
 
 
 def split_size(n: int, n1: int | None = None) -> tuple[int, int]:
-    """(N1, N2) for a power-of-two n: N1 = n1 if given, else what the H100 benchmark preferred
-    (benchmarks/bench_operator.py --fourstep-n1): N2 near 8192 (a one-kernel cuFFT row)."""
+    """(N1, N2) for a power-of-two n: N1 = n1 if given, else 32, the fastest split of the H100
+    sweep at L = 8k, 64k and 1M (benchmarks/sweep_fourstep.py; larger N1 shortens the cuFFT
+    rows but the denser column DFT costs more than that saves)."""
     if n & (n - 1) or n < MIN_N1 * 16:
         raise ValueError(f"four-step FFT needs a power of two n >= {MIN_N1 * 16}, got {n}")
     if n1 is None:
-        n1 = min(MAX_N1, max(MIN_N1, n // 8192))
+        n1 = MIN_N1
     if n1 & (n1 - 1) or not MIN_N1 <= n1 <= min(MAX_N1, n // 16):
         raise ValueError(f"N1 must be a power of two in [{MIN_N1}, {min(MAX_N1, n // 16)}], "
                          f"got {n1}")

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -154,3 +154,12 @@ fi
 tar czf "$OUT/results_$phase.tgz" -C "$R" .
 echo "== timeline"; cat "$R/timeline.txt"
 for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done
+
+if [ "$phase" = j ]; then  # issue 6, fourth session: auto = cuFFT again; both engines profiled
+    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_fftconv_fast.py tests/test_layout.py tests/test_model.py
+    on 0 sweep 200 python3 benchmarks/sweep_fourstep.py --out "$R/sweep_fourstep.json"
+    on 0 probe_half_fft 60 python3 benchmarks/probe_half_fft.py --out "$R/probe_half_fft.json"
+    on 0 operator 130 python3 benchmarks/bench_operator.py --batches 1 \
+        --lengths 8192 65536 1048576 --budget-s 100 --out "$R/operator"
+fi

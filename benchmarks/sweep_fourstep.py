@@ -4,7 +4,7 @@ For each L (B = 1, d_model 256, bf16 value, float32 filter, skip term): forward+
 ``fftconv_fast`` on the cuFFT engine and on the four-step engine at every valid N1, each checked
 against the plain float32 ``fftconv`` (relative error of y and every gradient), and the bytes
 floor of the long conv (bench_operator.floor_bytes) at the copy bandwidth measured here. Then a
-per-kernel CUDA profile of the default choice at the longest L. Writes JSON, prints a table.
+per-kernel CUDA profile of both engines at every L after the first. Writes JSON, prints a table.
 
     PYTHONPATH=. python benchmarks/sweep_fourstep.py --out sweep.json
 """
@@ -20,7 +20,7 @@ import torch
 from bench_operator import copy_bandwidth, floor_bytes, rel_err, time_ms
 from torch.profiler import ProfilerActivity, profile
 
-from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
+from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast
 from hyenadna.ops.fftconv_fast import pick_fourstep_n1
 
 
@@ -52,6 +52,21 @@ def cell(fn, leaves, dy, reference):
     return {"ms": ms, "fwd_ms": fwd, "rel_err": err}
 
 
+def profile_rows(step) -> list[dict]:
+    """CUDA time per kernel name of one call of step (after one warm-up call), largest first."""
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+        if us > 0:
+            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
+    return sorted(rows, key=lambda r: -r["ms"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
@@ -75,7 +90,7 @@ def main() -> None:
         floor_ms = floor_bytes("conv", args.batch, seqlen, args.width) / bw * 1e3
         engines = [("cufft", None)] + [("fourstep", n1) for n1 in (32, 64, 128, 256)
                                        if n1 <= n // 16]
-        default_n1 = pick_fourstep_n1(leaves[0], n)
+        default_n1 = pick_fourstep_n1(leaves[0], n, "fourstep")
         for engine, n1 in engines:
             fn = lambda e=engine, s=n1, x=leaves: fftconv_fast(*x, fft_engine=e, fourstep_n1=s)
             try:
@@ -89,30 +104,25 @@ def main() -> None:
             if "ms" in rec:
                 print(f"{seqlen:>9,} {name:>12} {rec['ms']:>10.3f} {rec['fwd_ms']:>8.3f} "
                       f"{rec['ms'] / floor_ms:>8.1f} {rec['rel_err']:>8.1e}"
-                      + ("  (default)" if rec["default"] else ""))
+                      + ("  (default split)" if rec["default"] and n1 else ""))
             torch.cuda.empty_cache()
         del reference
-    # where the default's time goes at the longest L
-    seqlen = args.lengths[-1]
-    leaves, dy = inputs(args.batch, args.width, seqlen)
-    step = lambda: fftconv_fast(*leaves).backward(dy)
-    step()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        step()
-        torch.cuda.synchronize()
-    rows = []
-    for ev in prof.key_averages():
-        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
-        if us > 0:
-            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
-    rows.sort(key=lambda r: -r["ms"])
-    res["profile"] = {"L": seqlen, "n1": pick_fourstep_n1(leaves[0], conv_fft_size(seqlen, seqlen)),
-                      "kernels": rows}
-    print(f"\nprofile, default four-step at L={seqlen:,} "
-          f"(N1={res['profile']['n1']}, {fourstep.__name__}):")
-    for r in rows[:14]:
-        print(f"{r['ms']:9.3f} ms {r['calls']:4d}x  {r['kernel']}")
+    # where each engine's time goes (the four-step at its default split), per length
+    res["profiles"] = []
+    for seqlen in args.lengths[1:]:
+        leaves, dy = inputs(args.batch, args.width, seqlen)
+        n = conv_fft_size(seqlen, seqlen)
+        for engine in ("cufft", "fourstep"):
+            rows = profile_rows(lambda e=engine, x=leaves, g=dy:
+                                fftconv_fast(*x, fft_engine=e).backward(g))
+            n1 = pick_fourstep_n1(leaves[0], n, engine)
+            res["profiles"].append({"L": seqlen, "engine": engine, "n1": n1, "kernels": rows})
+            print(f"\nprofile at L={seqlen:,}, {engine}" + (f" N1={n1}" if n1 else "")
+                  + f": {sum(r['ms'] for r in rows):.3f} ms of kernels")
+            for r in rows[:10]:
+                print(f"{r['ms']:9.3f} ms {r['calls']:4d}x  {r['kernel']}")
+        del leaves, dy
+        torch.cuda.empty_cache()
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
 

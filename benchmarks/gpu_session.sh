@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -162,4 +162,8 @@ if [ "$phase" = j ]; then  # issue 6, fourth session: auto = cuFFT again; both e
     on 0 probe_half_fft 60 python3 benchmarks/probe_half_fft.py --out "$R/probe_half_fft.json"
     on 0 operator 130 python3 benchmarks/bench_operator.py --batches 1 \
         --lengths 8192 65536 1048576 --budget-s 100 --out "$R/operator"
+fi
+
+if [ "$phase" = k ]; then  # issue 6, fourth session: tile the four-step column kernels
+    on 0 tune 420 python3 benchmarks/tune_fourstep.py --out "$R/tune_fourstep.json"
 fi

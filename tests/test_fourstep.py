@@ -77,6 +77,24 @@ def test_triton_columns_match_twins(seqlen, n, n1, device):
 
 
 @needs_triton
+@pytest.mark.parametrize("block_j,num_warps", [(16, 2), (32, 8), (512, 4)])
+def test_triton_column_tilings_agree(block_j, num_warps, device):
+    # the tuning knobs (tile width, warps) change no result
+    seqlen, n, n1 = 1500, 2048, 32
+    a = _rand((2, 3, seqlen), 9, torch.float32, device)
+    tiling = dict(block_j=block_j, num_warps=num_warps)
+    cols = torch.empty(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=device)
+    fourstep.rfft4_cols_triton(cols, a, None, n, n1, 0.5, **tiling)
+    ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5)
+    tol = 2e-3 if device.type == "cuda" else 1e-6
+    assert _rel(cols, ref) < tol
+    out = torch.empty(2, 3, seqlen, device=device)
+    q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
+    fourstep.irfft4_cols_triton(q, n, n1, seqlen, out, scale=1.0 / n, **tiling)
+    assert _rel(out, a.double().cpu() * 0.5) < tol
+
+
+@needs_triton
 def test_triton_columns_fuse_bf16_gates_over_strided_views(device):
     # bf16 value and gate as (B, L, C)-transposed views, two gated bf16 outputs, one of them
     # transposed too: the kernels take any strides

@@ -17,10 +17,10 @@ complex spectra, and runs ~12 elementwise passes per direction: its 68.9 ms at L
 1. I/O stays in the input dtype (bf16 under autocast); only the per-chunk FFT buffers are float32
    (float64 for float64 inputs). bf16/fp16 FFTs are too coarse for 1M-long sums.
 2. The backward is written out below; it saves only v, pre, post (the operator keeps them anyway),
-   z in the I/O dtype (only when ``post`` is given: dpost = dy · z) and the filter's conjugate
-   spectrum conj(K') (8 bytes per tap, independent of B: it spares the backward an rfft of the
-   filter; k itself is not kept). w = v · pre and its spectrum (8 bytes per element of
-   (B, D, L)) are recomputed, never stored.
+   z in the I/O dtype (only when ``post`` is given: dpost = dy · z) and the filter's spectrum
+   K'/n (8 bytes per tap, independent of B: it spares the backward an rfft of the filter; k
+   itself is not kept). w = v · pre and its spectrum (8 bytes per element of (B, D, L)) are
+   recomputed, never stored. Products with a conjugate are one pass (``mul_spectra``).
 3. D is folded into tap 0 of the filter (k'[0] = k[0] + D), so the skip term costs nothing in
    either direction and dD = dk'[0] comes for free.
 4. Channels are processed in chunks so the float32/complex buffers of one chunk (a few times
@@ -46,6 +46,7 @@ import torch
 from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
 from hyenadna.ops.layout import strided_mul
+from hyenadna.ops.spectral import mul_spectra
 
 CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
@@ -109,8 +110,9 @@ def _fill_padded(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None,
 
 
 def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
-                     dtype: torch.dtype) -> torch.Tensor:
-    """rfft of k'/n (k with D added to tap 0, zero-padded to n): (c, L_k) → (c, n//2 + 1).
+                     dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+    """rfft of k'/n (k with D added to tap 0, zero-padded to n): (c, L_k) → (c, n//2 + 1),
+    into ``out`` when given.
 
     The inverse transform's 1/n rides on the filter (free: the copy into the padded buffer
     scales), so every irfft below runs with norm="forward", which skips its scaling pass.
@@ -119,7 +121,7 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
     torch.mul(k, 1.0 / n, out=kp[:, : k.shape[-1]])
     if D is not None:
         kp[:, 0] += D / n
-    return torch.fft.rfft(kp)
+    return torch.fft.rfft(kp, out=out)
 
 
 def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS,
@@ -134,7 +136,7 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
 
     Returns:
         y (B, D, L) and, when ``for_backward`` (else None): z (B, D, L) in the I/O dtype (None
-        when post is None) and conj(K')/n (D, n//2+1) complex, what the backward needs of the
+        when post is None) and K'/n (D, n//2+1) complex, what the backward needs of the
         filter (8 bytes per tap; spares it an rfft). With n1 it is the four-step half spectrum
         (D, N1/2 + 1, N2), the same size.
     """
@@ -144,24 +146,23 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
     cdt = _compute_dtype(v)
     y = torch.empty_like(v) if out is None else out  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
-    k_conj = (torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
+    k_spec = (torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
               if for_backward else None)
     for sl in _chunks(channels, batch, n, chunk_elems):
         buf = torch.empty(batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)  # (B, c, n)
         _fill_padded(buf, v[:, sl], None if pre is None else pre[:, sl])
         spec = torch.fft.rfft(buf)  # (B, c, n//2+1)
         del buf
-        k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt)  # (c, n//2+1)
+        k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt,
+                               None if k_spec is None else k_spec[sl])  # (c, n//2+1)
         spec.mul_(k_f)
-        if for_backward:
-            torch.conj_physical(k_f, out=k_conj[sl])
         z = torch.fft.irfft(spec, n=n, norm="forward")[..., :seqlen]  # (B, c, L); 1/n in K
         del spec, k_f
         # the gate in float32, one rounding to the I/O dtype
         strided_mul(y[:, sl], z, None if post is None else post[:, sl])
         if post is not None and for_backward:
             z_keep[:, sl].copy_(z)
-    return y, z_keep, k_conj
+    return y, z_keep, k_spec
 
 
 def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out):
@@ -172,16 +173,15 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     half, n2 = n1 // 2 + 1, n // n1
     cdt = _complex(_compute_dtype(v))
-    k_conj = (torch.empty(channels, half, n2, dtype=cdt, device=v.device)
+    k_spec = (torch.empty(channels, half, n2, dtype=cdt, device=v.device)
               if for_backward else None)
     for sl in _chunks(channels, batch, n, chunk_elems):
         # K'/n: D on tap 0, the inverse transform's 1/n on the filter (see _filter_spectrum)
         k_f = fourstep.rfft4(k[sl].unsqueeze(0), None, n, n1, 1.0 / n,
-                             None if D is None else D[sl])[0]  # (c, H, N2)
+                             None if D is None else D[sl],
+                             None if k_spec is None else k_spec[sl].unsqueeze(0))[0]
         spec = fourstep.rfft4(v[:, sl], None if pre is None else pre[:, sl], n, n1)
         spec.mul_(k_f)  # (B, c, H, N2)
-        if for_backward:
-            torch.conj_physical(k_f, out=k_conj[sl])
         del k_f
         q = torch.fft.ifft(spec, dim=-1, norm="forward")  # unscaled; 1/n rode on K'
         del spec
@@ -197,14 +197,14 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
             z = z_keep[:, sl] if z_keep is not None else torch.empty_like(v[:, sl])
             fourstep.irfft4_cols(q, n, n1, seqlen, z)
             strided_mul(y_sl, z, post[:, sl])
-    return y, z_keep, k_conj
+    return y, z_keep, k_spec
 
 
-def _backward_fourstep(dy, v, pre, post, k_conj, z, n, taps, chunk_elems, need_cross, outs):
+def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_cross, outs):
     """``gated_conv_backward`` on the four-step engine; returns dk (compute dtype) or None."""
     batch, channels, seqlen = v.shape
     dv, dpre, dpost = outs
-    n1, n2 = 2 * (k_conj.shape[1] - 1), k_conj.shape[2]
+    n1, n2 = 2 * (k_spec.shape[1] - 1), k_spec.shape[2]
     dk = (torch.empty(channels, taps, dtype=_compute_dtype(v), device=v.device)
           if need_cross else None)
     parts = 2 if need_cross else 1
@@ -212,7 +212,7 @@ def _backward_fourstep(dy, v, pre, post, k_conj, z, n, taps, chunk_elems, need_c
         if post is not None:
             strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
         cols = torch.empty(parts, batch, sl.stop - sl.start, n1 // 2 + 1, n2,
-                           dtype=k_conj.dtype, device=v.device)
+                           dtype=k_spec.dtype, device=v.device)
         g, gate = dy[:, sl], None if post is None else post[:, sl]
         if g.stride(-1) != 1:  # dy in (B, L, D) layout: the tiled kernel transposes it
             g_t = torch.empty_like(v[:, sl])
@@ -226,12 +226,14 @@ def _backward_fourstep(dy, v, pre, post, k_conj, z, n, taps, chunk_elems, need_c
         del cols
         g_f = spec[0]
         if need_cross:
-            w_f = spec[1].conj_physical_().mul_(g_f)  # conj(W) · G
+            w_f = spec[1]
+            mul_spectra(w_f, g_f, w_f, conj_b=True)  # G · conj(W), over W
             cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, H, N2)
             q = torch.fft.ifft(cross, dim=-1, norm="forward")
             fourstep.irfft4_cols(q.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0))
             del w_f, cross, q
-        q = torch.fft.ifft(g_f.mul_(k_conj[sl]), dim=-1, norm="forward")
+        mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
+        q = torch.fft.ifft(g_f, dim=-1, norm="forward")
         del spec, g_f
         if pre is None:
             fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl])
@@ -244,13 +246,13 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
+def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
                         chunk_elems: int = CHUNK_ELEMS, dk_dtype=None, dD_dtype=None, out=None):
     """Gradients of ``gated_conv_forward`` from its saved tensors (see the module docstring).
 
     Args:
-        dy: (B, D, L) gradient of y. v, pre, post: the forward's inputs. k_conj, z: the
-            forward's conj(K') and z (z needed only when post is given). taps: L_k.
+        dy: (B, D, L) gradient of y. v, pre, post: the forward's inputs. k_spec, z: the
+            forward's K'/n and z (z needed only when post is given). taps: L_k.
         dk_dtype, dD_dtype: dtypes of the filter and skip gradients; None = not wanted.
         out: optional (dv, dpre, dpost) buffers to write into (the mixer passes views of one
             (B, 3D, L) tensor so no concatenation is needed).
@@ -265,8 +267,8 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
         torch.empty_like(v), None if pre is None else torch.empty_like(v),
         None if post is None else torch.empty_like(v))
     need_cross = dk_dtype is not None or dD_dtype is not None
-    if k_conj.dim() == 3:  # the forward ran the four-step engine
-        dk = _backward_fourstep(dy, v, pre, post, k_conj, z, n, taps, chunk_elems, need_cross,
+    if k_spec.dim() == 3:  # the forward ran the four-step engine
+        dk = _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_cross,
                                 (dv, dpre, dpost))
         dD = dk[:, 0].to(dD_dtype) if dD_dtype is not None else None
         dk = dk.to(dk_dtype) if dk_dtype is not None else None
@@ -279,18 +281,21 @@ def gated_conv_backward(dy, v, pre, post, k_conj, z, n: int, taps: int,
         # g = dy · post and the recomputed w = v · pre, stacked so one rfft call does both.
         buf = torch.empty(parts, batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)
         _fill_padded(buf[0], dy[:, sl], None if post is None else post[:, sl])
-        if need_cross:  # w/n: the 1/n of dk's inverse transform (dw's rides on conj(K')/n)
+        if need_cross:  # w/n: the 1/n of dk's inverse transform (dw's rides on K'/n)
             _fill_padded(buf[1], v[:, sl], None if pre is None else pre[:, sl], 1.0 / n)
         spec = torch.fft.rfft(buf)  # (parts, B, c, n//2+1)
         del buf
         g_f = spec[0]  # (B, c, n//2+1)
         if need_cross:
-            # sum_b conj(W) · G, in place in W's slot (torch's mul would copy a lazy conj).
-            w_f = spec[1].conj_physical_().mul_(g_f)  # (B, c, n//2+1)
+            # sum_b G · conj(W), in place in W's slot, one pass (torch's mul would first
+            # materialise the lazy conj)
+            w_f = spec[1]  # (B, c, n//2+1)
+            mul_spectra(w_f, g_f, w_f, conj_b=True)
             cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, n//2+1)
             dk[sl] = torch.fft.irfft(cross, n=n, norm="forward")[:, :taps]  # (c, L_k)
             del w_f, cross
-        dw = torch.fft.irfft(g_f.mul_(k_conj[sl]), n=n, norm="forward")[..., :seqlen]
+        mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
+        dw = torch.fft.irfft(g_f, n=n, norm="forward")[..., :seqlen]
         del spec, g_f
         strided_mul(dv[:, sl], dw, None if pre is None else pre[:, sl])
         if pre is not None:
@@ -306,8 +311,8 @@ class _GatedFFTConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v, pre, post, k, D, n, chunk_elems, n1):
-        y, z, k_conj = gated_conv_forward(v, pre, post, k, D, n, chunk_elems, n1=n1)
-        ctx.save_for_backward(v, pre, post, k_conj, z)
+        y, z, k_spec = gated_conv_forward(v, pre, post, k, D, n, chunk_elems, n1=n1)
+        ctx.save_for_backward(v, pre, post, k_spec, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[3] else None
         ctx.dD_dtype = D.dtype if ctx.needs_input_grad[4] else None
@@ -315,9 +320,9 @@ class _GatedFFTConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        v, pre, post, k_conj, z = ctx.saved_tensors
+        v, pre, post, k_spec, z = ctx.saved_tensors
         dv, dpre, dpost, dk, dD = gated_conv_backward(
-            dy.contiguous(), v, pre, post, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
+            dy.contiguous(), v, pre, post, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
             ctx.dk_dtype, ctx.dD_dtype)
         return dv, dpre, dpost, dk, dD, None, None, None
 

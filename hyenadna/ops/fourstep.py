@@ -166,14 +166,15 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
 
 
 def rfft4(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float = 1.0,
-          bias: torch.Tensor | None = None) -> torch.Tensor:
+          bias: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Half spectrum (B, C, N1/2 + 1, N2) of x = a · b · scale (+ bias · scale on tap 0)
-    zero-padded to n (see ``rfft4_cols``); complex64 (complex128 for float64 a)."""
+    zero-padded to n (see ``rfft4_cols``); complex64 (complex128 for float64 a); into ``out``
+    when given."""
     n1, n2 = split_size(n, n1)
     cdt = torch.complex128 if a.dtype == torch.float64 else torch.complex64
     cols = torch.empty(*a.shape[:2], n1 // 2 + 1, n2, dtype=cdt, device=a.device)
     rfft4_cols(cols, a, b, n, n1, scale, bias)
-    return torch.fft.fft(cols, dim=-1)
+    return torch.fft.fft(cols, dim=-1, out=out)
 
 
 def irfft4_cols(q: torch.Tensor, n: int, n1: int, seqlen: int, out1: torch.Tensor,
@@ -201,9 +202,18 @@ def irfft4(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor:
     return y
 
 
-def _block_j(half: int, n2: int) -> int:
-    """Columns per program: keep a (N1/2, BJ) float32 tile pair within ~64 KiB of registers."""
-    return max(16, min(n2, 8192 // half))
+# Tiles of the column kernels: (N1/2) x BJ values per program. H100 tuning at N1 = 32, L = 64k
+# and 1M (benchmarks/results/fourstep/tune_h100.json): the forward kernel is fastest with
+# 1024-value tiles on 4 warps (0.30 ms at 64k; 0.43 ms with the 8192-value tiles it had), the
+# inverse with 4096 on 8 warps (0.17 ms; 0.29 ms). Storing each complex value as one 8-byte
+# pair (tl.join) instead of two interleaved 4-byte stores did not help.
+RFFT_TILE, RFFT_WARPS = 1024, 4
+IRFFT_TILE, IRFFT_WARPS = 4096, 8
+
+
+def _block_j(half: int, n2: int, tile: int) -> int:
+    """Columns per program: a (N1/2, BJ) tile of about ``tile`` values, BJ in [16, N2]."""
+    return max(16, min(n2, tile // half))
 
 
 def _rows_pow2(seqlen: int, n2: int) -> int:
@@ -224,12 +234,15 @@ def _round_code(a: torch.dtype, b: torch.dtype) -> int:
     return {torch.bfloat16: 1, torch.float16: 2}.get(torch.promote_types(a, b), 0)
 
 
-def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None) -> None:
-    """Triton ``rfft4_cols`` (CUDA, or any device under TRITON_INTERPRET=1)."""
+def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None, *, block_j=None,
+                      num_warps=None) -> None:
+    """Triton ``rfft4_cols`` (CUDA, or any device under TRITON_INTERPRET=1). block_j,
+    num_warps: tile width and warps, None = the tuned defaults (benchmarks/tune_fourstep.py
+    varies them)."""
     n1, n2 = split_size(n, n1)
     batch, channels, seqlen = a.shape
     half = n1 // 2
-    bj = _block_j(half, n2)
+    bj = min(n2, block_j) if block_j else _block_j(half, n2, RFFT_TILE)
     rows_in = min(_rows_pow2(seqlen, n2), max(16, n1))
     sv = torch.view_as_real(spec)  # (B, C, H, N2, 2) float32
     _check_rows(sv)
@@ -240,16 +253,17 @@ def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None) -> None:
         *a.stride(), *bb.stride(), sv.stride(1), sv.stride(2), sv.stride(3),
         N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, HAS_B=b is not None,
         HAS_BIAS=bias is not None, ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
-        num_warps=4 if half * bj <= 4096 else 8)
+        num_warps=num_warps or RFFT_WARPS)
 
 
 def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None,
-                       scale=1.0) -> None:
-    """Triton ``irfft4_cols`` (complex64 q; CUDA, or any device under TRITON_INTERPRET=1)."""
+                       scale=1.0, *, block_j=None, num_warps=None) -> None:
+    """Triton ``irfft4_cols`` (complex64 q; CUDA, or any device under TRITON_INTERPRET=1);
+    block_j, num_warps as in ``rfft4_cols_triton``."""
     n1, n2 = split_size(n, n1)
     batch, channels = q.shape[:2]
     half = n1 // 2
-    bj = _block_j(half, n2)
+    bj = min(n2, block_j) if block_j else _block_j(half, n2, IRFFT_TILE)
     rows_out = min(_rows_pow2(seqlen, n2), max(16, n1))
     qv = torch.view_as_real(q)  # (B, C, H, N2, 2)
     _check_rows(qv)
@@ -262,7 +276,7 @@ def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None
         qv.stride(1), qv.stride(2), qv.stride(3), *out1.stride(), *g1.stride(), *o2.stride(),
         *g2.stride(), N=n, N2=n2, HALF=half, ROWS=rows_out, BJ=bj,
         HAS_G1=gate1 is not None, HAS_O2=out2 is not None, HAS_G2=gate2 is not None,
-        num_warps=4 if half * bj <= 4096 else 8)
+        num_warps=num_warps or IRFFT_WARPS)
 
 
 if triton is not None:

@@ -7,12 +7,12 @@ HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up
     y = x0 · (k ∗ (v · x1) + D · (v · x1))             written as (B, L, D), out_proj's layout
 
 ``hyena_mixer`` computes this as ONE autograd node that saves only x (bf16, 2 bytes per element
-of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's conjugate spectrum
-(8 bytes per (D, L) tap); the backward recomputes proj and the
-short conv (a 2·L·D·3D-FLOP matmul and a 3-tap depthwise conv, ~1 ms per layer at 1M tokens on
-an H100), runs the FFT backward of ``fftconv_fast`` and then the short conv's and in_proj's
-backward, written out here. The layout changes between (B, L, ·) and (B, ·, L) happen inside
-the short conv and the gate kernels (``hyenadna.ops.layout``), never as separate strided copies.
+of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's spectrum K'/n (8 bytes
+per (D, L) tap); the backward recomputes proj and the short conv (a 2·L·D·3D-FLOP matmul and a
+3-tap depthwise conv, ~1 ms per layer at 1M tokens on an H100), runs the FFT backward of
+``fftconv_fast`` and then the short conv's and in_proj's backward, written out here. The layout
+changes between (B, L, ·) and (B, ·, L) happen inside the short conv and the gate kernels
+(``hyenadna.ops.layout``), never as separate strided copies.
 ``hyena_mixer_ref`` is the plain composition it is tested against.
 
 Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·D elements):
@@ -20,7 +20,7 @@ Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·
     plain path (autograd):  in_proj in 2E + out 6E, short-conv out 6E, v·x1 2E, fp32 copy of
                             v·x1 4E, its spectrum 8E, k's spectrum 8E·D·L/E, fftconv out 2E,
                             gated out 2E  → ~40E, plus ~3 GB per layer for the filter net at 1M
-    lean path:              x 2E + z 2E + conj(K') 8·D·L  (+ out_proj's input 2E, outside)
+    lean path:              x 2E + z 2E + K'/n 8·D·L  (+ out_proj's input 2E, outside)
 
 ``gelu_mlp`` is the block's MLP, fc2(gelu(fc1(x))), saving only x (2E): plain autograd keeps
 fc1's input, its output and the GELU's output (2E + 8E + 8E at d_inner = 4D). The backward
@@ -52,7 +52,7 @@ def _proj(x, in_w, in_b) -> torch.Tensor:
 
 
 def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1):
-    """y (B, L, D) [, z, conj(K') when for_backward]; see ``gated_conv_forward``."""
+    """y (B, L, D) [, z, K'/n when for_backward]; see ``gated_conv_forward``."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
     with torch.autocast(x.device.type, enabled=False):
@@ -60,9 +60,9 @@ def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward
         x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
         y = torch.empty(x.shape[0], x.shape[1], k.shape[0], dtype=x.dtype, device=x.device)
         # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
-        _, z, k_conj = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
+        _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
                                           out=y.transpose(1, 2), n1=n1)
-    return y, z, k_conj
+    return y, z, k_spec
 
 
 class _HyenaMixer(torch.autograd.Function):
@@ -70,8 +70,8 @@ class _HyenaMixer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1):
-        y, z, k_conj = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True, n1)
-        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_conj, z)
+        y, z, k_spec = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True, n1)
+        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_spec, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
         ctx.dD_dtype = D.dtype if ctx.needs_input_grad[6] else None
@@ -79,9 +79,9 @@ class _HyenaMixer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x, in_w, in_b, sc_w, sc_b, k_conj, z = ctx.saved_tensors
+        x, in_w, in_b, sc_w, sc_b, k_spec, z = ctx.saved_tensors
         need = ctx.needs_input_grad
-        width, dt = k_conj.shape[0], x.dtype
+        width, dt = k_spec.shape[0], x.dtype
         with torch.autocast(x.device.type, enabled=False):
             # Recompute the cheap prefix (a matmul and the short conv), no autograd graph.
             proj = _proj(x, in_w, in_b)  # (B, L, 3D)
@@ -90,7 +90,7 @@ class _HyenaMixer(torch.autograd.Function):
             du3 = torch.empty_like(u3)  # the FFT backward writes its three slices
             dx0, dx1, dv = du3.split(width, dim=1)
             _, _, _, dk, dD = gated_conv_backward(
-                dy.transpose(1, 2), v, x1, x0, k_conj, z, ctx.n, ctx.taps, ctx.chunk_elems,
+                dy.transpose(1, 2), v, x1, x0, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
                 ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0))
             del u3, x0, x1, v
             dproj, dsc_w, dsc_b = short_conv_t_backward(du3, proj, sc_w, bool(need[3]),

@@ -1,0 +1,125 @@
+"""Tile the four-step engine's Triton column kernels, then time the long conv with the best (GPU).
+
+For each L (B = 1, width 256, N1 = 32; at 1M the 32-channel chunk the conv runs per call):
+``rfft4_cols_triton`` (bf16 value times bf16 gate, as the forward's first stage) and
+``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), median
+CUDA-event time and effective bandwidth (bytes each call must move / time) against the copy
+bandwidth measured here. Then, with the best tiling of each kernel patched in, forward+backward
+of ``fftconv_fast`` on cuFFT and on the four-step engine side by side, checked against float32
+``fftconv``. Writes JSON, prints tables.
+
+    PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import json
+import statistics
+import time
+
+import torch
+from bench_operator import copy_bandwidth, floor_bytes, time_ms
+from sweep_fourstep import cell, inputs
+
+from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
+
+TILINGS = list(itertools.product((16, 32, 64, 128, 256, 512), (2, 4, 8)))
+
+
+def median_ms(fn) -> float:
+    return statistics.median(time_ms(fn, torch.device("cuda"), 10, 2))
+
+
+def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
+    dev = torch.device("cuda")
+    n = conv_fft_size(seqlen, seqlen)
+    half, n2 = n1 // 2 + 1, n // n1
+    v = torch.randn(1, channels, seqlen, device=dev).bfloat16()
+    gate = torch.randn_like(v)
+    cols = torch.empty(1, channels, half, n2, dtype=torch.complex64, device=dev)
+    out = torch.empty_like(v)
+    spec_bytes = cols.numel() * 8
+    moved = {"rfft": 2 * v.numel() * 2 + spec_bytes, "irfft": spec_bytes + 2 * v.numel() * 2}
+    rows = []
+    for bj, warps in TILINGS:
+        tiling = dict(block_j=bj, num_warps=warps)
+        runs = {"rfft": lambda t=tiling: fourstep.rfft4_cols_triton(cols, v, gate, n, n1, **t),
+                "irfft": lambda t=tiling: fourstep.irfft4_cols_triton(cols, n, n1, seqlen, out,
+                                                                      gate, **t)}
+        for kernel, fn in runs.items():
+            try:
+                ms = median_ms(fn)
+            except Exception as err:  # a tiling Triton cannot build (registers, shared memory)
+                rows.append({"L": seqlen, "kernel": kernel, **tiling,
+                             "error": str(err).splitlines()[0][:160]})
+                continue
+            rows.append({"L": seqlen, "kernel": kernel, **tiling, "ms": ms,
+                         "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[65536, 1 << 20])
+    ap.add_argument("--n1", type=int, default=32)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    bw = copy_bandwidth(torch.device("cuda"))
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "date": time.strftime("%Y-%m-%d %H:%M"), "copy_bytes_per_s": bw, "tilings": [],
+           "conv": []}
+    print(f"{res['device']}  copy {bw / 1e9:.0f} GB/s")
+    default_rfft = fourstep.rfft4_cols_triton
+    default_irfft = fourstep.irfft4_cols_triton
+    for seqlen in args.lengths:
+        channels = 256 if seqlen <= 1 << 17 else 32  # the conv's chunk at long L
+        rows = tune(seqlen, channels, args.n1, bw)
+        res["tilings"] += rows
+        best = {}
+        for kernel in ("rfft", "irfft"):
+            ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r),
+                        key=lambda r: r["ms"])
+            tile, warps = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS) if kernel == "rfft"
+                           else (fourstep.IRFFT_TILE, fourstep.IRFFT_WARPS))
+            dflt = next(r for r in ok if r["num_warps"] == warps and r["block_j"]
+                        == fourstep._block_j(args.n1 // 2, 1 << 30, tile))
+            best[kernel] = ok[0]
+            print(f"L={seqlen:,} C={channels} {kernel:>5}: best {ok[0]['ms']:.3f} ms "
+                  f"({ok[0]['of_copy_bw']:.0%} of copy bw) "
+                  f"BJ={ok[0]['block_j']} warps={ok[0]['num_warps']}; current default "
+                  f"{dflt['ms']:.3f} ms ({dflt['of_copy_bw']:.0%}); 5 best: "
+                  + ", ".join(f"{r['ms']:.3f}" for r in ok[:5]))
+        # the conv with the best tilings patched in, against cuFFT, same inputs
+        tiled = {k: {t: best[k][t] for t in ("block_j", "num_warps")} for k in best}
+        leaves, dy = inputs(1, 256, seqlen)
+        ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
+        ref_out = fftconv(*ref_leaves)
+        reference = [ref_out.detach(), *(g.detach() for g in torch.autograd.grad(
+            ref_out, ref_leaves, dy.float()))]
+        del ref_out, ref_leaves
+        floor_ms = floor_bytes("conv", 1, seqlen, 256) / bw * 1e3
+        for name, patch in (("cufft", False), ("fourstep default tiles", False),
+                            ("fourstep tuned tiles", True)):
+            fourstep.rfft4_cols_triton = (functools.partial(default_rfft, **tiled["rfft"])
+                                          if patch else default_rfft)
+            fourstep.irfft4_cols_triton = (functools.partial(default_irfft, **tiled["irfft"])
+                                           if patch else default_irfft)
+            engine = "cufft" if name == "cufft" else "fourstep"
+            rec = cell(lambda e=engine, x=leaves: fftconv_fast(*x, fft_engine=e), leaves, dy,
+                       reference)
+            rec.update(L=seqlen, variant=name, floor_ms=floor_ms, tiles=tiled if patch else None)
+            res["conv"].append(rec)
+            print(f"   conv fwd+bwd {name:>22}: {rec['ms']:.3f} ms (fwd {rec['fwd_ms']:.3f}), "
+                  f"{rec['ms'] / floor_ms:.1f}x floor, rel err {rec['rel_err']:.1e}")
+        fourstep.rfft4_cols_triton, fourstep.irfft4_cols_triton = default_rfft, default_irfft
+        del leaves, dy, reference
+        torch.cuda.empty_cache()
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

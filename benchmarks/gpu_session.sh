@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -166,4 +166,13 @@ fi
 
 if [ "$phase" = k ]; then  # issue 6, fourth session: tile the four-step column kernels
     on 0 tune 420 python3 benchmarks/tune_fourstep.py --out "$R/tune_fourstep.json"
+fi
+
+if [ "$phase" = l ]; then  # issue 6, fourth session: tuned tiles + one-pass conj products
+    on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_spectral.py \
+        tests/test_fourstep.py tests/test_fftconv_fast.py tests/test_model.py
+    on 0 sweep 230 python3 benchmarks/sweep_fourstep.py --n1 32 64 --lengths 8192 16384 32768 \
+        65536 131072 262144 524288 1048576 --out "$R/sweep_fourstep.json"
+    on 0 operator 150 python3 benchmarks/bench_operator.py --batches 1 \
+        --lengths 8192 65536 1048576 --budget-s 110 --out "$R/operator"
 fi

@@ -4,7 +4,7 @@ For each L (B = 1, d_model 256, bf16 value, float32 filter, skip term): forward+
 ``fftconv_fast`` on the cuFFT engine and on the four-step engine at every valid N1, each checked
 against the plain float32 ``fftconv`` (relative error of y and every gradient), and the bytes
 floor of the long conv (bench_operator.floor_bytes) at the copy bandwidth measured here. Then a
-per-kernel CUDA profile of both engines at every L after the first. Writes JSON, prints a table.
+per-kernel CUDA profile of both engines at each --profile-lengths L. Writes JSON, prints a table.
 
     PYTHONPATH=. python benchmarks/sweep_fourstep.py --out sweep.json
 """
@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--n1", type=int, nargs="+", default=[32, 64, 128, 256], help="splits")
+    ap.add_argument("--profile-lengths", type=int, nargs="*", default=[65536, 1 << 20])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     bw = copy_bandwidth(torch.device("cuda"))
@@ -88,8 +90,7 @@ def main() -> None:
         del ref_out, ref_leaves
         n = conv_fft_size(seqlen, seqlen)
         floor_ms = floor_bytes("conv", args.batch, seqlen, args.width) / bw * 1e3
-        engines = [("cufft", None)] + [("fourstep", n1) for n1 in (32, 64, 128, 256)
-                                       if n1 <= n // 16]
+        engines = [("cufft", None)] + [("fourstep", n1) for n1 in args.n1 if n1 <= n // 16]
         default_n1 = pick_fourstep_n1(leaves[0], n, "fourstep")
         for engine, n1 in engines:
             fn = lambda e=engine, s=n1, x=leaves: fftconv_fast(*x, fft_engine=e, fourstep_n1=s)
@@ -109,7 +110,7 @@ def main() -> None:
         del reference
     # where each engine's time goes (the four-step at its default split), per length
     res["profiles"] = []
-    for seqlen in args.lengths[1:]:
+    for seqlen in args.profile_lengths:
         leaves, dy = inputs(args.batch, args.width, seqlen)
         n = conv_fft_size(seqlen, seqlen)
         for engine in ("cufft", "fourstep"):

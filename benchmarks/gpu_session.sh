@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -175,4 +175,15 @@ if [ "$phase" = l ]; then  # issue 6, fourth session: tuned tiles + one-pass con
         65536 131072 262144 524288 1048576 --out "$R/sweep_fourstep.json"
     on 0 operator 150 python3 benchmarks/bench_operator.py --batches 1 \
         --lengths 8192 65536 1048576 --budget-s 110 --out "$R/operator"
+fi
+
+if [ "$phase" = m ]; then  # issue 6, fourth session: auto = four-step from L = 64k; full tables
+    on 0 pytest_gpu_all 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+    on 0 bench_operator 330 python3 benchmarks/bench_operator.py --out "$R/operator" \
+        --budget-s 230
+fi
+
+if [ "$phase" = n ]; then  # issue 6, fourth session: training throughput on the new default
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 500 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 380
 fi

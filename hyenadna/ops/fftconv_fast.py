@@ -45,7 +45,7 @@ import torch
 
 from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
-from hyenadna.ops.layout import strided_mul
+from hyenadna.ops.layout import strided_mul, use_triton
 from hyenadna.ops.spectral import mul_spectra
 
 CHUNK_ELEMS = 1 << 26
@@ -54,6 +54,8 @@ batch 1, still enough rows to fill an H100."""
 
 FFT_POLICIES = ("pow2", "smooth")
 FFT_ENGINES = ("auto", "cufft", "fourstep")
+FOURSTEP_MIN_N = 1 << 17
+"""Shortest FFT the "auto" engine gives the four-step engine (L >= 64k in the model)."""
 
 
 def conv_fft_size(seqlen: int, taps: int, policy: str = "pow2") -> int:
@@ -75,14 +77,21 @@ def pick_fourstep_n1(v: torch.Tensor, n: int, engine: str = "auto", n1: int | No
                 ) -> int | None:
     """N1 of the four-step engine (``hyenadna.ops.fourstep``) for this call, or None for cuFFT.
 
-    "auto" is cuFFT: on an H100 (benchmarks/results/fourstep) the four-step engine ran the
-    long convolution 1.08x slower at L = 8k, 1.06x faster at 64k and 1.13x slower at 1M than
-    cuFFT at its best split, so it is not a default anywhere. "fourstep" forces it wherever n
-    allows (the CPU tests run its torch twins); n1 overrides the split (the sweep varies it).
+    "auto": the four-step engine for bf16/fp16 I/O on CUDA with Triton and a power-of-two
+    n >= FOURSTEP_MIN_N, cuFFT otherwise. On an H100 (benchmarks/results/fourstep/sweep_h100.json,
+    tuned tiles, N1 = 32) the long conv's forward+backward took 2.68 / 5.25 / 10.4 / 23.9 /
+    52.1 ms at L = 64k / 128k / 256k / 512k / 1M against cuFFT's 3.85 / 7.60 / 15.0 / 30.1 /
+    60.2 ms; at 8k-32k the two were within 10% (launch-bound), so the exact float32 cuFFT path
+    stays there; float32 I/O keeps it everywhere (the column DFT runs in TF32).
+    "fourstep" forces it wherever n allows (the CPU tests run its torch twins), "cufft" never
+    uses it; n1 overrides the split (the sweep varies it).
     """
     if engine not in FFT_ENGINES:
         raise ValueError(f"fft engine must be one of {FFT_ENGINES}, got {engine!r}")
-    if engine != "fourstep" or not fourstep.supported(n):
+    if engine == "cufft" or not fourstep.supported(n):
+        return None
+    if engine == "auto" and not (use_triton(v) and n >= FOURSTEP_MIN_N
+                                 and v.dtype in (torch.bfloat16, torch.float16)):
         return None
     return fourstep.split_size(n, n1)[0]
 

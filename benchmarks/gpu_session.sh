@@ -185,5 +185,9 @@ fi
 
 if [ "$phase" = n ]; then  # issue 6, fourth session: training throughput on the new default
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
-    on 0 bench_train 500 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 380
+    on 0 bench_train 460 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 360
+    unset PYTORCH_CUDA_ALLOC_CONF
+    # phase m's op_fast_graphed at 8k (1.63 ms) was twice phase j's (0.88 ms): time it again
+    on 0 operator_short 60 python3 benchmarks/bench_operator.py --batches 1 \
+        --lengths 4096 8192 16384 --out "$R/operator_short"
 fi

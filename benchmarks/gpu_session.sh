@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -190,4 +190,9 @@ if [ "$phase" = n ]; then  # issue 6, fourth session: training throughput on the
     # phase m's op_fast_graphed at 8k (1.63 ms) was twice phase j's (0.88 ms): time it again
     on 0 operator_short 60 python3 benchmarks/bench_operator.py --batches 1 \
         --lengths 4096 8192 16384 --out "$R/operator_short"
+fi
+
+if [ "$phase" = o ]; then  # phase n's training table again, this time with its JSON fetched
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 460 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 360
 fi

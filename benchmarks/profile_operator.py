@@ -24,6 +24,21 @@ from hyenadna.model import HyenaOperator
 from hyenadna.ops import short_conv_t, short_conv_t_backward
 
 
+def profile_rows(step) -> list[dict]:
+    """CUDA time per kernel name of one call of step (after one warm-up call), largest first."""
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+        if us > 0:
+            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
+    return sorted(rows, key=lambda r: -r["ms"])
+
+
 def median_ms(fn, reps: int = 10, warmup: int = 3) -> float:
     return statistics.median(time_ms(fn, torch.device("cuda"), reps, warmup))
 
@@ -90,15 +105,7 @@ def main() -> None:
                 "filter_ms": median_ms(filter_step(op, seqlen)),
                 "short_conv_ms": median_ms(short_conv_step(args.batch, 768, seqlen)),
                 "shift_conv_ms": median_ms(shift_conv_step(args.batch, 768, seqlen))}
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            step()
-            torch.cuda.synchronize()
-        rows = []
-        for ev in prof.key_averages():
-            us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
-            if us > 0:
-                rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
-        rows.sort(key=lambda r: -r["ms"])
+        rows = profile_rows(step)
         cell["kernels"] = rows
         cell["kernel_ms_total"] = sum(r["ms"] for r in rows)
         results["cells"].append(cell)

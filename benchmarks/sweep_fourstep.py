@@ -18,7 +18,7 @@ import time
 
 import torch
 from bench_operator import copy_bandwidth, floor_bytes, rel_err, time_ms
-from torch.profiler import ProfilerActivity, profile
+from profile_operator import profile_rows
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast
 from hyenadna.ops.fftconv_fast import pick_fourstep_n1
@@ -50,21 +50,6 @@ def cell(fn, leaves, dy, reference):
     ms = statistics.median(time_ms(step, torch.device("cuda"), 10, 2))
     fwd = statistics.median(time_ms(forward, torch.device("cuda"), 10, 2))
     return {"ms": ms, "fwd_ms": fwd, "rel_err": err}
-
-
-def profile_rows(step) -> list[dict]:
-    """CUDA time per kernel name of one call of step (after one warm-up call), largest first."""
-    step()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        step()
-        torch.cuda.synchronize()
-    rows = []
-    for ev in prof.key_averages():
-        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
-        if us > 0:
-            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
-    return sorted(rows, key=lambda r: -r["ms"])
 
 
 def main() -> None:

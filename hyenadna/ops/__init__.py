@@ -6,8 +6,9 @@ through ``fftconv``) elsewhere. The environment variable ``HYENADNA_OPS`` overri
 ``auto`` (default), ``ref`` (plain path everywhere, for debugging a suspected fast-path bug) or
 ``fast`` (fast path on any device; the CPU tests use it). ``HYENADNA_FFT_POLICY`` picks the fast
 path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_size``);
-``HYENADNA_FFT_ENGINE`` its transform: ``auto`` (default, cuFFT: measured the fastest),
-``cufft``, or ``fourstep`` (``hyenadna.ops.fourstep``, opt-in; see its status note).
+``HYENADNA_FFT_ENGINE`` its transform: ``auto`` (default: the four-step engine of
+``hyenadna.ops.fourstep`` for bf16/fp16 on CUDA from an FFT of 2^17 points, where it measured
+faster; cuFFT otherwise), ``cufft`` or ``fourstep``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -151,10 +151,6 @@ if [ "$phase" = i ]; then  # issue 6, third session: the four-step engine, corre
     on 0 sweep 200 python3 benchmarks/sweep_fourstep.py --out "$R/sweep_fourstep.json"
 fi
 
-tar czf "$OUT/results_$phase.tgz" -C "$R" .
-echo "== timeline"; cat "$R/timeline.txt"
-for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done
-
 if [ "$phase" = j ]; then  # issue 6, fourth session: auto = cuFFT again; both engines profiled
     on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
         tests/test_fftconv_fast.py tests/test_layout.py tests/test_model.py
@@ -196,3 +192,13 @@ if [ "$phase" = o ]; then  # phase n's training table again, this time with its 
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 460 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 360
 fi
+
+if [ "$phase" = p ]; then  # issue 6, fifth session: where the short-L operator's time goes now
+    rm -f "$R/gpus.csv"
+    on 0 profile 200 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 70 \
+        --out "$R/profile_b1.json"
+fi
+
+# (phases a-i returned one tarball; later ones return their few files under $R directly)
+echo "== timeline"; cat "$R/timeline.txt"
+for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done

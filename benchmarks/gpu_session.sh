@@ -199,6 +199,7 @@ if [ "$phase" = p ]; then  # issue 6, fifth session: where the short-L operator'
         --out "$R/profile_b1.json"
 fi
 
-# (phases a-i returned one tarball; later ones return their few files under $R directly)
+# phases a-i return one tarball; later ones return their few files under $R directly
+case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"
 for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -197,6 +197,25 @@ if [ "$phase" = p ]; then  # issue 6, fifth session: where the short-L operator'
     rm -f "$R/gpus.csv"
     on 0 profile 200 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 70 \
         --out "$R/profile_b1.json"
+fi
+
+if [ "$phase" = q ]; then  # issue 6, fifth session: the fused implicit filter
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_model.py tests/test_fftconv_fast.py
+    on 0 bench_filter 150 python3 benchmarks/bench_filter.py --out "$R/filter.json"
+    on 0 profile 60 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 40 \
+        --out "$R/profile_b1.json"
+    on 0 operator 150 python3 benchmarks/bench_operator.py --batches 1 \
+        --lengths 8192 65536 1048576 --budget-s 110 --out "$R/operator"
+    rm -f "$R/operator/results.png"
+fi
+
+if [ "$phase" = r ]; then  # issue 6, fifth session: the fused filter's shapes and precision
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_model.py
+    on 0 bench_filter 400 python3 benchmarks/bench_filter.py --tune --out "$R/filter.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -45,6 +45,8 @@ def median_ms(fn, reps: int = 10, warmup: int = 3) -> float:
 
 def operator_step(op, u, dy):
     def step():
+        for p in (u, *op.parameters()):  # as a training step after zero_grad(): no += kernels
+            p.grad = None
         with torch.autocast("cuda", dtype=torch.bfloat16):
             y = op(u)
         y.backward(dy)

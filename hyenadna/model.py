@@ -21,6 +21,8 @@ from torch.utils.checkpoint import checkpoint
 from hyenadna.config import ModelConfig
 from hyenadna.ops import fft_engine, fft_policy, gelu_mlp, hyena_mixer, use_fast_ops
 from hyenadna.ops.fftconv import fftconv
+from hyenadna.ops.implicit_filter import fused_supported as implicit_filter_fused
+from hyenadna.ops.implicit_filter import implicit_filter
 
 
 class Sin(nn.Module):
@@ -74,11 +76,6 @@ class ExponentialModulation(nn.Module):
             return h
         return h * (torch.exp(-t * self.deltas.abs()) + self.shift)
 
-    def forward_t(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``forward`` for channels-first taps: t (L,), h (d, L) → (d, L)."""
-        if not self.modulate:
-            return h
-        return h * (torch.exp(-t * self.deltas.abs()[0, 0, :, None]) + self.shift)
 
 
 class HyenaFilter(nn.Module):
@@ -139,10 +136,18 @@ class HyenaFilter(nn.Module):
         return self.modulation(t, self.implicit_filter(z))  # (1, L, d·(order−1))
 
     def _filter_t(self, seqlen: int) -> torch.Tensor:
+        # one fused Triton op on CUDA (hyenadna.ops.implicit_filter); the same maths by torch
+        # ops elsewhere: the last Linear as W · actᵀ, the window as a (d, L) outer product
         z, t = self.pos_emb(seqlen)  # (1, L, emb_dim), (1, L, 1)
-        act = self.implicit_filter[:-1](z[0])  # (L, filter_order)
-        h = torch.mm(self.implicit_filter[-1].weight, act.t())  # (d, L); that Linear has no bias
-        return self.modulation.forward_t(t[0, :, 0], h)  # (d, L)
+        ffn, mod = self.implicit_filter, self.modulation
+        return implicit_filter(z[0], t[0, :, 0], ffn[0].weight, ffn[0].bias, ffn[2].weight,
+                               ffn[2].bias, ffn[4].weight, ffn[4].bias, ffn[1].freq,
+                               ffn[6].weight, mod.deltas[0, 0], mod.shift, mod.modulate)
+
+    def fused(self) -> bool:
+        """Whether ``filter_t`` runs as the fused op here (it then saves nothing but the
+        parameters for its backward and recomputes the FFN there)."""
+        return implicit_filter_fused(self.pos_emb.z, self.implicit_filter[-1].weight)
 
     def _cache_key(self, seqlen: int) -> tuple:
         device = self.pos_emb.z.device.type
@@ -157,9 +162,10 @@ class HyenaFilter(nn.Module):
 
 
 FILTER_CHECKPOINT_MIN_LEN = 1 << 18
-"""Fast path: recompute the filter net in the backward from this length on. Below it the ~45
-extra kernel launches cost more time than the <= 800 MB per layer they save (at 131k on an H100
-the recompute was a measurable share of the large-1m step; at 1M it saves ~3 GB per layer)."""
+"""Fast path without the fused filter op (no Triton): recompute the filter net in the backward
+from this length on. Below it the ~45 extra kernel launches cost more time than the <= 800 MB
+per layer they save (at 131k on an H100 the recompute was a measurable share of the large-1m
+step; at 1M it saves ~3 GB per layer). The fused op recomputes by itself and keeps nothing."""
 
 
 class HyenaOperator(nn.Module):
@@ -206,7 +212,8 @@ class HyenaOperator(nn.Module):
         """Steps 1-3 for order 2 as one memory-lean autograd node (``hyenadna.ops.lean``):
         saves the bf16 input, z and the filter instead of every intermediate. (B, L, D) → same."""
         seqlen = u.shape[1]
-        if self.training and torch.is_grad_enabled() and seqlen >= FILTER_CHECKPOINT_MIN_LEN:
+        if (self.training and torch.is_grad_enabled() and seqlen >= FILTER_CHECKPOINT_MIN_LEN
+                and not self.filter_fn.fused()):
             # The filter net's activations (~3 KB per position: (L, 64) per Sin, the (D, L)
             # window; ~3 GB per layer at 1M) are recomputed in the backward instead of stored.
             k = checkpoint(self.filter_fn.filter_t, seqlen, use_reentrant=False)

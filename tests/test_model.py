@@ -147,8 +147,14 @@ def test_channels_first_filter_equals_transposed_filter(modulate, device):
     filt.float()
     with torch.autocast(device.type, dtype=torch.bfloat16):
         low_t, low = filt.filter_t(257), filt.filter(257)[0].t()
-    assert low_t.dtype == low.dtype and low_t.is_contiguous()
-    torch.testing.assert_close(low_t.float(), low.float(), rtol=2e-2, atol=2e-2)
+    assert low_t.is_contiguous()
+    if filt.fused():  # CUDA: the fused op, float32 taps from TF32 dots (not bf16 matmuls)
+        exact = filt.filter(257)[0].t()  # float32, no autocast
+        assert low_t.dtype == torch.float32
+        assert ((low_t - exact).norm() / exact.norm()).item() < 0.1
+    else:
+        assert low_t.dtype == low.dtype
+        torch.testing.assert_close(low_t.float(), low.float(), rtol=2e-2, atol=2e-2)
     with torch.no_grad():
         filt.eval()
         assert filt.filter_t(100) is filt.filter_t(100)  # cached, keyed by layout

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -216,6 +216,13 @@ if [ "$phase" = r ]; then  # issue 6, fifth session: the fused filter's shapes a
     on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_model.py
     on 0 bench_filter 400 python3 benchmarks/bench_filter.py --tune --out "$R/filter.json"
+fi
+
+if [ "$phase" = s ]; then  # issue 6, fifth session: tuned fused filter; every GPU test, the table
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu_all 220 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+    on 0 bench_operator 340 python3 benchmarks/bench_operator.py --out "$R/operator" \
+        --budget-s 240
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -223,6 +223,14 @@ if [ "$phase" = s ]; then  # issue 6, fifth session: tuned fused filter; every G
     on 0 pytest_gpu_all 220 python3 -m pytest -q -m gpu -p no:cacheprovider tests
     on 0 bench_operator 340 python3 benchmarks/bench_operator.py --out "$R/operator" \
         --budget-s 240
+fi
+
+if [ "$phase" = t ]; then  # issue 6, fifth session: training with the fused filter
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_score.py \
+        tests/test_implicit_filter.py
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 460 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 360
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

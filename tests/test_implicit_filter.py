@@ -133,3 +133,12 @@ def test_operator_fast_path_with_the_fused_filter(monkeypatch):
     names = ["y", "du", *(n for n, _ in op.named_parameters())]
     for name, a, b in zip(names, *outs):
         assert _rel(a, b.double()) < 1e-4, name
+
+
+def test_precision_policy():
+    # TF32 only for training under autocast; near-float32 (three TF32 passes) for float32 and
+    # for inference, where the filter is computed once per length and cached
+    assert imf.pick_precision("cpu", training=True) == "tf32x3"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert imf.pick_precision("cpu", training=True) == "tf32"
+        assert imf.pick_precision("cpu", training=False) == "tf32x3"

@@ -70,9 +70,11 @@ def fused_supported(z: torch.Tensor, w4: torch.Tensor) -> bool:
             and feat & (feat - 1) == 0 and z.shape[-1] <= 64)
 
 
-def pick_precision(device_type: str) -> str:
-    """The fused op's dot precision: "tf32" under autocast, where the plain path's matmuls run
-    in bf16/fp16, "tf32x3" otherwise, where they run in float32.
+def pick_precision(device_type: str, training: bool) -> str:
+    """The fused op's dot precision: "tf32" when training under autocast (where the plain
+    path's matmuls run in bf16/fp16), "tf32x3" otherwise: in float32, and for inference, where
+    the model computes the filter once per length and caches it (``HyenaFilter``), so
+    near-float32 taps cost nothing per batch.
 
     The sines (w = 10 in the released configs) amplify rounding about tenfold per layer. On an
     H100 at L = 8k, d_model 256 (benchmarks/results/filter/tune_h100.txt), against float64
@@ -80,7 +82,7 @@ def pick_precision(device_type: str) -> str:
     autocast 0.19 / 0.19, fused TF32 0.038 / 0.047, fused TF32x3 6.9e-6 / 8.8e-6, plain float32
     5.0e-6 / 6.0e-6. TF32x3 costs 3x TF32's time (26 vs 8.9 ms forward+backward at 1M).
     """
-    return "tf32" if torch.is_autocast_enabled(device_type) else "tf32x3"
+    return "tf32" if training and torch.is_autocast_enabled(device_type) else "tf32x3"
 
 
 def implicit_filter(z, t, w1, b1, w2, b2, w3, b3, freq, w4, deltas, shift: float,
@@ -93,7 +95,10 @@ def implicit_filter(z, t, w1, b1, w2, b2, w3, b3, freq, w4, deltas, shift: float
     if not fused_supported(z, w4):
         return implicit_filter_ref(z, t, w1, b1, w2, b2, w3, b3, freq, w4, deltas, shift,
                                    modulate)
-    precision = pick_precision(z.device.type) if precision is None else precision
+    if precision is None:
+        training = torch.is_grad_enabled() and any(
+            p.requires_grad for p in (w1, b1, w2, b2, w3, b3, freq, w4))
+        precision = pick_precision(z.device.type, training)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return _fused(z, t, w1, b1, w2, b2, w3, b3, freq, w4, deltas, shift, modulate, precision)

@@ -33,6 +33,9 @@ from hyenadna.ops import implicit_filter as imf
 
 FWD_KNOBS = {"FWD_BLOCK_L": [32, 64, 128], "FWD_D_BLOCKS": [1, 2, 4], "FWD_WARPS": [4, 8]}
 BWD_KNOBS = {"BWD_BLOCK_L": [16, 32, 64], "BWD_WARPS": [4, 8], "BWD_PROGRAMS_PER_SM": [1, 2, 4]}
+# second round (after the first's table, benchmarks/results/filter/tune_h100.txt): more warps
+# per program and loop-invariant weights held in registers
+BWD_KNOBS_2 = {"BWD_BLOCK_L": [16, 32], "BWD_WARPS": [8, 16], "BWD_HOIST_WEIGHTS": [False, True]}
 
 
 @contextlib.contextmanager
@@ -119,11 +122,11 @@ def fused_step(op, seqlen, precision):
     return step
 
 
-def tune(op, seqlen, reps) -> list[dict]:
+def tune(op, seqlen, reps, tables) -> list[dict]:
     """Each forward shape (backward at its default) and each backward shape, then each
     precision at the defaults: fused forward+backward ms."""
     rows = []
-    for table in (FWD_KNOBS, BWD_KNOBS):
+    for table in tables:
         for combo in itertools.product(*table.values()):
             values = dict(zip(table, combo))
             with knobs(values):
@@ -189,6 +192,8 @@ def main() -> None:
                     default=[1024, 8192, 65536, 262144, 1 << 20])
     ap.add_argument("--op-lengths", type=int, nargs="+", default=[1024, 8192, 65536])
     ap.add_argument("--tune", action="store_true", help="sweep launch shapes and precisions")
+    ap.add_argument("--tune-round", type=int, default=1, choices=[1, 2],
+                    help="1: forward and backward shapes; 2: the backward's second round")
     ap.add_argument("--tune-lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--out", required=True)
@@ -215,11 +220,12 @@ def main() -> None:
     if args.tune:
         result["tune"] = []
         for seqlen in args.tune_lengths:
-            result["tune"] += tune(model(seqlen), seqlen, args.reps)
+            tables = [FWD_KNOBS, BWD_KNOBS] if args.tune_round == 1 else [BWD_KNOBS_2]
+            result["tune"] += tune(model(seqlen), seqlen, args.reps, tables)
             save()
         print("\n## fused filter, launch shapes and precisions (ms)\n")
-        print(markdown(result["tune"], ["L", "precision", *FWD_KNOBS, *BWD_KNOBS, "ms"]),
-              flush=True)
+        print(markdown(result["tune"], ["L", "precision", *FWD_KNOBS, *BWD_KNOBS,
+                                        "BWD_HOIST_WEIGHTS", "ms"]), flush=True)
     rows = result["time"] = []
     for seqlen in sorted(set(args.lengths) | set(args.op_lengths)):
         op, row = model(seqlen), {"L": seqlen}

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -231,6 +231,16 @@ if [ "$phase" = t ]; then  # issue 6, fifth session: training with the fused fil
         tests/test_implicit_filter.py
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 460 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 360
+fi
+
+if [ "$phase" = u ]; then  # issue 6, fifth session: filter backward round 2; tests; profile
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_score.py \
+        tests/test_implicit_filter.py
+    on 0 bench_filter 300 python3 benchmarks/bench_filter.py --tune --tune-round 2 \
+        --tune-lengths 131072 1048576 --out "$R/filter.json"
+    on 0 profile 60 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 40 \
+        --out "$R/profile_b1.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -64,8 +64,10 @@ def test_fused_matches_float64_twin(emb, feat, width, seqlen, modulate, shift, d
 
 
 @needs_triton
-def test_backward_over_many_tiles_per_program(device, monkeypatch):
+@pytest.mark.parametrize("hoist", [False, True])
+def test_backward_over_many_tiles_per_program(hoist, device, monkeypatch):
     # more tiles than programs: each program strides over several and sums them in registers
+    monkeypatch.setattr(imf, "BWD_HOIST_WEIGHTS", hoist)
     monkeypatch.setattr(imf, "BWD_PROGRAMS_PER_SM", 1)
     monkeypatch.setattr(imf, "_sm_count", lambda dev: 3)
     z, t, params, deltas = _inputs(5, 32, 64, 700)  # 22 tiles of 32 over 3 programs

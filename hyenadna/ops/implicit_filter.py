@@ -41,6 +41,7 @@ MAX_WIDTH = 256  # D the backward keeps whole on chip (its dW_4 accumulator is D
 # positions; 64-position tiles spill the (D, F) accumulator and ran 3x slower at 1M.
 FWD_BLOCK_L, FWD_BLOCK_D, FWD_D_BLOCKS, FWD_WARPS = 32, 64, 4, 4
 BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 16, 8, 1
+BWD_HOIST_WEIGHTS = False  # load W_2..4 once per program (registers) instead of once per tile
 PRECISIONS = ("tf32", "tf32x3", "ieee")
 
 
@@ -148,7 +149,8 @@ class _ImplicitFilter(torch.autograd.Function):
                 part, dk.float().contiguous(), z, t, w1, b1, w2, b2, w3, b3, freq, w4,
                 deltas, ctx.shift, seqlen, emb, width, tiles, programs, part.shape[1],
                 EP=_pow2(emb), F=feat, DP=_pow2(width), BL=BWD_BLOCK_L,
-                MODULATE=ctx.modulate, PREC=ctx.precision, num_warps=BWD_WARPS)
+                MODULATE=ctx.modulate, PREC=ctx.precision, HOIST=BWD_HOIST_WEIGHTS,
+                num_warps=BWD_WARPS)
         dw4, dw3, dw2, dw1, db3, db2, db1, dfreq = part.sum(0).split(sizes)
         need = ctx.needs_input_grad
 
@@ -223,7 +225,8 @@ if triton is not None:
     def _filter_bwd_kernel(part_ptr, dk_ptr, z_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
                            w3_ptr, b3_ptr, freq_ptr, w4_ptr, deltas_ptr, shift, L, E, D, tiles,
                            programs, row_len, EP: tl.constexpr, F: tl.constexpr, DP: tl.constexpr,
-                           BL: tl.constexpr, MODULATE: tl.constexpr, PREC: tl.constexpr):
+                           BL: tl.constexpr, MODULATE: tl.constexpr, PREC: tl.constexpr,
+                           HOIST: tl.constexpr):
         pid = tl.program_id(0)
         ff = tl.arange(0, F)
         fe = tl.arange(0, EP)
@@ -239,6 +242,11 @@ if triton is not None:
         db2 = tl.zeros((F,), dtype=tl.float32)
         db3 = tl.zeros((F,), dtype=tl.float32)
         dfr = tl.zeros((F,), dtype=tl.float32)
+        if HOIST:
+            w4 = tl.load(w4_ptr + dd[:, None] * F + ff[None, :], mask=dmask[:, None],
+                         other=0.0).to(tl.float32)  # (DP, F)
+            w3 = tl.load(w3_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
+            w2 = tl.load(w2_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
         # persistent: program p takes tiles p, p + programs, ... (a while loop: Triton 3.6's
         # interpreter, which the CPU tests run, rejects range() over a runtime bound)
         tile = pid
@@ -254,21 +262,24 @@ if triton is not None:
             if MODULATE:
                 t = tl.load(t_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
                 g = g * (tl.exp(-t[None, :] * rate[:, None]) + shift)
-            w4 = tl.load(w4_ptr + dd[:, None] * F + ff[None, :], mask=dmask[:, None],
-                         other=0.0).to(tl.float32)  # (DP, F)
+            if not HOIST:
+                w4 = tl.load(w4_ptr + dd[:, None] * F + ff[None, :], mask=dmask[:, None],
+                             other=0.0).to(tl.float32)  # (DP, F)
             acc4 += tl.dot(g, a3, input_precision=PREC)
             da = tl.dot(tl.trans(g), w4, input_precision=PREC)  # (BL, F)
             dh, dfr_i = _sine_backward(da, h3, freq)
             dfr += dfr_i
             acc3 += tl.dot(tl.trans(dh), a2, input_precision=PREC)
             db3 += tl.sum(dh, axis=0)
-            w3 = tl.load(w3_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
+            if not HOIST:
+                w3 = tl.load(w3_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
             da = tl.dot(dh, w3, input_precision=PREC)
             dh, dfr_i = _sine_backward(da, h2, freq)
             dfr += dfr_i
             acc2 += tl.dot(tl.trans(dh), a1, input_precision=PREC)
             db2 += tl.sum(dh, axis=0)
-            w2 = tl.load(w2_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
+            if not HOIST:
+                w2 = tl.load(w2_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
             da = tl.dot(dh, w2, input_precision=PREC)
             dh, dfr_i = _sine_backward(da, h1, freq)
             dfr += dfr_i

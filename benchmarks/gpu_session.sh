@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -241,6 +241,21 @@ if [ "$phase" = u ]; then  # issue 6, fifth session: filter backward round 2; te
         --tune-lengths 131072 1048576 --out "$R/filter.json"
     on 0 profile 60 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 40 \
         --out "$R/profile_b1.json"
+fi
+
+if [ "$phase" = v ]; then  # issue 6, fifth session: final operator table, filter times
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 80 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py
+    on 0 bench_filter 90 python3 benchmarks/bench_filter.py --out "$R/filter.json"
+    on 0 bench_operator 340 python3 benchmarks/bench_operator.py --out "$R/operator" \
+        --budget-s 240
+fi
+
+if [ "$phase" = w ]; then  # issue 6, fifth session: final training table
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 460 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 360
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -38,10 +38,12 @@ MAX_WIDTH = 256  # D the backward keeps whole on chip (its dW_4 accumulator is D
 # FWD_D_BLOCKS blocks of FWD_BLOCK_D channels (a program recomputes its tile's FFN, so splitting
 # D buys parallelism at short L; it measured no faster than short tiles over all of D).
 # Backward: a persistent grid of BWD_PROGRAMS_PER_SM programs per SM over tiles of BWD_BLOCK_L
-# positions; 64-position tiles spill the (D, F) accumulator and ran 3x slower at 1M.
+# positions; 64-position tiles spill the (D, F) accumulator and ran 3x slower at 1M. Holding
+# W_2..4 in registers for the whole program instead of reloading them per tile (second round,
+# tune2_h100.txt) took the forward+backward from 6.95 to 4.32 ms at 1M, 1.18 to 0.82 at 131k.
 FWD_BLOCK_L, FWD_BLOCK_D, FWD_D_BLOCKS, FWD_WARPS = 32, 64, 4, 4
-BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 16, 8, 1
-BWD_HOIST_WEIGHTS = False  # load W_2..4 once per program (registers) instead of once per tile
+BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 32, 8, 1
+BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile
 PRECISIONS = ("tf32", "tf32x3", "ieee")
 
 
@@ -81,7 +83,7 @@ def pick_precision(device_type: str, training: bool) -> str:
     H100 at L = 8k, d_model 256 (benchmarks/results/filter/tune_h100.txt), against float64
     (norm of the difference over the norm, taps / worst parameter gradient): plain bf16
     autocast 0.19 / 0.19, fused TF32 0.038 / 0.047, fused TF32x3 6.9e-6 / 8.8e-6, plain float32
-    5.0e-6 / 6.0e-6. TF32x3 costs 3x TF32's time (26 vs 8.9 ms forward+backward at 1M).
+    5.0e-6 / 6.0e-6. TF32x3 took 2-3x TF32's time (13.6 vs 6.8 ms forward+backward at 1M).
     """
     return "tf32" if training and torch.is_autocast_enabled(device_type) else "tf32x3"
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import os
@@ -204,13 +205,16 @@ def build_operator(variant, batch, seqlen, width, device):
             return fn(u)
 
     if variant == "op_fast_graphed":  # the whole fwd+bwd replayed as two CUDA graphs
+        # Graphing replaces a module's forward in place: graph a copy (same weights), so the
+        # check's reference below still runs the original module.
+        gop = copy.deepcopy(op)
         with ops_mode("fast"), torch.autocast(device.type, dtype=torch.bfloat16,
                                               cache_enabled=False):
-            graphed = torch.cuda.make_graphed_callables(op, (u,), num_warmup_iters=3)
-        fn = lambda: run("fast", graphed)
+            graphed = torch.cuda.make_graphed_callables(gop, (u,), num_warmup_iters=3)
+        fn, fn_leaves = (lambda: run("fast", graphed)), [u, *gop.parameters()]
     else:
-        fn = lambda: run("fast" if variant == "op_fast" else "ref")
-    step = _fwd_bwd(fn, leaves, dy)
+        fn, fn_leaves = (lambda: run("fast" if variant == "op_fast" else "ref")), leaves
+    step = _fwd_bwd(fn, fn_leaves, dy)
 
     def reference():  # the plain operator in float32 (no autocast, no TF32)
         with ops_mode("ref"):
@@ -219,7 +223,7 @@ def build_operator(variant, batch, seqlen, width, device):
     def check():  # this variant vs the float32 plain operator: y, du, every weight grad
         names = ["y", "du", *(n for n, _ in op.named_parameters())]
         out = fn()
-        got = [out.detach(), *torch.autograd.grad(out, leaves, dy)]
+        got = [out.detach().clone(), *torch.autograd.grad(out, fn_leaves, dy)]
         del out
         try:
             ref = reference()

@@ -43,7 +43,8 @@ MAX_WIDTH = 256  # D the backward keeps whole on chip (its dW_4 accumulator is D
 # tune2_h100.txt) took the forward+backward from 6.95 to 4.32 ms at 1M, 1.18 to 0.82 at 131k.
 FWD_BLOCK_L, FWD_BLOCK_D, FWD_D_BLOCKS, FWD_WARPS = 32, 64, 4, 4
 BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 32, 8, 1
-BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile
+BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile (TF32 only:
+# with TF32x3/IEEE operands the hoisted kernel needs 304 KiB of shared memory, over an H100's)
 PRECISIONS = ("tf32", "tf32x3", "ieee")
 
 
@@ -151,7 +152,8 @@ class _ImplicitFilter(torch.autograd.Function):
                 part, dk.float().contiguous(), z, t, w1, b1, w2, b2, w3, b3, freq, w4,
                 deltas, ctx.shift, seqlen, emb, width, tiles, programs, part.shape[1],
                 EP=_pow2(emb), F=feat, DP=_pow2(width), BL=BWD_BLOCK_L,
-                MODULATE=ctx.modulate, PREC=ctx.precision, HOIST=BWD_HOIST_WEIGHTS,
+                MODULATE=ctx.modulate, PREC=ctx.precision,
+                HOIST=BWD_HOIST_WEIGHTS and ctx.precision == "tf32",
                 num_warps=BWD_WARPS)
         dw4, dw3, dw2, dw1, db3, db2, db1, dfreq = part.sum(0).split(sizes)
         need = ctx.needs_input_grad

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -262,6 +262,12 @@ if [ "$phase" = w ]; then  # issue 6, fifth session: final training table; fixes
     on 0 bench_filter 100 python3 benchmarks/bench_filter.py --out "$R/filter.json"
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 300 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 240
+fi
+
+if [ "$phase" = x ]; then  # issue 6, fifth session: phase w's GPU tests, with time to finish
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 330 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_score.py tests/test_model.py
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -59,6 +59,28 @@ def test_strided_mul_equals_torch_bitwise(dtypes, shape, device):
     torch.testing.assert_close(buf, expect, **tol)  # untouched elements included
 
 
+@pytest.mark.parametrize("seqlen,n", [(1, 1), (5, 8), (70, 256), (130, 259)])
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_padded_mul_zeroes_the_tail_in_the_same_pass(seqlen, n, scale, device, monkeypatch):
+    # the FFT input buffer: out[..., :L] = a · b · scale, out[..., L:] = 0, out's rows strided
+    a = _transposed(2, 9, seqlen, torch.bfloat16, device, 0)
+    b = _rand((2, 9, seqlen), torch.bfloat16, device, 1)
+    results = []
+    for triton_on in (False, True):
+        monkeypatch.setattr(layout, "use_triton", lambda t, on=triton_on: on)
+        buf = torch.full((2, 18, n), 7.0, device=device)  # garbage the tail must lose
+        layout.padded_mul(buf[:, ::2], a, b, scale)
+        results.append(buf)
+    twin, kernel = results
+    assert (twin[:, ::2, seqlen:] == 0).all() and (kernel[:, ::2, seqlen:] == 0).all()
+    assert (kernel[:, 1::2] == 7.0).all()  # rows in between untouched
+    # the interpreter truncates the bf16 product where CUDA rounds: one bf16 step on the CPU
+    tol = 0 if device.type == "cuda" else 2**-7
+    torch.testing.assert_close(kernel, twin, rtol=tol, atol=1e-30 if tol else 0)
+    with pytest.raises(ValueError, match="three equal"):
+        layout.strided_mul_triton(buf[:, :, : seqlen - 1], a, b, pad=True)
+
+
 def test_strided_mul_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="three equal"):
         layout.strided_mul_triton(torch.empty(1, 2, 3), torch.empty(1, 2, 4))
@@ -107,6 +129,26 @@ def test_short_conv_t_weight_grad_sums_across_programs(target_programs, device, 
                                                            w.double())
     torch.testing.assert_close(dw.double(), dw_ref, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(db.double(), db_ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("taps", [1, 2, 3, 4])
+@pytest.mark.parametrize("seqlen", [1, 2, 5, 64])
+def test_dproj_sum_from_the_bias_gradient(taps, seqlen, device):
+    # in_proj's bias gradient is sum_{b,l} dproj; short_conv_t_dproj_sum gets it from the conv's
+    # bias gradient and dout's first K - 1 steps (L < K - 1 included), in float64 exactly
+    dout = _rand((3, 7, seqlen), torch.float64, device, 0)
+    w = _rand((7, 1, taps), torch.float64, device, 1)
+    dproj, _, db = layout.short_conv_t_backward_torch(dout, dout.transpose(1, 2), w)
+    got = layout.short_conv_t_dproj_sum(dout, w, db)
+    torch.testing.assert_close(got, dproj.sum((0, 1)), rtol=1e-12, atol=1e-12)
+    # bf16 dout: float32 sums of the same values the kernel reads
+    d16 = dout.bfloat16()
+    dproj, _, db = layout.short_conv_t_backward(d16, d16.transpose(1, 2), w.float())
+    got = layout.short_conv_t_dproj_sum(d16, w.float(), db)
+    want = layout.short_conv_t_backward_torch(d16.double(), d16.transpose(1, 2).double(),
+                                              w.bfloat16().double())[0].sum((0, 1))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_short_conv_t_without_bias_and_without_weight_grads(device):

@@ -45,7 +45,7 @@ import torch
 
 from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
-from hyenadna.ops.layout import strided_mul, use_triton
+from hyenadna.ops.layout import padded_mul, strided_mul, use_triton
 from hyenadna.ops.spectral import mul_spectra
 
 CHUNK_ELEMS = 1 << 26
@@ -106,18 +106,6 @@ def _chunks(channels: int, rows: int, n: int, chunk_elems: int) -> list[slice]:
     return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
 
 
-def _fill_padded(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None,
-                 scale: float = 1.0) -> None:
-    """out[..., :L] = a · b (or a) · scale, out[..., L:] = 0; one pass, no intermediate.
-
-    With bf16 a and b the product is formed in their dtype and widened on store, like the
-    plain path's ``v * x1`` followed by fftconv's cast, so both paths see the same w.
-    """
-    seqlen = a.shape[-1]
-    strided_mul(out[..., :seqlen], a, b, scale)
-    out[..., seqlen:].zero_()
-
-
 def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
                      dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
     """rfft of k'/n (k with D added to tap 0, zero-padded to n): (c, L_k) → (c, n//2 + 1),
@@ -126,10 +114,10 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
     The inverse transform's 1/n rides on the filter (free: the copy into the padded buffer
     scales), so every irfft below runs with norm="forward", which skips its scaling pass.
     """
-    kp = torch.zeros(k.shape[0], n, dtype=dtype, device=k.device)  # (c, n)
-    torch.mul(k, 1.0 / n, out=kp[:, : k.shape[-1]])
+    kp = torch.empty(k.shape[0], n, dtype=dtype, device=k.device)  # (c, n)
+    padded_mul(kp[None], k[None], None, 1.0 / n)
     if D is not None:
-        kp[:, 0] += D / n
+        kp[:, 0].add_(D, alpha=1.0 / n)  # one kernel, no D / n temporary
     return torch.fft.rfft(kp, out=out)
 
 
@@ -159,7 +147,9 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
               if for_backward else None)
     for sl in _chunks(channels, batch, n, chunk_elems):
         buf = torch.empty(batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)  # (B, c, n)
-        _fill_padded(buf, v[:, sl], None if pre is None else pre[:, sl])
+        # w = v · pre zero-padded to n, one pass (the product rounds to bf16 before it widens,
+        # like the plain path's v * x1 followed by fftconv's cast: both see the same w)
+        padded_mul(buf, v[:, sl], None if pre is None else pre[:, sl])
         spec = torch.fft.rfft(buf)  # (B, c, n//2+1)
         del buf
         k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt,
@@ -289,9 +279,9 @@ def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
             strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
         # g = dy · post and the recomputed w = v · pre, stacked so one rfft call does both.
         buf = torch.empty(parts, batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)
-        _fill_padded(buf[0], dy[:, sl], None if post is None else post[:, sl])
+        padded_mul(buf[0], dy[:, sl], None if post is None else post[:, sl])
         if need_cross:  # w/n: the 1/n of dk's inverse transform (dw's rides on K'/n)
-            _fill_padded(buf[1], v[:, sl], None if pre is None else pre[:, sl], 1.0 / n)
+            padded_mul(buf[1], v[:, sl], None if pre is None else pre[:, sl], 1.0 / n)
         spec = torch.fft.rfft(buf)  # (parts, B, c, n//2+1)
         del buf
         g_f = spec[0]  # (B, c, n//2+1)

@@ -36,14 +36,18 @@ import torch.nn.functional as F
 from hyenadna.ops.fftconv import fftconv_ref
 from hyenadna.ops.fftconv_fast import (
     CHUNK_ELEMS,
-    _compute_dtype,
     conv_fft_size,
     gated_conv_backward,
     gated_conv_forward,
     needs_grad,
     pick_fourstep_n1,
 )
-from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, short_conv_t_torch
+from hyenadna.ops.layout import (
+    short_conv_t,
+    short_conv_t_backward,
+    short_conv_t_dproj_sum,
+    short_conv_t_torch,
+)
 
 
 def _proj(x, in_w, in_b) -> torch.Tensor:
@@ -93,16 +97,19 @@ class _HyenaMixer(torch.autograd.Function):
                 dy.transpose(1, 2), v, x1, x0, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
                 ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0))
             del u3, x0, x1, v
-            dproj, dsc_w, dsc_b = short_conv_t_backward(du3, proj, sc_w, bool(need[3]),
-                                                        sc_b is not None and bool(need[4]))
+            want_din_b = bool(need[2]) and in_b is not None
+            dproj, dsc_w, dsc_b = short_conv_t_backward(
+                du3, proj, sc_w, bool(need[3]), want_din_b or (sc_b is not None and bool(need[4])))
+            # in_proj's bias gradient from the short conv's (no reduction over dproj)
+            din_b = (short_conv_t_dproj_sum(du3, sc_w, dsc_b).to(in_b.dtype) if want_din_b
+                     else None)
+            dsc_b = dsc_b if sc_b is not None and need[4] else None
             del du3, proj
             # The same matmuls autocast's autograd runs: in x's dtype with float32
             # accumulation; weight gradients widen to the parameters' dtype.
             dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
             dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
             din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
-            din_b = (dproj2.sum(0, dtype=_compute_dtype(dproj2)).to(in_b.dtype)
-                     if need[2] and in_b is not None else None)
         return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None, None)
 
 

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -268,6 +268,23 @@ if [ "$phase" = x ]; then  # issue 6, fifth session: phase w's GPU tests, with t
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_gpu 330 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_score.py tests/test_model.py
+fi
+
+if [ "$phase" = y ]; then  # issue 6, fifth session: bias-grad and padding fusions: tests, tables
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
+        tests/test_fftconv_fast.py tests/test_implicit_filter.py tests/test_model.py
+    on 0 profile 50 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 40 \
+        --out "$R/profile_b1.json"
+    on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --budget-s 140
+    rm -f "$R/operator/results.png"
+fi
+
+if [ "$phase" = z ]; then  # issue 6, fifth session: the training table on the final code
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 230 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 170
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

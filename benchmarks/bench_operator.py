@@ -14,6 +14,10 @@ it is timed (relative error ‖out − ref‖/‖ref‖ of the output and every 
     op_fast_graphed   op_fast captured with torch.cuda.make_graphed_callables (short L only,
                       where ~150 kernel launches per fwd+bwd dominate)
     attn_flash        causal scaled_dot_product_attention, flash backend, 4 heads of 64, bf16
+                      (the issue's baseline: the attention kernel alone)
+    attn_layer        a whole attention layer for comparison with the whole operator: qkv
+                      projection, attn_flash, output projection, from the same float32 (B, L, D)
+                      input under bf16 autocast (reported beside, not instead of, attn_flash)
 
 Times are medians of --reps CUDA-event-timed calls after --warmup calls (plus the check call).
 Every cell that does not run says why (OOM, error, skipped: reason); nothing is extrapolated.
@@ -54,6 +58,7 @@ CONV = ["conv_plain", "conv_fast", "conv_fast_smooth"]
 GATED = ["gated_plain", "gated_fast"]
 OPERATOR = ["op_plain", "op_fast"]
 GRAPHED = ["op_fast_graphed"]
+ATTENTION = ["attn_flash", "attn_layer"]
 COMPILE_RESERVE_S = 45.0  # a compiled cell starts only with this much budget left
 T0 = time.perf_counter()
 
@@ -238,6 +243,21 @@ def build_attention(variant, batch, seqlen, width, device):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     heads = width // 64
+    if variant == "attn_layer":
+        torch.manual_seed(0)
+        qkv = torch.nn.Linear(width, 3 * width).to(device)
+        proj = torch.nn.Linear(width, width).to(device)
+        x = torch.randn(batch, seqlen, width, device=device).requires_grad_()
+        dx = torch.randn(batch, seqlen, width, device=device).bfloat16()
+
+        def layer():
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION), torch.autocast(
+                    device.type, dtype=torch.bfloat16, cache_enabled=False):
+                q, k, v = qkv(x).view(batch, seqlen, 3, heads, 64).permute(2, 0, 3, 1, 4)
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, L, 64)
+                return proj(o.transpose(1, 2).reshape(batch, seqlen, width))
+        # torch's own kernels and Linears: nothing to check
+        return _fwd_bwd(layer, [x, *qkv.parameters(), *proj.parameters()], dx), lambda: None
     q, k, v = (torch.randn(batch, heads, seqlen, 64, device=device, dtype=torch.bfloat16)
                .requires_grad_() for _ in range(3))
     dy = torch.randn_like(q)
@@ -250,7 +270,7 @@ def build_attention(variant, batch, seqlen, width, device):
 
 BUILDERS = {**{v: build_conv for v in CONV}, **{v: build_gated for v in GATED},
             "gated_compiled": build_gated, **{v: build_operator for v in OPERATOR + GRAPHED},
-            "attn_flash": build_attention}
+            "attn_flash": build_attention, "attn_layer": build_attention}
 
 
 def _free(device):
@@ -311,7 +331,7 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
             return conv_fft_size(seqlen, seqlen, "smooth") != conv_fft_size(seqlen, seqlen)
         if variant == "op_fast_graphed":
             return not args.quick and seqlen <= args.graph_max_len
-        if variant == "attn_flash":  # B=1 up to attn_max_len; B=8 up to a quarter of it
+        if variant in ATTENTION:  # B=1 up to attn_max_len; B=8 up to a quarter of it
             return (not args.quick and seqlen <= args.attn_max_len
                     and batch * seqlen <= 2 * args.attn_max_len)
         return True
@@ -320,17 +340,19 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
         for seqlen in lengths:
             if batch != small_b and (seqlen >= BIG or seqlen & (seqlen - 1)):
                 continue
-            cells += [(batch, seqlen, v, True) for v in kernels + GRAPHED + ["attn_flash"]
+            cells += [(batch, seqlen, v, True) for v in kernels + GRAPHED + ATTENTION
                       if want(v, seqlen, batch)]
     if not args.quick:  # phase 3: big batch, long L (checked at B=1); 4: compiled chain
         if big_b != small_b:
             cells += [(big_b, s, v, False) for s in lengths if s >= BIG and not s & (s - 1)
                       for v in ("conv_fast", "gated_fast", "op_fast")]
         cells += [(small_b, s, "gated_compiled", True) for s in args.compile_lengths]
+    if args.variants:
+        cells = [c for c in cells if c[2] in args.variants]
     return cells
 
 
-COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + GRAPHED + ["attn_flash"]
+COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + GRAPHED + ATTENTION
 
 
 def _cell_text(rec: dict | None, key: str = "ms") -> str:
@@ -352,17 +374,19 @@ def markdown(records: list[dict], meta: dict, args) -> str:
     by = {(r["batch"], r["L"], r["variant"]): r for r in records}
     for batch in sorted({r["batch"] for r in records}):
         rows = sorted({r["L"] for r in records if r["batch"] == batch})
-        head = ["L", *COLUMNS, "attn / best op_fast", "conv floor", "conv_fast ×floor",
+        head = ["L", *COLUMNS, "attn / best op_fast", "attn layer / best op_fast",
+                "conv floor", "conv_fast ×floor",
                 "gated floor", "gated_fast ×floor"]
         lines += [f"## batch {batch}: time (ms)", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for seqlen in rows:
             cells = [by.get((batch, seqlen, v)) for v in COLUMNS]
-            attn = by.get((batch, seqlen, "attn_flash"), {})
             ops = [by.get((batch, seqlen, v), {}).get("ms") for v in ("op_fast", *GRAPHED)]
             ops = [t for t in ops if t is not None]
-            ratio = f"{attn['ms'] / min(ops):.1f}x" if "ms" in attn and ops else "–"
-            extra = [ratio]
+            extra = []
+            for variant in ATTENTION:
+                attn = by.get((batch, seqlen, variant), {})
+                extra.append(f"{attn['ms'] / min(ops):.1f}x" if "ms" in attn and ops else "–")
             for kind, variant in (("conv", "conv_fast"), ("gated", "gated_fast")):
                 floor = floor_bytes(kind, batch, seqlen, args.d_model) / bw * 1e3
                 rec = by.get((batch, seqlen, variant))
@@ -420,6 +444,7 @@ def parse_args(argv=None):
     p.add_argument("--graph-max-len", type=int, default=1 << 16, help="longest graphed op L")
     p.add_argument("--compile-lengths", type=int, nargs="*", default=[1 << 16, 1 << 20])
     p.add_argument("--max-err", type=float, default=5e-2, help="largest rel. error accepted")
+    p.add_argument("--variants", nargs="+", choices=COLUMNS, help="run only these columns")
     p.add_argument("--cell-limit-s", type=float, default=25.0, help="skip slower cells")
     p.add_argument("--budget-s", type=float, default=190.0, help="stop starting cells after")
     args = p.parse_args(argv)

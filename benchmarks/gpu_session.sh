@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -285,6 +285,14 @@ if [ "$phase" = z ]; then  # issue 6, fifth session: the training table on the f
     rm -f "$R/gpus.csv" "$R/versions.txt"
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 230 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 170
+fi
+
+if [ "$phase" = attn ]; then  # issue 6, fifth session: operator vs a whole attention layer too
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 bench_operator 260 python3 benchmarks/bench_operator.py --batches 1 8 \
+        --lengths 8192 16384 32768 65536 131072 262144 --budget-s 200 --out "$R/operator" \
+        --variants op_fast op_fast_graphed attn_flash attn_layer
+    rm -f "$R/operator/results.png"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

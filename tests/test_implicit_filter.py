@@ -144,3 +144,14 @@ def test_precision_policy():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert imf.pick_precision("cpu", training=True) == "tf32"
         assert imf.pick_precision("cpu", training=False) == "tf32x3"
+
+
+@needs_triton
+def test_zero_taps_give_zero_gradients(device):
+    z, t, params, deltas = _inputs(5, 16, 16, 0)
+    p32 = [p.detach().float().to(device).requires_grad_() for p in params]
+    k = imf._fused(z.float().to(device), t.float().to(device), *p32, deltas.float().to(device),
+                   0.0, True, "ieee")
+    assert k.shape == (16, 0)
+    for g in torch.autograd.grad(k.sum(), p32):
+        assert torch.equal(g, torch.zeros_like(g))

@@ -146,7 +146,9 @@ class _ImplicitFilter(torch.autograd.Function):
         sizes = [width * feat, feat * feat, feat * feat, feat * emb, feat, feat, feat, feat]
         tiles = triton.cdiv(seqlen, BWD_BLOCK_L) if seqlen else 0
         programs = max(1, min(tiles, BWD_PROGRAMS_PER_SM * _sm_count(z.device)))
-        part = torch.empty(programs, sum(sizes), dtype=torch.float32, device=z.device)
+        # every program writes its whole row; with no taps at all no program runs: zeros
+        alloc = torch.empty if tiles else torch.zeros
+        part = alloc(programs, sum(sizes), dtype=torch.float32, device=z.device)
         if tiles:
             _filter_bwd_kernel[(programs,)](
                 part, dk.float().contiguous(), z, t, w1, b1, w2, b2, w3, b3, freq, w4,

@@ -13,7 +13,8 @@ Plain autograd runs this as ~20 kernels forward and ~30 backward, each a pass ov
 with flash attention. Here:
 
 - forward: one kernel, per tile of positions: the three small FFN layers on chip (tensor-core
-  dots, TF32 by default), then W_4, the window, one float32 store of k;
+  dots: TF32 when training under autocast, three-pass TF32 otherwise, ``pick_precision``), then
+  W_4, the window, one float32 store of k;
 - backward: one persistent kernel recomputes the FFN per tile from z (nothing but the
   parameters is saved), backpropagates dk through window, W_4, the sines and W_1..3, and keeps
   every weight gradient in registers; one ``sum`` over the programs' partial rows finishes it.

@@ -15,7 +15,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -293,6 +293,14 @@ if [ "$phase" = attn ]; then  # issue 6, fifth session: operator vs a whole atte
         --lengths 8192 16384 32768 65536 131072 262144 --budget-s 200 --out "$R/operator" \
         --variants op_fast op_fast_graphed attn_flash attn_layer
     rm -f "$R/operator/results.png"
+fi
+
+if [ "$phase" = final ]; then  # issue 6, fifth session: the refactored filter backward compiled
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py
+    on 0 bench_filter 90 python3 benchmarks/bench_filter.py --lengths 131072 1048576 \
+        --op-lengths 8192 --out "$R/filter.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

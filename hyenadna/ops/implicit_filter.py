@@ -229,6 +229,17 @@ if triton is not None:
         return c * freq[None, :], tl.sum(c * h, axis=0)
 
     @triton.jit
+    def _dense_backward(dh, a_in, w, PREC: tl.constexpr):
+        """Through h = a_in Wᵀ + b: this tile's (dW, db) and da_in."""
+        return (tl.dot(tl.trans(dh), a_in, input_precision=PREC), tl.sum(dh, axis=0),
+                tl.dot(dh, w, input_precision=PREC))
+
+    @triton.jit
+    def _load_square(w_ptr, F: tl.constexpr):
+        ff = tl.arange(0, F)
+        return tl.load(w_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)  # (F_out, F_in)
+
+    @triton.jit
     def _filter_bwd_kernel(part_ptr, dk_ptr, z_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
                            w3_ptr, b3_ptr, freq_ptr, w4_ptr, deltas_ptr, shift, L, E, D, tiles,
                            programs, row_len, EP: tl.constexpr, F: tl.constexpr, DP: tl.constexpr,
@@ -252,8 +263,8 @@ if triton is not None:
         if HOIST:
             w4 = tl.load(w4_ptr + dd[:, None] * F + ff[None, :], mask=dmask[:, None],
                          other=0.0).to(tl.float32)  # (DP, F)
-            w3 = tl.load(w3_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
-            w2 = tl.load(w2_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
+            w3 = _load_square(w3_ptr, F)
+            w2 = _load_square(w2_ptr, F)
         # persistent: program p takes tiles p, p + programs, ... (a while loop: Triton 3.6's
         # interpreter, which the CPU tests run, rejects range() over a runtime bound)
         tile = pid
@@ -276,18 +287,18 @@ if triton is not None:
             da = tl.dot(tl.trans(g), w4, input_precision=PREC)  # (BL, F)
             dh, dfr_i = _sine_backward(da, h3, freq)
             dfr += dfr_i
-            acc3 += tl.dot(tl.trans(dh), a2, input_precision=PREC)
-            db3 += tl.sum(dh, axis=0)
             if not HOIST:
-                w3 = tl.load(w3_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
-            da = tl.dot(dh, w3, input_precision=PREC)
+                w3 = _load_square(w3_ptr, F)
+            dw, db, da = _dense_backward(dh, a2, w3, PREC)
+            acc3 += dw
+            db3 += db
             dh, dfr_i = _sine_backward(da, h2, freq)
             dfr += dfr_i
-            acc2 += tl.dot(tl.trans(dh), a1, input_precision=PREC)
-            db2 += tl.sum(dh, axis=0)
             if not HOIST:
-                w2 = tl.load(w2_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)
-            da = tl.dot(dh, w2, input_precision=PREC)
+                w2 = _load_square(w2_ptr, F)
+            dw, db, da = _dense_backward(dh, a1, w2, PREC)
+            acc2 += dw
+            db2 += db
             dh, dfr_i = _sine_backward(da, h1, freq)
             dfr += dfr_i
             acc1 += tl.dot(tl.trans(dh), a0, input_precision=PREC)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU runs behind benchmarks/results/, batched for a 2×H100 lease (device tool, kind
-# nvidia-h100-x2). Each phase runs two GPU queues side by side and finishes inside ~9.5 minutes.
+# The GPU runs behind benchmarks/results/, one phase per device call, each inside ~10 minutes.
+# Phases a-d ran on a 2×H100 lease (kind nvidia-h100-x2, two GPU queues side by side); from e on
+# (issue 6) on one H100: `bash benchmarks/gpu_session.sh PHASE` with carry [".whl"].
 #
 #   (first run, 17:46: bench_operator.py and bench_train.py on GPU 1, pytest -m gpu on GPU 0;
 #    its pretraining hit a pyfaidx BGZF bug, fixed in genome.py, so phases were re-cut:)

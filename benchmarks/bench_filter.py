@@ -21,11 +21,10 @@ import contextlib
 import copy
 import itertools
 import json
-import statistics
 import time
 
 import torch
-from bench_operator import time_ms  # this folder is on sys.path when run as a script
+from bench_operator import median_ms  # this folder is on sys.path when run as a script
 
 from hyenadna.config import ModelConfig
 from hyenadna.model import HyenaOperator
@@ -60,10 +59,6 @@ def knobs(values: dict):
     finally:
         for k, v in saved.items():
             setattr(imf, k, v)
-
-
-def median_ms(fn, reps, warmup=3) -> float:
-    return statistics.median(time_ms(fn, torch.device("cuda"), reps, warmup))
 
 
 def peak_gib(fn) -> float:
@@ -131,13 +126,13 @@ def tune(op, seqlen, reps, tables) -> list[dict]:
             values = dict(zip(table, combo))
             with knobs(values):
                 try:
-                    ms = median_ms(fused_step(op, seqlen, "tf32"), reps)
+                    ms = median_ms(fused_step(op, seqlen, "tf32"), reps, 3)
                 except Exception as e:  # a shape that does not fit: record, go on
                     ms = f"error: {type(e).__name__}"
             rows.append({"L": seqlen, "precision": "tf32", **values, "ms": ms})
     for precision in imf.PRECISIONS:
         rows.append({"L": seqlen, "precision": precision,
-                     "ms": median_ms(fused_step(op, seqlen, precision), reps)})
+                     "ms": median_ms(fused_step(op, seqlen, precision), reps, 3)})
     return rows
 
 
@@ -152,7 +147,7 @@ def filter_cell(op, seqlen, kind, reps) -> dict:
 
     with filter_kind(kind):
         step()
-        return {"ms": median_ms(step, reps), "peak_gib": peak_gib(step)}
+        return {"ms": median_ms(step, reps, 3), "peak_gib": peak_gib(step)}
 
 
 def operator_cell(op, seqlen, kind, graphed, reps) -> dict:
@@ -171,7 +166,7 @@ def operator_cell(op, seqlen, kind, graphed, reps) -> dict:
             y.backward(dy)
 
         step()
-        return {"ms": median_ms(step, reps)}
+        return {"ms": median_ms(step, reps, 3)}
 
 
 def markdown(rows: list[dict], cols: list[str]) -> str:

@@ -93,6 +93,11 @@ def time_ms(fn, device: torch.device, reps: int, warmup: int) -> list[float]:
     return times
 
 
+def median_ms(fn, reps: int = 10, warmup: int = 2) -> float:
+    """Median of ``time_ms`` on the GPU: the one number the benchmark scripts report per cell."""
+    return statistics.median(time_ms(fn, torch.device("cuda"), reps, warmup))
+
+
 def copy_bandwidth(device: torch.device) -> float:
     """Device-to-device copy, bytes read + written per second (1 GiB each way on CUDA)."""
     numel = (1 << 28) if device.type == "cuda" else (1 << 22)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 
 import torch
-from bench_operator import time_ms  # this folder is on sys.path when run as a script
+from bench_operator import median_ms  # this folder is on sys.path when run as a script
 from torch.profiler import ProfilerActivity, profile
 
 from hyenadna.config import ModelConfig
@@ -37,10 +36,6 @@ def profile_rows(step) -> list[dict]:
         if us > 0:
             rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
     return sorted(rows, key=lambda r: -r["ms"])
-
-
-def median_ms(fn, reps: int = 10, warmup: int = 3) -> float:
-    return statistics.median(time_ms(fn, torch.device("cuda"), reps, warmup))
 
 
 def operator_step(op, u, dy):
@@ -103,10 +98,12 @@ def main() -> None:
         dy = torch.randn(args.batch, seqlen, 256, device="cuda")
         step = operator_step(op, u, dy)
         cell = {"L": seqlen, "batch": args.batch,
-                "operator_ms": median_ms(step),
-                "filter_ms": median_ms(filter_step(op, seqlen)),
-                "short_conv_ms": median_ms(short_conv_step(args.batch, 768, seqlen)),
-                "shift_conv_ms": median_ms(shift_conv_step(args.batch, 768, seqlen))}
+                "operator_ms": median_ms(step, warmup=3),
+                "filter_ms": median_ms(filter_step(op, seqlen), warmup=3),
+                "short_conv_ms": median_ms(short_conv_step(args.batch, 768, seqlen),
+                                           warmup=3),
+                "shift_conv_ms": median_ms(shift_conv_step(args.batch, 768, seqlen),
+                                           warmup=3)}
         rows = profile_rows(step)
         cell["kernels"] = rows
         cell["kernel_ms_total"] = sum(r["ms"] for r in rows)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
-from bench_operator import copy_bandwidth, floor_bytes, rel_err, time_ms
+from bench_operator import copy_bandwidth, floor_bytes, median_ms, rel_err
 from profile_operator import profile_rows
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast
@@ -47,8 +46,7 @@ def cell(fn, leaves, dy, reference):
     def forward():
         with torch.no_grad():
             fn()
-    ms = statistics.median(time_ms(step, torch.device("cuda"), 10, 2))
-    fwd = statistics.median(time_ms(forward, torch.device("cuda"), 10, 2))
+    ms, fwd = median_ms(step), median_ms(forward)
     return {"ms": ms, "fwd_ms": fwd, "rel_err": err}
 
 

@@ -17,20 +17,15 @@ import argparse
 import functools
 import itertools
 import json
-import statistics
 import time
 
 import torch
-from bench_operator import copy_bandwidth, floor_bytes, time_ms
+from bench_operator import copy_bandwidth, floor_bytes, median_ms
 from sweep_fourstep import cell, inputs
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
 
 TILINGS = list(itertools.product((16, 32, 64, 128, 256, 512), (2, 4, 8)))
-
-
-def median_ms(fn) -> float:
-    return statistics.median(time_ms(fn, torch.device("cuda"), 10, 2))
 
 
 def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -302,6 +302,17 @@ if [ "$phase" = final ]; then  # issue 6, fifth session: the refactored filter b
         tests/test_implicit_filter.py
     on 0 bench_filter 90 python3 benchmarks/bench_filter.py --lengths 131072 1048576 \
         --op-lengths 8192 --out "$R/filter.json"
+fi
+
+if [ "$phase" = s6a ]; then  # issue 6, sixth session: column-kernel ablation, baseline, profile
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 probe_cols 120 python3 benchmarks/probe_cols.py --out "$R/probe_cols.json"
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 40 \
+        --out "$R/profile_b1.json"
+    on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --lengths 8192 65536 262144 1048576 --budget-s 170 \
+        --variants conv_fast gated_fast op_fast op_fast_graphed attn_flash
+    rm -f "$R/operator/results.png"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -315,6 +315,11 @@ if [ "$phase" = s6a ]; then  # issue 6, sixth session: column-kernel ablation, b
     rm -f "$R/operator/results.png"
 fi
 
+if [ "$phase" = s6b ]; then  # issue 6, sixth session: column-kernel ablation, round 2
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 probe_cols 150 python3 benchmarks/probe_cols.py --out "$R/probe_cols2.json"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

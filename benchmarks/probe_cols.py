@@ -10,6 +10,11 @@ copy of that kernel with single pieces switched off or swapped, side by side in 
     no_twiddle  twiddle product skipped (wrong output: timing only)
     no_dot      column DFT skipped, x stored as if it were the spectrum (timing only)
     pairs       real and imaginary parts stored as one joined pair
+    *_swap      column blocks on grid axis 0 (the shipped kernel puts rows there)
+    *_cs        streaming stores (cache_modifier ".cs")
+
+and the shipped inverse column kernel (``irfft4_cols_triton``, gated bf16 output) at the same
+tilings,
 
 plus a torch copy of the same bytes (the floor). Writes JSON, prints a table.
 
@@ -29,7 +34,12 @@ from bench_operator import copy_bandwidth, median_ms
 
 from hyenadna.ops import conv_fft_size, fourstep
 
-VARIANTS = ("full", "tw_table", "no_twiddle", "no_dot", "pairs")
+VARIANTS = ("full", "pairs", "pairs_swap", "pairs_cs", "pairs_swap_cs", "no_twiddle", "no_dot")
+FLAGS = {  # variant: (TW, DOT, PAIRS, SWAP, CS)
+    "full": (0, True, False, False, False), "tw_table": (1, True, False, False, False),
+    "no_twiddle": (2, True, True, False, False), "no_dot": (0, False, True, False, False),
+    "pairs": (0, True, True, False, False), "pairs_swap": (0, True, True, True, False),
+    "pairs_cs": (0, True, True, False, True), "pairs_swap_cs": (0, True, True, True, True)}
 
 
 @triton.jit
@@ -41,12 +51,19 @@ def _angle(m, period: tl.constexpr):
 @triton.jit
 def _probe_kernel(out_ptr, a_ptr, b_ptr, tw_ptr, L, sa_c, sb_c, so_r, so_k,
                   N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr, ROWS: tl.constexpr,
-                  BJ: tl.constexpr, TW: tl.constexpr, DOT: tl.constexpr, PAIRS: tl.constexpr):
+                  BJ: tl.constexpr, TW: tl.constexpr, DOT: tl.constexpr, PAIRS: tl.constexpr,
+                  SWAP: tl.constexpr, CS: tl.constexpr):
     # a copy of fourstep._rfft4_cols_kernel (time-contiguous a and b, no bias, bf16 rounding)
-    # with TW: 0 sin/cos, 1 table, 2 none; DOT: column DFT on/off; PAIRS: joined stores
-    r = tl.program_id(0).to(tl.int64)
+    # with TW: 0 sin/cos, 1 table, 2 none; DOT: column DFT on/off; PAIRS: joined stores;
+    # SWAP: column blocks on grid axis 0 (rows on axis 1); CS: streaming stores
+    if SWAP:
+        r = tl.program_id(1).to(tl.int64)
+        jb = tl.program_id(0)
+    else:
+        r = tl.program_id(0).to(tl.int64)
+        jb = tl.program_id(1)
     j1 = tl.arange(0, ROWS)[:, None]
-    j2 = tl.program_id(1) * BJ + tl.arange(0, BJ)[None, :]
+    j2 = jb * BJ + tl.arange(0, BJ)[None, :]
     t = (j1 * N2 + j2).to(tl.int64)
     mask = t < L
     x = tl.load(a_ptr + r * sa_c + t, mask=mask, other=0.0).to(tl.float32)
@@ -79,7 +96,10 @@ def _probe_kernel(out_ptr, a_ptr, b_ptr, tw_ptr, L, sa_c, sb_c, so_r, so_k,
     if PAIRS:
         part = tl.arange(0, 2)[None, None, :]
         ptr = base[:, :, None] + k1[:, :, None] * so_k + part
-        tl.store(ptr, tl.join(pr, pi))
+        if CS:
+            tl.store(ptr, tl.join(pr, pi), cache_modifier=".cs")
+        else:
+            tl.store(ptr, tl.join(pr, pi))
     else:
         tl.store(base + k1 * so_k, pr)
         tl.store(base + k1 * so_k + 1, pi)
@@ -105,19 +125,18 @@ def probe(seqlen: int, channels: int, n1: int, bw: float, tilings) -> list[dict]
     ref = torch.empty_like(spec)
     fourstep.rfft4_cols_triton(ref, a, b, n, n1)
     out = []
-    flags = {"full": (0, True, False), "tw_table": (1, True, False),
-             "no_twiddle": (2, True, False), "no_dot": (0, False, False),
-             "pairs": (0, True, True)}
     for name in VARIANTS:
-        tw_mode, dot, pairs = flags[name]
+        tw_mode, dot, pairs, swap, cs = FLAGS[name]
         for bj, warps in tilings:
             bj = min(bj, n2)
+            grid = (n2 // bj, channels) if swap else (channels, n2 // bj)
 
-            def run(bj=bj, warps=warps, tw_mode=tw_mode, dot=dot, pairs=pairs):
-                _probe_kernel[(channels, n2 // bj)](
+            def run(bj=bj, warps=warps, tw_mode=tw_mode, dot=dot, pairs=pairs, swap=swap, cs=cs,
+                    grid=grid):
+                _probe_kernel[grid](
                     sv, a, b, twv, seqlen, a.stride(1), b.stride(1), sv.stride(1), sv.stride(2),
                     N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, TW=tw_mode, DOT=dot,
-                    PAIRS=pairs, num_warps=warps)
+                    PAIRS=pairs, SWAP=swap, CS=cs, num_warps=warps)
             try:
                 ms = median_ms(run, reps=20, warmup=3)
             except Exception as err:  # a tiling Triton cannot build
@@ -125,10 +144,17 @@ def probe(seqlen: int, channels: int, n1: int, bw: float, tilings) -> list[dict]
                             "error": str(err).splitlines()[0][:120]})
                 continue
             err = None
-            if name in ("full", "tw_table", "pairs"):
+            if FLAGS[name][:2] in ((0, True), (1, True)):
                 err = ((spec - ref).abs().max() / ref.abs().max()).item()
             out.append({"L": seqlen, "variant": name, "block_j": bj, "num_warps": warps,
                         "ms": ms, "of_copy_bw": moved / (ms * 1e-3) / bw, "max_rel_err": err})
+    y = torch.empty_like(a)
+    for bj, warps in tilings:
+        bj = min(bj, n2)
+        ms = median_ms(lambda bj=bj, warps=warps: fourstep.irfft4_cols_triton(
+            spec, n, n1, seqlen, y, b, block_j=bj, num_warps=warps), reps=20, warmup=3)
+        out.append({"L": seqlen, "variant": "irfft_shipped", "block_j": bj, "num_warps": warps,
+                    "ms": ms, "of_copy_bw": moved / (ms * 1e-3) / bw, "max_rel_err": None})
     src = torch.empty(moved // 4, device=dev)
     dst = torch.empty_like(src)
     out.append({"L": seqlen, "variant": "copy_same_bytes",
@@ -142,7 +168,7 @@ def main() -> None:
     ap.add_argument("--n1", type=int, default=32)
     args = ap.parse_args()
     bw = copy_bandwidth(torch.device("cuda"))
-    tilings = [(32, 4), (64, 4), (64, 8), (128, 4), (128, 8), (256, 8)]
+    tilings = [(16, 1), (16, 2), (16, 4), (32, 1), (32, 2), (32, 4), (64, 4)]
     rows = []
     for seqlen, channels in ((65536, 256), (1 << 20, 32)):
         rows += probe(seqlen, channels, args.n1, bw, tilings)

@@ -1,4 +1,4 @@
-"""mul_spectra (hyenadna.ops.spectral): the Triton kernel against its torch twin and against
+"""mul_spectra and backward_products (hyenadna.ops.spectral): the Triton kernel against its torch twin and against
 float64 complex products. Spectra are synthetic random complex values."""
 
 import pytest
@@ -48,3 +48,25 @@ def test_dispatch_float64_uses_torch_and_checks_shapes():
     assert torch.equal(out, a * b.conj())
     with pytest.raises(ValueError, match="ending in b"):
         spectral.mul_spectra(out, a, b[:, :4], False)
+
+
+@needs_triton
+@pytest.mark.parametrize("shape,k_shape", [((3, 5, 1000), (5, 1000)), ((2, 4, 17, 64), (4, 17, 64)),
+                                           ((7, 33), (7, 33))])
+def test_backward_products_match_float64(shape, k_shape, device):
+    # both results from the ORIGINAL g: w ← g · conj(w) must not see the updated g, nor g see w
+    g, w, k = (_spectrum(s, seed, device) for s, seed in ((shape, 6), (shape, 7), (k_shape, 8)))
+    g64, w64, k64 = (t.cpu().to(torch.complex128) for t in (g, w, k))
+    spectral.backward_products_triton(g, w, k)
+    for got, expect in ((w, g64 * w64.conj()), (g, g64 * k64.conj())):
+        assert ((got.cpu() - expect).abs().max() / expect.abs().max()).item() < 1e-6
+
+
+def test_backward_products_torch_twin_and_dispatch():
+    g, w, k = (_spectrum(s, seed, "cpu", torch.complex128)
+               for s, seed in (((2, 3, 8), 9), ((2, 3, 8), 10), ((3, 8), 11)))
+    expect_w, expect_g = g * w.conj(), g * k.conj()
+    spectral.backward_products(g, w, k)
+    assert torch.equal(w, expect_w) and torch.equal(g, expect_g)
+    with pytest.raises(ValueError, match="ending in k"):
+        spectral.backward_products(g, w, k[:, :4])

@@ -20,7 +20,8 @@ complex spectra, and runs ~12 elementwise passes per direction: its 68.9 ms at L
    z in the I/O dtype (only when ``post`` is given: dpost = dy · z) and the filter's spectrum
    K'/n (8 bytes per tap, independent of B: it spares the backward an rfft of the filter; k
    itself is not kept). w = v · pre and its spectrum (8 bytes per element of (B, D, L)) are
-   recomputed, never stored. Products with a conjugate are one pass (``mul_spectra``).
+   recomputed, never stored. Products with a conjugate are one pass, and the backward's two share
+   their read of G (``hyenadna.ops.spectral``).
 3. D is folded into tap 0 of the filter (k'[0] = k[0] + D), so the skip term costs nothing in
    either direction and dD = dk'[0] comes for free.
 4. Channels are processed in chunks so the float32/complex buffers of one chunk (a few times
@@ -46,7 +47,7 @@ import torch
 from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
 from hyenadna.ops.layout import padded_mul, strided_mul, use_triton
-from hyenadna.ops.spectral import mul_spectra
+from hyenadna.ops.spectral import backward_products, mul_spectra
 
 CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
@@ -106,6 +107,16 @@ def _chunks(channels: int, rows: int, n: int, chunk_elems: int) -> list[slice]:
     return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
 
 
+def _spectrum_buffer(for_backward: bool, chunks: list[slice], shape: tuple, dtype, device
+                     ) -> torch.Tensor | None:
+    """The (D, ...) buffer the forward writes the filter's spectrum into chunk by chunk, or None
+    when nothing is kept or one chunk covers every channel: that chunk's spectrum is then kept
+    as it is. (torch.fft with ``out=`` transforms into a temporary and copies it over with a
+    scaling pass: one more read and write of the spectrum, 0.1 ms at L = 64k on an H100.)"""
+    return torch.empty(shape, dtype=dtype, device=device) if for_backward and len(chunks) > 1 \
+        else None
+
+
 def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
                      dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
     """rfft of k'/n (k with D added to tap 0, zero-padded to n): (c, L_k) → (c, n//2 + 1),
@@ -143,9 +154,10 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
     cdt = _compute_dtype(v)
     y = torch.empty_like(v) if out is None else out  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
-    k_spec = (torch.empty(channels, n // 2 + 1, dtype=_complex(cdt), device=v.device)
-              if for_backward else None)
-    for sl in _chunks(channels, batch, n, chunk_elems):
+    chunks = _chunks(channels, batch, n, chunk_elems)
+    k_spec = _spectrum_buffer(for_backward, chunks, (channels, n // 2 + 1), _complex(cdt),
+                              v.device)
+    for sl in chunks:
         buf = torch.empty(batch, sl.stop - sl.start, n, dtype=cdt, device=v.device)  # (B, c, n)
         # w = v · pre zero-padded to n, one pass (the product rounds to bf16 before it widens,
         # like the plain path's v * x1 followed by fftconv's cast: both see the same w)
@@ -154,6 +166,8 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
         del buf
         k_f = _filter_spectrum(k[sl], None if D is None else D[sl], n, cdt,
                                None if k_spec is None else k_spec[sl])  # (c, n//2+1)
+        if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
+            k_spec = k_f
         spec.mul_(k_f)
         z = torch.fft.irfft(spec, n=n, norm="forward")[..., :seqlen]  # (B, c, L); 1/n in K
         del spec, k_f
@@ -172,13 +186,15 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     half, n2 = n1 // 2 + 1, n // n1
     cdt = _complex(_compute_dtype(v))
-    k_spec = (torch.empty(channels, half, n2, dtype=cdt, device=v.device)
-              if for_backward else None)
-    for sl in _chunks(channels, batch, n, chunk_elems):
+    chunks = _chunks(channels, batch, n, chunk_elems)
+    k_spec = _spectrum_buffer(for_backward, chunks, (channels, half, n2), cdt, v.device)
+    for sl in chunks:
         # K'/n: D on tap 0, the inverse transform's 1/n on the filter (see _filter_spectrum)
         k_f = fourstep.rfft4(k[sl].unsqueeze(0), None, n, n1, 1.0 / n,
                              None if D is None else D[sl],
                              None if k_spec is None else k_spec[sl].unsqueeze(0))[0]
+        if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
+            k_spec = k_f
         spec = fourstep.rfft4(v[:, sl], None if pre is None else pre[:, sl], n, n1)
         spec.mul_(k_f)  # (B, c, H, N2)
         del k_f
@@ -226,12 +242,13 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
         g_f = spec[0]
         if need_cross:
             w_f = spec[1]
-            mul_spectra(w_f, g_f, w_f, conj_b=True)  # G · conj(W), over W
+            backward_products(g_f, w_f, k_spec[sl])  # W ← G · conj(W), G ← G · conj(K'/n)
             cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, H, N2)
             q = torch.fft.ifft(cross, dim=-1, norm="forward")
             fourstep.irfft4_cols(q.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0))
             del w_f, cross, q
-        mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
+        else:
+            mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
         q = torch.fft.ifft(g_f, dim=-1, norm="forward")
         del spec, g_f
         if pre is None:
@@ -286,14 +303,15 @@ def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
         del buf
         g_f = spec[0]  # (B, c, n//2+1)
         if need_cross:
-            # sum_b G · conj(W), in place in W's slot, one pass (torch's mul would first
-            # materialise the lazy conj)
+            # sum_b G · conj(W) in W's slot and G · conj(K'/n) in G's, one pass for both
+            # (torch's mul would first materialise each lazy conj)
             w_f = spec[1]  # (B, c, n//2+1)
-            mul_spectra(w_f, g_f, w_f, conj_b=True)
+            backward_products(g_f, w_f, k_spec[sl])
             cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, n//2+1)
             dk[sl] = torch.fft.irfft(cross, n=n, norm="forward")[:, :taps]  # (c, L_k)
             del w_f, cross
-        mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
+        else:
+            mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
         dw = torch.fft.irfft(g_f, n=n, norm="forward")[..., :seqlen]
         del spec, g_f
         strided_mul(dv[:, sl], dw, None if pre is None else pre[:, sl])

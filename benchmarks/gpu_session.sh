@@ -320,6 +320,15 @@ if [ "$phase" = s6b ]; then  # issue 6, sixth session: column-kernel ablation, r
     on 0 probe_cols 150 python3 benchmarks/probe_cols.py --out "$R/probe_cols2.json"
 fi
 
+if [ "$phase" = s6c ]; then  # issue 6, sixth session: table-twiddle column kernels: tests, tiles
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_spectral.py tests/test_fftconv_fast.py
+    on 0 tune_fourstep 150 python3 benchmarks/tune_fourstep.py --out "$R/tune_fourstep.json"
+    on 0 sweep_fourstep 120 python3 benchmarks/sweep_fourstep.py --n1 32 --profile-lengths \
+        --lengths 8192 16384 32768 65536 --out "$R/sweep_fourstep.json"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

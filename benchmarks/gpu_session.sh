@@ -329,6 +329,19 @@ if [ "$phase" = s6c ]; then  # issue 6, sixth session: table-twiddle column kern
         --lengths 8192 16384 32768 65536 --out "$R/sweep_fourstep.json"
 fi
 
+if [ "$phase" = s6d ]; then  # issue 6, sixth session: sin/cos kernels with paired stores, A/B
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_spectral.py
+    on 0 probe_cols 120 python3 benchmarks/probe_cols.py --out "$R/probe_cols3.json"
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 40 \
+        --out "$R/profile_b1.json"
+    on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --lengths 8192 65536 262144 1048576 --budget-s 170 \
+        --variants conv_fast gated_fast op_fast op_fast_graphed attn_flash
+    rm -f "$R/operator/results.png"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

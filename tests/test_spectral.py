@@ -1,5 +1,5 @@
-"""mul_spectra and backward_products (hyenadna.ops.spectral): the Triton kernel against its torch twin and against
-float64 complex products. Spectra are synthetic random complex values."""
+"""mul_spectra and backward_products (hyenadna.ops.spectral): the Triton kernels against their
+torch twins and against float64 complex products. Spectra are synthetic random complex values."""
 
 import pytest
 import torch

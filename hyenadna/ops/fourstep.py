@@ -39,7 +39,6 @@ tests hold both implementations (Triton and the torch twin) to it.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -222,25 +221,6 @@ def _rows_pow2(seqlen: int, n2: int) -> int:
     return max(16, triton.next_power_of_2(triton.cdiv(seqlen, n2)))
 
 
-@functools.lru_cache(maxsize=64)
-def _column_tables(n: int, n1: int, bj: int, device: torch.device) -> torch.Tensor:
-    """What the column kernels would otherwise rebuild by sin/cos in every program, float32:
-
-        [0]: cos, [1]: sin of 2π·(k1·j1 mod N1)/N1, (N1/2, N1)  the column DFT
-        [2]: cos, [3]: sin of 2π·(k1·jj mod n)/n, (N1/2 + 1, BJ)  twiddles within a tile
-
-    packed flat in that order. A program's twiddle ω_n^(k1·j2) at j2 = j0 + jj is the tile's
-    (one sin/cos per row k1) times the table's ω_n^(k1·jj): one rounding more than sin/cos of
-    the whole angle (~1e-7), far below the TF32 column DFT's. Angles from exact integers in
-    float64. Small (a few KiB): the programs read it from L1/L2."""
-    half = n1 // 2
-    k1 = torch.arange(half + 1, dtype=torch.int64)[:, None]
-    dft = 2 * math.pi * ((k1[:half] * torch.arange(n1)[None, :]) % n1).double() / n1
-    tw = 2 * math.pi * ((k1 * torch.arange(bj)[None, :]) % n).double() / n
-    parts = (dft.cos(), dft.sin(), tw.cos(), tw.sin())
-    return torch.cat([t.flatten() for t in parts]).float().to(device)
-
-
 def _check_rows(spec_real: torch.Tensor) -> None:
     # the kernels address a spectrum row r = b·C + c with one stride
     batch_stride, row_stride = spec_real.stride(0), spec_real.stride(1)
@@ -271,10 +251,10 @@ def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None, *, block_j=None,
     # each spectrum row (and no grid axis limits the number of rows)
     grid = (batch * channels * (n2 // bj),)
     _rfft4_cols_kernel[grid](
-        sv, a, bb, a if bias is None else bias, _column_tables(n, n1, bj, a.device), channels,
-        seqlen, float(scale), *a.stride(), *bb.stride(), sv.stride(1), sv.stride(2),
-        sv.stride(3), N=n, N1=n1, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, HAS_B=b is not None,
-        HAS_BIAS=bias is not None, ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
+        sv, a, bb, a if bias is None else bias, channels, seqlen, float(scale), *a.stride(),
+        *bb.stride(), sv.stride(1), sv.stride(2), sv.stride(3), N=n, N2=n2, HALF=half,
+        ROWS=rows_in, BJ=bj, HAS_B=b is not None, HAS_BIAS=bias is not None,
+        ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
         num_warps=num_warps or RFFT_WARPS)
 
 
@@ -294,10 +274,10 @@ def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None
     g2 = o2 if gate2 is None else gate2
     grid = (batch * channels * (n2 // bj),)
     _irfft4_cols_kernel[grid](
-        qv, out1, g1, o2, g2, _column_tables(n, n1, bj, q.device), channels, seqlen,
-        float(scale), qv.stride(1), qv.stride(2), qv.stride(3), *out1.stride(), *g1.stride(),
-        *o2.stride(), *g2.stride(), N=n, N1=n1, N2=n2, HALF=half, ROWS=rows_out, BJ=bj,
-        HAS_G1=gate1 is not None, HAS_O2=out2 is not None, HAS_G2=gate2 is not None,
+        qv, out1, g1, o2, g2, channels, seqlen, float(scale), qv.stride(1), qv.stride(2),
+        qv.stride(3), *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(), N=n, N2=n2,
+        HALF=half, ROWS=rows_out, BJ=bj, HAS_G1=gate1 is not None, HAS_O2=out2 is not None,
+        HAS_G2=gate2 is not None,
         num_warps=num_warps or IRFFT_WARPS)
 
 
@@ -310,34 +290,19 @@ if triton is not None:
         return m.to(tl.float32) * (6.283185307179586 / period)
 
     @triton.jit
-    def _tile_twiddle(tab_ptr, j0, N: tl.constexpr, N1: tl.constexpr, HALF: tl.constexpr,
-                      BJ: tl.constexpr, ROW0: tl.constexpr, NROWS: tl.constexpr):
-        # cos, sin of 2π·k1·(j0 + jj)/N for k1 = ROW0 .. ROW0 + NROWS − 1, jj < BJ: the tile's
-        # angle k1·j0 by sin/cos, times the table's k1·jj (see _column_tables)
-        k1 = ROW0 + tl.arange(0, NROWS)[:, None]
-        th = _angle((k1 * j0) % N, N)  # (NROWS, 1)
-        cb = tl.cos(th)
-        sb = tl.sin(th)
-        at = tab_ptr + HALF * N1 * 2 + k1 * BJ + tl.arange(0, BJ)[None, :]
-        cl = tl.load(at)
-        sl = tl.load(at + (HALF + 1) * BJ)
-        return cb * cl - sb * sl, sb * cl + cb * sl
-
-    @triton.jit
-    def _rfft4_cols_kernel(out_ptr, a_ptr, b_ptr, bias_ptr, tab_ptr, C, L, scale,
+    def _rfft4_cols_kernel(out_ptr, a_ptr, b_ptr, bias_ptr, C, L, scale,
                            sa_b, sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k, so_j,
-                           N: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
-                           HALF: tl.constexpr, ROWS: tl.constexpr, BJ: tl.constexpr,
-                           HAS_B: tl.constexpr, HAS_BIAS: tl.constexpr, ROUND: tl.constexpr):
+                           N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
+                           ROWS: tl.constexpr, BJ: tl.constexpr, HAS_B: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, ROUND: tl.constexpr):
         # One (row, block of BJ columns j2): x[j1, j2] = a·b·scale at t = j1·N2 + j2 (zero past
         # L), P[k1, j2] = ω_N^(j2·k1) · sum_j1 ω_N1^(j1·k1) · x[j1, j2] for k1 = 0 .. HALF.
         pid = tl.program_id(0).to(tl.int64)
         r = pid // (N2 // BJ)
-        j0 = (pid % (N2 // BJ)).to(tl.int32) * BJ
         bi = r // C
         ci = r % C
         j1 = tl.arange(0, ROWS)[:, None]
-        j2 = j0 + tl.arange(0, BJ)[None, :]
+        j2 = (pid % (N2 // BJ)).to(tl.int32) * BJ + tl.arange(0, BJ)[None, :]
         t = (j1 * N2 + j2).to(tl.int64)
         mask = t < L
         x = tl.load(a_ptr + bi * sa_b + ci * sa_c + t * sa_l, mask=mask, other=0.0)
@@ -354,10 +319,12 @@ if triton is not None:
             x += tl.where(t == 0, tl.load(bias_ptr + ci).to(tl.float32) * scale, 0.0)
         # column DFT rows k1 < HALF on tensor cores (TF32, float32 accumulation)
         k1 = tl.arange(0, HALF)[:, None]
-        at = tab_ptr + k1 * N1 + tl.arange(0, ROWS)[None, :]  # (HALF, ROWS) of the DFT
-        sr = tl.dot(tl.load(at), x, input_precision="tf32")  # (HALF, BJ)
-        si = -tl.dot(tl.load(at + HALF * N1), x, input_precision="tf32")
-        c, s = _tile_twiddle(tab_ptr, j0, N, N1, HALF, BJ, 0, HALF)  # ω = cos θ − i sin θ
+        ph = _angle((k1 * tl.arange(0, ROWS)[None, :]) % (2 * HALF), 2 * HALF)  # (HALF, ROWS)
+        sr = tl.dot(tl.cos(ph), x, input_precision="tf32")  # (HALF, BJ)
+        si = -tl.dot(tl.sin(ph), x, input_precision="tf32")
+        th = _angle((k1 * j2) % N, N)  # twiddle ω_N^(j2·k1) = cos θ − i sin θ
+        c = tl.cos(th)
+        s = tl.sin(th)
         part = tl.arange(0, 2)[None, None, :]  # real, imaginary: side by side, one store
         base = out_ptr + r * so_r + j2 * so_j  # (1, BJ)
         tl.store((base + k1 * so_k)[:, :, None] + part,
@@ -365,40 +332,43 @@ if triton is not None:
         # Nyquist row k1 = HALF: ω_N1^(j1·HALF) = (−1)^j1, real
         sgn = tl.where(j1 % 2 == 0, 1.0, -1.0)
         nyq = tl.sum(x * sgn, axis=0)[None, :]  # (1, BJ)
-        c, s = _tile_twiddle(tab_ptr, j0, N, N1, HALF, BJ, HALF, 1)
-        tl.store((base + HALF * so_k)[:, :, None] + part, tl.join(nyq * c, -nyq * s))
+        th = _angle((HALF * j2) % N, N)
+        tl.store((base + HALF * so_k)[:, :, None] + part,
+                 tl.join(nyq * tl.cos(th), -nyq * tl.sin(th)))
 
     @triton.jit
-    def _irfft4_cols_kernel(q_ptr, o1_ptr, g1_ptr, o2_ptr, g2_ptr, tab_ptr, C, L, scale,
+    def _irfft4_cols_kernel(q_ptr, o1_ptr, g1_ptr, o2_ptr, g2_ptr, C, L, scale,
                             sq_r, sq_k, sq_j, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l,
                             so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l,
-                            N: tl.constexpr, N1: tl.constexpr, N2: tl.constexpr,
-                            HALF: tl.constexpr, ROWS: tl.constexpr, BJ: tl.constexpr,
-                            HAS_G1: tl.constexpr, HAS_O2: tl.constexpr, HAS_G2: tl.constexpr):
+                            N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
+                            ROWS: tl.constexpr, BJ: tl.constexpr, HAS_G1: tl.constexpr,
+                            HAS_O2: tl.constexpr, HAS_G2: tl.constexpr):
         # One (row, block of BJ columns j2): R[k1, j2] = c_k1 · ω_N^(−j2·k1) · Q[k1, j2],
         # y[j1, j2] = scale · sum_k1 Re(ω_N1^(−j1·k1) · R[k1, j2]) at t = j1·N2 + j2 < L.
         pid = tl.program_id(0).to(tl.int64)
         r = pid // (N2 // BJ)
-        j0 = (pid % (N2 // BJ)).to(tl.int32) * BJ
         bi = r // C
         ci = r % C
         k1 = tl.arange(0, HALF)[:, None]
-        j2 = j0 + tl.arange(0, BJ)[None, :]
-        part = tl.arange(0, 2)[None, None, :]
-        base = q_ptr + r * sq_r + j2 * sq_j  # (1, BJ)
-        qr, qi = tl.split(tl.load((base + k1 * sq_k)[:, :, None] + part))
-        c, s = _tile_twiddle(tab_ptr, j0, N, N1, HALF, BJ, 0, HALF)
+        j2 = (pid % (N2 // BJ)).to(tl.int32) * BJ + tl.arange(0, BJ)[None, :]
+        base = q_ptr + r * sq_r + j2 * sq_j
+        qr = tl.load(base + k1 * sq_k)
+        qi = tl.load(base + k1 * sq_k + 1)
+        th = _angle((k1 * j2) % N, N)
+        c = tl.cos(th)
+        s = tl.sin(th)
         w = tl.where(k1 == 0, 1.0, 2.0)
         rr = (qr * c - qi * s) * w
         ri = (qr * s + qi * c) * w
         j1 = tl.arange(0, ROWS)[:, None]
-        at = tab_ptr + tl.arange(0, HALF)[None, :] * N1 + j1  # (ROWS, HALF): the DFT's transpose
-        y = tl.dot(tl.load(at), rr, input_precision="tf32")
-        y -= tl.dot(tl.load(at + HALF * N1), ri, input_precision="tf32")  # (ROWS, BJ)
+        ph = _angle((j1 * tl.arange(0, HALF)[None, :]) % (2 * HALF), 2 * HALF)  # (ROWS, HALF)
+        y = tl.dot(tl.cos(ph), rr, input_precision="tf32")
+        y -= tl.dot(tl.sin(ph), ri, input_precision="tf32")  # (ROWS, BJ)
         # Nyquist row k1 = HALF: (−1)^j1 · Re(ω_N^(−j2·HALF) · Q[HALF, j2])
-        nr, ni = tl.split(tl.load((base + HALF * sq_k)[:, :, None] + part))
-        c, s = _tile_twiddle(tab_ptr, j0, N, N1, HALF, BJ, HALF, 1)
-        y += tl.where(j1 % 2 == 0, 1.0, -1.0) * (nr * c - ni * s)
+        nr = tl.load(base + HALF * sq_k)
+        ni = tl.load(base + HALF * sq_k + 1)
+        th = _angle((HALF * j2) % N, N)
+        y += tl.where(j1 % 2 == 0, 1.0, -1.0) * (nr * tl.cos(th) - ni * tl.sin(th))
         y = y * scale
         t = (j1 * N2 + j2).to(tl.int64)
         mask = t < L

@@ -222,3 +222,16 @@ def test_auto_engine_on_cuda_bf16_matches_reference():
     y = gated_fftconv(v, pre, post, k)
     y_ref = gated_fftconv_ref(*(t.double() for t in (v, pre, post, k)))
     assert ((y.double() - y_ref).norm() / y_ref.norm()).item() < 1e-2
+
+
+@needs_triton
+def test_triton_columns_refuse_spectra_they_cannot_address():
+    # the kernels hard-code each row's N2 complex values side by side and one (B, C) row stride
+    a = torch.zeros(2, 3, 1024)
+    n, n1 = 2048, 32
+    wide = torch.zeros(2, 3, n1 // 2 + 1, 2 * (n // n1), dtype=torch.complex64)
+    with pytest.raises(ValueError, match="N2 complex values contiguous"):
+        fourstep.rfft4_cols_triton(wide[..., ::2], a, None, n, n1)
+    split = torch.zeros(3, 2, n1 // 2 + 1, n // n1, dtype=torch.complex64).transpose(0, 1)
+    with pytest.raises(ValueError, match="evenly strided"):
+        fourstep.irfft4_cols_triton(split, n, n1, 1024, a)

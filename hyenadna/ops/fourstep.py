@@ -222,12 +222,13 @@ def _rows_pow2(seqlen: int, n2: int) -> int:
 
 
 def _check_rows(spec_real: torch.Tensor) -> None:
-    # the kernels address a spectrum row r = b·C + c with one stride
+    # the kernels address a spectrum row r = b·C + c with one stride, and each row's N2 complex
+    # values side by side (a stride the compiler knows lets it store each pair as one 8 bytes)
     batch_stride, row_stride = spec_real.stride(0), spec_real.stride(1)
     if spec_real.shape[0] > 1 and batch_stride != spec_real.shape[1] * row_stride:
         raise ValueError("half spectrum must have its (B, C) rows evenly strided")
-    if spec_real.stride(-1) != 1:
-        raise ValueError("half spectrum must store real and imaginary parts side by side")
+    if spec_real.stride(-1) != 1 or spec_real.stride(-2) != 2:
+        raise ValueError("half spectrum must have its N2 complex values contiguous")
 
 
 def _round_code(a: torch.dtype, b: torch.dtype) -> int:
@@ -252,7 +253,7 @@ def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None, *, block_j=None,
     grid = (batch * channels * (n2 // bj),)
     _rfft4_cols_kernel[grid](
         sv, a, bb, a if bias is None else bias, channels, seqlen, float(scale), *a.stride(),
-        *bb.stride(), sv.stride(1), sv.stride(2), sv.stride(3), N=n, N2=n2, HALF=half,
+        *bb.stride(), sv.stride(1), sv.stride(2), N=n, N2=n2, HALF=half,
         ROWS=rows_in, BJ=bj, HAS_B=b is not None, HAS_BIAS=bias is not None,
         ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
         num_warps=num_warps or RFFT_WARPS)
@@ -275,7 +276,7 @@ def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None
     grid = (batch * channels * (n2 // bj),)
     _irfft4_cols_kernel[grid](
         qv, out1, g1, o2, g2, channels, seqlen, float(scale), qv.stride(1), qv.stride(2),
-        qv.stride(3), *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(), N=n, N2=n2,
+        *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(), N=n, N2=n2,
         HALF=half, ROWS=rows_out, BJ=bj, HAS_G1=gate1 is not None, HAS_O2=out2 is not None,
         HAS_G2=gate2 is not None,
         num_warps=num_warps or IRFFT_WARPS)
@@ -291,7 +292,7 @@ if triton is not None:
 
     @triton.jit
     def _rfft4_cols_kernel(out_ptr, a_ptr, b_ptr, bias_ptr, C, L, scale,
-                           sa_b, sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k, so_j,
+                           sa_b, sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k,
                            N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
                            ROWS: tl.constexpr, BJ: tl.constexpr, HAS_B: tl.constexpr,
                            HAS_BIAS: tl.constexpr, ROUND: tl.constexpr):
@@ -326,7 +327,7 @@ if triton is not None:
         c = tl.cos(th)
         s = tl.sin(th)
         part = tl.arange(0, 2)[None, None, :]  # real, imaginary: side by side, one store
-        base = out_ptr + r * so_r + j2 * so_j  # (1, BJ)
+        base = out_ptr + r * so_r + 2 * j2  # (1, BJ)
         tl.store((base + k1 * so_k)[:, :, None] + part,
                  tl.join(sr * c + si * s, si * c - sr * s))
         # Nyquist row k1 = HALF: ω_N1^(j1·HALF) = (−1)^j1, real
@@ -338,7 +339,7 @@ if triton is not None:
 
     @triton.jit
     def _irfft4_cols_kernel(q_ptr, o1_ptr, g1_ptr, o2_ptr, g2_ptr, C, L, scale,
-                            sq_r, sq_k, sq_j, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l,
+                            sq_r, sq_k, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l,
                             so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l,
                             N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
                             ROWS: tl.constexpr, BJ: tl.constexpr, HAS_G1: tl.constexpr,
@@ -351,7 +352,7 @@ if triton is not None:
         ci = r % C
         k1 = tl.arange(0, HALF)[:, None]
         j2 = (pid % (N2 // BJ)).to(tl.int32) * BJ + tl.arange(0, BJ)[None, :]
-        base = q_ptr + r * sq_r + j2 * sq_j
+        base = q_ptr + r * sq_r + 2 * j2
         qr = tl.load(base + k1 * sq_k)
         qi = tl.load(base + k1 * sq_k + 1)
         th = _angle((k1 * j2) % N, N)

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -340,6 +340,16 @@ if [ "$phase" = s6d ]; then  # issue 6, sixth session: sin/cos kernels with pair
         --lengths 8192 65536 262144 1048576 --budget-s 170 \
         --variants conv_fast gated_fast op_fast op_fast_graphed attn_flash
     rm -f "$R/operator/results.png"
+fi
+
+if [ "$phase" = s6e ]; then  # issue 6, sixth session: the complex stride as a constant: A/B, table
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py
+    on 0 probe_cols 120 python3 benchmarks/probe_cols.py --out "$R/probe_cols4.json"
+    on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --lengths 8192 65536 262144 1048576 --budget-s 170 \
+        --variants conv_fast gated_fast op_fast op_fast_graphed attn_flash
+    rm -f "$R/operator/results.png" "$R/operator/results.md"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -5,13 +5,15 @@ row; on an H100 it ran at 24-29% of copy bandwidth after tuning (results/fourste
 and its 4 calls were 0.87 ms of the 3.8 ms of kernels in the 64k operator. This script times a
 copy of that kernel with single pieces switched off or swapped, side by side in one run:
 
-    full        the kernel as shipped (twiddles by sin/cos in the kernel, two strided stores)
+    full        the kernel as it was at the start of the sixth session (twiddles by sin/cos in
+                the kernel, two strided stores, rows on grid axis 0)
     tw_table    twiddles read from a precomputed (N1/2 + 1, N2) complex table (L2-resident)
     no_twiddle  twiddle product skipped (wrong output: timing only)
     no_dot      column DFT skipped, x stored as if it were the spectrum (timing only)
     pairs       real and imaginary parts stored as one joined pair
-    *_swap      column blocks on grid axis 0 (the shipped kernel puts rows there)
+    *_swap      column blocks on grid axis 0
     *_cs        streaming stores (cache_modifier ".cs")
+    *_dfttab    the column DFT block read from a small cos/sin table instead of sin/cos per program
 
 and the package's kernels themselves (``rfft4_cols_triton``; ``irfft4_cols_triton`` with a
 gated bf16 output) at the same tilings,
@@ -34,12 +36,13 @@ from bench_operator import copy_bandwidth, median_ms
 
 from hyenadna.ops import conv_fft_size, fourstep
 
-VARIANTS = ("full", "pairs_swap", "no_twiddle", "no_dot")
+VARIANTS = ("full", "pairs_swap", "pairs_swap_dfttab", "no_twiddle", "no_dot")
 FLAGS = {  # variant: (TW, DOT, PAIRS, SWAP, CS)
     "full": (0, True, False, False, False), "tw_table": (1, True, False, False, False),
     "no_twiddle": (2, True, True, False, False), "no_dot": (0, False, True, False, False),
     "pairs": (0, True, True, False, False), "pairs_swap": (0, True, True, True, False),
-    "pairs_cs": (0, True, True, False, True), "pairs_swap_cs": (0, True, True, True, True)}
+    "pairs_cs": (0, True, True, False, True), "pairs_swap_cs": (0, True, True, True, True),
+    "pairs_swap_dfttab": (0, True, True, True, False)}
 
 
 @triton.jit
@@ -49,10 +52,11 @@ def _angle(m, period: tl.constexpr):
 
 
 @triton.jit
-def _probe_kernel(out_ptr, a_ptr, b_ptr, tw_ptr, L, sa_c, sb_c, so_r, so_k,
+def _probe_kernel(out_ptr, a_ptr, b_ptr, tw_ptr, dft_ptr, L, sa_c, sb_c, so_r, so_k,
                   N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr, ROWS: tl.constexpr,
                   BJ: tl.constexpr, TW: tl.constexpr, DOT: tl.constexpr, PAIRS: tl.constexpr,
-                  SWAP: tl.constexpr, CS: tl.constexpr):
+                  SWAP: tl.constexpr, CS: tl.constexpr, DFTTAB: tl.constexpr = False,
+                  N1: tl.constexpr = 32):
     # a copy of fourstep._rfft4_cols_kernel (time-contiguous a and b, no bias, bf16 rounding)
     # with TW: 0 sin/cos, 1 table, 2 none; DOT: column DFT on/off; PAIRS: joined stores;
     # SWAP: column blocks on grid axis 0 (rows on axis 1); CS: streaming stores
@@ -70,7 +74,11 @@ def _probe_kernel(out_ptr, a_ptr, b_ptr, tw_ptr, L, sa_c, sb_c, so_r, so_k,
     x = x * tl.load(b_ptr + r * sb_c + t, mask=mask, other=0.0).to(tl.float32)
     x = x.to(tl.bfloat16).to(tl.float32)
     k1 = tl.arange(0, HALF)[:, None]
-    if DOT:
+    if DOT and DFTTAB:  # the (HALF, ROWS) DFT block read from a (2, HALF, N1) cos/sin table
+        at = dft_ptr + k1 * N1 + tl.arange(0, ROWS)[None, :]
+        sr = tl.dot(tl.load(at), x, input_precision="tf32")
+        si = -tl.dot(tl.load(at + HALF * N1), x, input_precision="tf32")
+    elif DOT:
         ph = _angle((k1 * tl.arange(0, ROWS)[None, :]) % (2 * HALF), 2 * HALF)
         sr = tl.dot(tl.cos(ph), x, input_precision="tf32")
         si = -tl.dot(tl.sin(ph), x, input_precision="tf32")
@@ -120,6 +128,8 @@ def probe(seqlen: int, channels: int, n1: int, bw: float, tilings) -> list[dict]
     sv = torch.view_as_real(spec)
     _, tw, _ = fourstep._dft_tables(n, n1, torch.float32, dev)
     twv = torch.view_as_real(tw.contiguous())
+    ang = 2 * torch.pi * ((torch.arange(half)[:, None] * torch.arange(n1)[None, :]) % n1) / n1
+    dft = torch.stack([ang.double().cos(), ang.double().sin()]).float().to(dev)  # (2, HALF, N1)
     rows_in = min(fourstep._rows_pow2(seqlen, n2), max(16, n1))
     moved = 2 * a.numel() * 2 + spec.numel() * 8
     ref = torch.empty_like(spec)
@@ -134,9 +144,10 @@ def probe(seqlen: int, channels: int, n1: int, bw: float, tilings) -> list[dict]
             def run(bj=bj, warps=warps, tw_mode=tw_mode, dot=dot, pairs=pairs, swap=swap, cs=cs,
                     grid=grid):
                 _probe_kernel[grid](
-                    sv, a, b, twv, seqlen, a.stride(1), b.stride(1), sv.stride(1), sv.stride(2),
+                    sv, a, b, twv, dft, seqlen, a.stride(1), b.stride(1), sv.stride(1), sv.stride(2),
                     N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, TW=tw_mode, DOT=dot,
-                    PAIRS=pairs, SWAP=swap, CS=cs, num_warps=warps)
+                    PAIRS=pairs, SWAP=swap, CS=cs, DFTTAB=name.endswith("dfttab"), N1=n1,
+                    num_warps=warps)
             try:
                 ms = median_ms(run, reps=20, warmup=3)
             except Exception as err:  # a tiling Triton cannot build
@@ -173,11 +184,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--n1", type=int, default=32)
+    ap.add_argument("--cases", nargs="+", default=["65536:256", "1048576:32"],
+                    help="L:channels (the conv runs 32-channel chunks at 1M)")
+    ap.add_argument("--tilings", nargs="+", default=["16:1", "16:2", "16:4", "32:1", "32:2",
+                                                     "32:4", "64:4"], help="BJ:warps")
     args = ap.parse_args()
     bw = copy_bandwidth(torch.device("cuda"))
-    tilings = [(16, 1), (16, 2), (16, 4), (32, 1), (32, 2), (32, 4), (64, 4)]
+    tilings = [tuple(map(int, t.split(":"))) for t in args.tilings]
     rows = []
-    for seqlen, channels in ((65536, 256), (1 << 20, 32)):
+    for seqlen, channels in (tuple(map(int, c.split(":"))) for c in args.cases):
         rows += probe(seqlen, channels, args.n1, bw, tilings)
     best = {}
     for r in rows:

@@ -352,6 +352,14 @@ if [ "$phase" = s6e ]; then  # issue 6, sixth session: the complex stride as a c
     rm -f "$R/operator/results.png" "$R/operator/results.md"
 fi
 
+if [ "$phase" = s6f ]; then  # issue 6, sixth session: can a wider split (N1 = 128) pay at 1M?
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 probe_cols 150 python3 benchmarks/probe_cols.py --out "$R/probe_cols_n1_128.json" \
+        --n1 128 --cases 1048576:32 --tilings 16:4 32:4 64:4 64:8 128:8
+    on 0 sweep_fourstep 200 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 \
+        --profile-lengths 1048576 --lengths 524288 1048576 --out "$R/sweep_fourstep_long.json"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

@@ -142,11 +142,11 @@ def probe(seqlen: int, channels: int, n1: int, bw: float, tilings) -> list[dict]
             grid = (n2 // bj, channels) if swap else (channels, n2 // bj)
 
             def run(bj=bj, warps=warps, tw_mode=tw_mode, dot=dot, pairs=pairs, swap=swap, cs=cs,
-                    grid=grid):
+                    grid=grid, dfttab=name.endswith("dfttab")):  # noqa: B008 (bound per loop)
                 _probe_kernel[grid](
-                    sv, a, b, twv, dft, seqlen, a.stride(1), b.stride(1), sv.stride(1), sv.stride(2),
-                    N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, TW=tw_mode, DOT=dot,
-                    PAIRS=pairs, SWAP=swap, CS=cs, DFTTAB=name.endswith("dfttab"), N1=n1,
+                    sv, a, b, twv, dft, seqlen, a.stride(1), b.stride(1), sv.stride(1),
+                    sv.stride(2), N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, TW=tw_mode,
+                    DOT=dot, PAIRS=pairs, SWAP=swap, CS=cs, DFTTAB=dfttab, N1=n1,
                     num_warps=warps)
             try:
                 ms = median_ms(run, reps=20, warmup=3)

@@ -140,9 +140,10 @@ def probe(seqlen: int, channels: int, n1: int, bw: float, tilings) -> list[dict]
         for bj, warps in tilings:
             bj = min(bj, n2)
             grid = (n2 // bj, channels) if swap else (channels, n2 // bj)
+            table = name.endswith("dfttab")
 
             def run(bj=bj, warps=warps, tw_mode=tw_mode, dot=dot, pairs=pairs, swap=swap, cs=cs,
-                    grid=grid, dfttab=name.endswith("dfttab")):  # noqa: B008 (bound per loop)
+                    grid=grid, dfttab=table):
                 _probe_kernel[grid](
                     sv, a, b, twv, dft, seqlen, a.stride(1), b.stride(1), sv.stride(1),
                     sv.stride(2), N=n, N2=n2, HALF=half, ROWS=rows_in, BJ=bj, TW=tw_mode,

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -358,6 +358,22 @@ if [ "$phase" = s6f ]; then  # issue 6, sixth session: can a wider split (N1 = 1
         --n1 128 --cases 1048576:32 --tilings 16:4 32:4 64:4 64:8 128:8
     on 0 sweep_fourstep 200 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 \
         --profile-lengths 1048576 --lengths 524288 1048576 --out "$R/sweep_fourstep_long.json"
+fi
+
+if [ "$phase" = s6g ]; then  # issue 6, sixth session: the operator table on the final code
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 bench_operator 230 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --budget-s 170
+    on 0 bench_short 120 python3 benchmarks/bench_operator.py --batches 1 --reps 50 \
+        --lengths 8192 16384 32768 65536 --variants op_fast_graphed attn_flash \
+        --out "$R/operator_short" --budget-s 90
+    rm -f "$R/operator/results.png" "$R/operator_short/results.png" "$R/operator_short/results.md"
+fi
+
+if [ "$phase" = s6h ]; then  # issue 6, sixth session: the training table on the final code
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 230 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 170
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

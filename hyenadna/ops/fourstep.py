@@ -25,12 +25,14 @@ are bf16 signals (exact in TF32) or float32 spectra; the rounding of the DFT mat
 spectra costs ~2^-11 relative to a row's rms, below the final bf16 rounding (2^-9): the engine
 suits bf16/fp16 I/O, not float32.
 
-Status (H100, benchmarks/results/fourstep/sweep_h100.txt): with N1 = 32 and the tuned tiles the
-long convolution's forward+backward takes 2.68 / 10.4 / 52.1 ms at L = 64k / 256k / 1M against
-cuFFT's 3.85 / 15.0 / 60.2 ms, so ``fftconv_fast.pick_fourstep_n1`` picks it from L = 64k for
-bf16/fp16; below, the two are within noise and cuFFT stays. Larger N1 are slower (the dense
-column DFT becomes compute-bound: 183 ms at N1 = 256, 1M). What it lacks is the row stage on
-chip: cuFFT still reads and writes every float32 complex row twice per direction.
+Status (H100): with N1 = 32 the long convolution's forward+backward took 2.68 / 10.4 / 52.1 ms
+at L = 64k / 256k / 1M against cuFFT's 3.85 / 15.0 / 60.2 ms (benchmarks/results/fourstep/
+sweep_h100.txt), so ``fftconv_fast.pick_fourstep_n1`` picks it from L = 64k for bf16/fp16;
+below, the two are within noise and cuFFT stays. After the sixth session's retiling: 21.3 / 47.4
+ms at 512k / 1M against cuFFT's 28.9 / 57.6 (sweep_long_session6_h100.txt). Larger N1 are
+slower (the dense column DFT costs more than the shorter rows save: 112.6 ms at N1 = 128, 1M).
+What it lacks is the row stage on chip: cuFFT still reads and writes every float32 complex row
+once per kernel, three kernels per row transform at 1M.
 
 Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
 batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -380,6 +380,18 @@ if [ "$phase" = s6i ]; then  # issue 6, sixth session: the GPU tests of everythi
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_gpu 250 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
         tests/test_spectral.py tests/test_fftconv_fast.py tests/test_model.py tests/test_layout.py
+fi
+
+if [ "$phase" = s6j ]; then  # issue 6, sixth session: does the retiled four-step pay below 64k?
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 sweep_b8 150 python3 benchmarks/sweep_fourstep.py --n1 32 --batch 8 --profile-lengths \
+        --lengths 4096 8192 16384 32768 65536 --out "$R/sweep_fourstep_b8.json"
+    for engine in cufft fourstep; do
+        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps 30 --lengths 8192 16384 32768 --variants op_fast_graphed \
+            --out "$R/graphed_$engine" --budget-s 80
+        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
+    done
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -55,8 +55,8 @@ batch 1, still enough rows to fill an H100."""
 
 FFT_POLICIES = ("pow2", "smooth")
 FFT_ENGINES = ("auto", "cufft", "fourstep")
-FOURSTEP_MIN_N = 1 << 17
-"""Shortest FFT the "auto" engine gives the four-step engine (L >= 64k in the model)."""
+FOURSTEP_MIN_N = 1 << 16
+"""Shortest FFT the "auto" engine gives the four-step engine (L >= 32k in the model)."""
 
 
 def conv_fft_size(seqlen: int, taps: int, policy: str = "pow2") -> int:
@@ -79,11 +79,12 @@ def pick_fourstep_n1(v: torch.Tensor, n: int, engine: str = "auto", n1: int | No
     """N1 of the four-step engine (``hyenadna.ops.fourstep``) for this call, or None for cuFFT.
 
     "auto": the four-step engine for bf16/fp16 I/O on CUDA with Triton and a power-of-two
-    n >= FOURSTEP_MIN_N, cuFFT otherwise. On an H100 (benchmarks/results/fourstep/sweep_h100.json,
-    tuned tiles, N1 = 32) the long conv's forward+backward took 2.68 / 5.25 / 10.4 / 23.9 /
-    52.1 ms at L = 64k / 128k / 256k / 512k / 1M against cuFFT's 3.85 / 7.60 / 15.0 / 30.1 /
-    60.2 ms; at 8k-32k the two were within 10% (launch-bound), so the exact float32 cuFFT path
-    stays there; float32 I/O keeps it everywhere (the column DFT runs in TF32).
+    n >= FOURSTEP_MIN_N, cuFFT otherwise. On an H100 (N1 = 32; benchmarks/results/fourstep/
+    sweep_*session6*, forward+backward of the long conv): batch 8, 7.08 / 13.9 ms at L = 32k /
+    64k against cuFFT's 7.65 / 21.8, but 3.59 against 3.32 at 16k and slower below; batch 1,
+    47.4 against 57.6 ms at 1M; the graphed operator at 32k 1.92 against 2.11 ms (batch 1) and
+    10.8 against 11.6 (batch 8). So from L = 32k; below, the exact float32 cuFFT path stays, and
+    float32 I/O keeps it everywhere (the column DFT runs in TF32).
     "fourstep" forces it wherever n allows (the CPU tests run its torch twins), "cufft" never
     uses it; n1 overrides the split (the sweep varies it).
     """

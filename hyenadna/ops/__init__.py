@@ -7,8 +7,8 @@ through ``fftconv``) elsewhere. The environment variable ``HYENADNA_OPS`` overri
 ``fast`` (fast path on any device; the CPU tests use it). ``HYENADNA_FFT_POLICY`` picks the fast
 path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_size``);
 ``HYENADNA_FFT_ENGINE`` its transform: ``auto`` (default: the four-step engine of
-``hyenadna.ops.fourstep`` for bf16/fp16 on CUDA from an FFT of 2^17 points, where it measured
-faster; cuFFT otherwise), ``cufft`` or ``fourstep``.
+``hyenadna.ops.fourstep`` for bf16/fp16 on CUDA from an FFT of 2^16 points (L = 32k), where it
+measured faster; cuFFT otherwise), ``cufft`` or ``fourstep``.
 """
 
 from __future__ import annotations

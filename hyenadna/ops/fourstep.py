@@ -27,12 +27,13 @@ suits bf16/fp16 I/O, not float32.
 
 Status (H100): with N1 = 32 the long convolution's forward+backward took 2.68 / 10.4 / 52.1 ms
 at L = 64k / 256k / 1M against cuFFT's 3.85 / 15.0 / 60.2 ms (benchmarks/results/fourstep/
-sweep_h100.txt), so ``fftconv_fast.pick_fourstep_n1`` picks it from L = 64k for bf16/fp16;
-below, the two are within noise and cuFFT stays. After the sixth session's retiling: 21.3 / 47.4
-ms at 512k / 1M against cuFFT's 28.9 / 57.6 (sweep_long_session6_h100.txt). Larger N1 are
-slower (the dense column DFT costs more than the shorter rows save: 112.6 ms at N1 = 128, 1M).
-What it lacks is the row stage on chip: cuFFT still reads and writes every float32 complex row
-once per kernel, three kernels per row transform at 1M.
+sweep_h100.txt). After the sixth session's retiling: 21.3 / 47.4 ms at 512k / 1M against
+cuFFT's 28.9 / 57.6, and at batch 8 7.08 / 13.9 ms at 32k / 64k against 7.65 / 21.8, but 3.59
+against 3.32 at 16k (sweep_*session6_h100.txt), so ``fftconv_fast.pick_fourstep_n1`` picks it
+from L = 32k for bf16/fp16 and cuFFT stays below. Larger N1 are slower (the dense column DFT
+costs more than the shorter rows save: 112.6 ms at N1 = 128, 1M). What it lacks is the row stage
+on chip: cuFFT still reads and writes every float32 complex row once per kernel, three kernels
+per row transform at 1M.
 
 Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
 batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the

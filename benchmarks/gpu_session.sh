@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -400,6 +400,13 @@ if [ "$phase" = s6k ]; then  # issue 6, sixth session: four-step from 32k: tests
         tests/test_model.py
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 230 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 170
+fi
+
+if [ "$phase" = s6l ]; then  # issue 6, sixth session: the batch-8 operator table, final code
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 bench_operator 260 python3 benchmarks/bench_operator.py --batches 8 --out "$R/operator_b8" \
+        --budget-s 200
+    rm -f "$R/operator_b8/results.png"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -407,6 +407,13 @@ if [ "$phase" = s6l ]; then  # issue 6, sixth session: the batch-8 operator tabl
     on 0 bench_operator 260 python3 benchmarks/bench_operator.py --batches 8 --out "$R/operator_b8" \
         --budget-s 200
     rm -f "$R/operator_b8/results.png"
+fi
+
+if [ "$phase" = s6m ]; then  # issue 6, sixth session: batch 8 at 512k and 1M (phase s6l's OOMs)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 8 \
+        --lengths 524288 1048576 --compile-lengths --out "$R/operator_b8_long" --budget-s 150
+    rm -f "$R/operator_b8_long/results.png"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -205,11 +205,12 @@ def irfft4(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor:
     return y
 
 
-# Tiles of the column kernels: (N1/2) x BJ values per program. H100 tuning at N1 = 32, L = 64k
-# and 1M (benchmarks/results/fourstep/probe_cols_h100.json, sixth session): both kernels are
-# fastest with small tiles, the forward with 512 values on 4 warps (BJ = 32), the inverse with
-# 1024 on 4 warps (BJ = 64). The first tuning (tune_h100.json) had picked 1024 / 4096-value tiles
-# when the kernels still computed every twiddle by sin/cos.
+# Tiles of the column kernels: (N1/2) x BJ values per program. H100, N1 = 32, L = 64k and 1M
+# (benchmarks/results/fourstep/probe_cols{1..4}_h100.*, sixth session): both kernels are fastest
+# with small tiles, the forward with 512 values on 4 warps (BJ = 32), the inverse with 1024 on
+# 4 warps (BJ = 64). The first tuning (tune_h100.json) had picked 1024 / 4096-value tiles for the
+# kernels as they were then (rows on the grid's first axis, each complex value two 4-byte stores
+# at a stride the compiler did not know).
 RFFT_TILE, RFFT_WARPS = 512, 4
 IRFFT_TILE, IRFFT_WARPS = 1024, 4
 

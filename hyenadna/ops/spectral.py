@@ -39,6 +39,13 @@ def mul_spectra(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, conj_b: boo
         mul_spectra_torch(out, a, b, conj_b)
 
 
+def _check_contiguous(op: str, **tensors: torch.Tensor) -> None:
+    # the kernels index every operand as one flat run of complex values
+    for name, t in tensors.items():
+        if not t.is_contiguous():
+            raise ValueError(f"{op} needs a contiguous {name}")
+
+
 def backward_products(g: torch.Tensor, w: torch.Tensor, k: torch.Tensor) -> None:
     """In place: w ← g · conj(w), g ← g · conj(k); g and w (..., *k.shape), k broadcast over
     the leading dims; all contiguous."""
@@ -59,9 +66,7 @@ def backward_products_torch(g: torch.Tensor, w: torch.Tensor, k: torch.Tensor) -
 
 def backward_products_triton(g: torch.Tensor, w: torch.Tensor, k: torch.Tensor) -> None:
     """Triton ``backward_products`` (complex64; CUDA, or any device under TRITON_INTERPRET=1)."""
-    for t, name in ((g, "g"), (w, "w"), (k, "k")):
-        if not t.is_contiguous():
-            raise ValueError(f"backward_products_triton needs a contiguous {name}")
+    _check_contiguous("backward_products_triton", g=g, w=w, k=k)
     total = g.numel()
     if total == 0:
         return
@@ -79,9 +84,7 @@ def mul_spectra_torch(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, conj_
 def mul_spectra_triton(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, conj_b: bool
                        ) -> None:
     """Triton ``mul_spectra`` (complex64; CUDA, or any device under TRITON_INTERPRET=1)."""
-    for t, name in ((out, "out"), (a, "a"), (b, "b")):
-        if not t.is_contiguous():
-            raise ValueError(f"mul_spectra_triton needs a contiguous {name}")
+    _check_contiguous("mul_spectra_triton", out=out, a=a, b=b)
     total = out.numel()
     if total == 0:
         return

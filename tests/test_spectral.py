@@ -70,3 +70,14 @@ def test_backward_products_torch_twin_and_dispatch():
     assert torch.equal(w, expect_w) and torch.equal(g, expect_g)
     with pytest.raises(ValueError, match="ending in k"):
         spectral.backward_products(g, w, k[:, :4])
+
+
+@needs_triton
+def test_triton_kernels_refuse_strided_spectra():
+    # both kernels index their operands as flat runs of complex values
+    a = _spectrum((3, 8), 12, "cpu")
+    strided = _spectrum((3, 16), 13, "cpu")[:, ::2]
+    with pytest.raises(ValueError, match="contiguous b"):
+        spectral.mul_spectra_triton(torch.empty_like(a), a, strided, True)
+    with pytest.raises(ValueError, match="contiguous w"):
+        spectral.backward_products_triton(a.clone(), strided, a[0].clone())

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -414,6 +414,19 @@ if [ "$phase" = s6m ]; then  # issue 6, sixth session: batch 8 at 512k and 1M (p
     on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 8 \
         --lengths 524288 1048576 --compile-lengths --out "$R/operator_b8_long" --budget-s 150
     rm -f "$R/operator_b8_long/results.png"
+fi
+
+if [ "$phase" = s6n ]; then  # issue 6, sixth session: packed inverses: tests, A/B, tables
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_spectral.py \
+        tests/test_fftconv_fast.py tests/test_model.py tests/test_score.py
+    on 0 bench_packed 90 python3 benchmarks/bench_packed_inverse.py --out "$R/packed.json"
+    on 0 bench_short 90 python3 benchmarks/bench_operator.py --batches 1 --reps 50 \
+        --lengths 8192 16384 --variants op_fast_graphed attn_flash --out "$R/operator_short" \
+        --budget-s 60
+    rm -f "$R/operator_short/results.png" "$R/operator_short/results.md"
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 150
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -81,3 +81,43 @@ def test_triton_kernels_refuse_strided_spectra():
         spectral.mul_spectra_triton(torch.empty_like(a), a, strided, True)
     with pytest.raises(ValueError, match="contiguous w"):
         spectral.backward_products_triton(a.clone(), strided, a[0].clone())
+
+
+def _half_spectrum_of_real(shape, n, seed, dtype=torch.complex128):
+    g = torch.Generator().manual_seed(seed)
+    return torch.fft.rfft(torch.randn(*shape, n, generator=g, dtype=torch.float64)).to(dtype)
+
+
+@pytest.mark.parametrize("n", [16, 6, 1026, 2048])  # M even and odd
+def test_packed_inverse_equals_irfft_in_float64(n):
+    x = _half_spectrum_of_real((2, 3), n, 14)
+    y = spectral.unpacked_inverse(spectral.pack_torch(x))
+    assert torch.allclose(y, torch.fft.irfft(x, n=n, norm="forward"), rtol=1e-12, atol=1e-12)
+
+
+@needs_triton
+@pytest.mark.parametrize("n", [16, 6, 2050, 4096])
+def test_triton_packing_matches_float64(n, device):
+    # forward: pack(S · K'), K' broadcast over the batch; backward: pack(G · conj(K')) and
+    # pack(G · conj(W)); each checked through the inverse against irfft of the product
+    s_, k_, w_ = (_half_spectrum_of_real(shape, n, seed) for shape, seed in
+                  (((2, 3), 15), ((3,), 16), ((2, 3), 17)))
+    dev = [t.to(device, torch.complex64) for t in (s_, k_, w_)]
+    got = spectral._packed_triton(dev[0], dev[1], None, False)[0]
+    z_gk, z_gw = spectral._packed_triton(dev[0], dev[1], dev[2], True)
+    for z, x in ((got, s_ * k_), (z_gk, s_ * k_.conj()), (z_gw, s_ * w_.conj())):
+        y = spectral.unpacked_inverse(z.cpu().to(torch.complex128))
+        expect = torch.fft.irfft(x, n=n, norm="forward")
+        assert ((y - expect).abs().max() / expect.abs().max()).item() < 1e-5
+
+
+def test_packing_dispatch_and_shapes():
+    x, k = _half_spectrum_of_real((2, 3), 8, 18), _half_spectrum_of_real((3,), 8, 19)
+    z = spectral.packed_product(x, k, False)
+    assert torch.allclose(spectral.unpacked_inverse(z),
+                          torch.fft.irfft(x * k, n=8, norm="forward"), atol=1e-12)
+    zg, zw = spectral.packed_backward_products(x, x.flip(0), k)
+    assert torch.allclose(spectral.unpacked_inverse(zw),
+                          torch.fft.irfft(x * x.flip(0).conj(), n=8, norm="forward"), atol=1e-12)
+    with pytest.raises(ValueError, match="ending in b"):
+        spectral.packed_product(x, k[..., :3], False)

@@ -47,11 +47,21 @@ import torch
 from hyenadna.ops import fourstep
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
 from hyenadna.ops.layout import padded_mul, strided_mul, use_triton
-from hyenadna.ops.spectral import backward_products, mul_spectra
+from hyenadna.ops.spectral import (
+    backward_products,
+    mul_spectra,
+    packed_backward_products,
+    packed_product,
+    unpacked_inverse,
+)
 
 CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
 batch 1, still enough rows to fill an H100."""
+
+PACK_INVERSES = True
+"""Whether even-length inverses run packed (``_product_inverse``); off, every inverse is
+torch's irfft. benchmarks/bench_packed_inverse.py times both."""
 
 FFT_POLICIES = ("pow2", "smooth")
 FFT_ENGINES = ("auto", "cufft", "fourstep")
@@ -169,14 +179,53 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
                                None if k_spec is None else k_spec[sl])  # (c, n//2+1)
         if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
             k_spec = k_f
-        spec.mul_(k_f)
-        z = torch.fft.irfft(spec, n=n, norm="forward")[..., :seqlen]  # (B, c, L); 1/n in K
+        z = _product_inverse(spec, k_f, n)[..., :seqlen]  # (B, c, L); 1/n in K
         del spec, k_f
         # the gate in float32, one rounding to the I/O dtype
         strided_mul(y[:, sl], z, None if post is None else post[:, sl])
         if post is not None and for_backward:
             z_keep[:, sl].copy_(z)
     return y, z_keep, k_spec
+
+
+def _product_inverse(spec: torch.Tensor, k_f: torch.Tensor, n: int) -> torch.Tensor:
+    """irfft(spec · K'/n, n) unscaled (the 1/n rides on K'): (B, c, n//2+1) → (B, c, n).
+
+    For even n the product is written packed for a half-length complex inverse
+    (``spectral.packed_product``): torch's irfft would first clone its input. Odd n (the
+    7-smooth policy) takes the product in place and irfft.
+    """
+    if PACK_INVERSES and n % 2 == 0:
+        return unpacked_inverse(packed_product(spec, k_f, conj_b=False))
+    spec.mul_(k_f)
+    return torch.fft.irfft(spec, n=n, norm="forward")
+
+
+def _backward_inverses(spec: torch.Tensor, k_f: torch.Tensor, n: int
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """From spec = (G[, W/n]) stacked (parts, B, c, n//2+1) and K'/n: dw = irfft(conj(K'/n)·G)
+    (B, c, n) and, when W is there, the filter's sum_b irfft(conj(W/n)·G) (c, n), else None.
+
+    Both products come from one read of G (``spectral``; torch's mul would first materialise
+    each lazy conj), packed for half-length complex inverses when n is even (see
+    ``_product_inverse``); ``spec`` is overwritten for odd n.
+    """
+    g_f = spec[0]
+    batch = g_f.shape[0]
+    if PACK_INVERSES and n % 2 == 0:
+        if spec.shape[0] == 1:
+            return unpacked_inverse(packed_product(g_f, k_f, conj_b=True)), None
+        z_dw, z_cross = packed_backward_products(g_f, spec[1], k_f)
+        cross = z_cross[0] if batch == 1 else z_cross.sum(0)
+        return unpacked_inverse(z_dw), unpacked_inverse(cross)
+    cross = None
+    if spec.shape[0] == 2:
+        w_f = spec[1]
+        backward_products(g_f, w_f, k_f)  # G · conj(W) over W, G · conj(K'/n) over G
+        cross = torch.fft.irfft(w_f[0] if batch == 1 else w_f.sum(0), n=n, norm="forward")
+    else:
+        mul_spectra(g_f, g_f, k_f, conj_b=True)
+    return torch.fft.irfft(g_f, n=n, norm="forward"), cross
 
 
 def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out):
@@ -302,19 +351,12 @@ def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
             padded_mul(buf[1], v[:, sl], None if pre is None else pre[:, sl], 1.0 / n)
         spec = torch.fft.rfft(buf)  # (parts, B, c, n//2+1)
         del buf
-        g_f = spec[0]  # (B, c, n//2+1)
+        dw, cross = _backward_inverses(spec, k_spec[sl], n)  # (B, c, n), (c, n) or None
+        del spec
+        dw = dw[..., :seqlen]
         if need_cross:
-            # sum_b G · conj(W) in W's slot and G · conj(K'/n) in G's, one pass for both
-            # (torch's mul would first materialise each lazy conj)
-            w_f = spec[1]  # (B, c, n//2+1)
-            backward_products(g_f, w_f, k_spec[sl])
-            cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, n//2+1)
-            dk[sl] = torch.fft.irfft(cross, n=n, norm="forward")[:, :taps]  # (c, L_k)
-            del w_f, cross
-        else:
-            mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
-        dw = torch.fft.irfft(g_f, n=n, norm="forward")[..., :seqlen]
-        del spec, g_f
+            dk[sl] = cross[:, :taps]  # (c, L_k)
+            del cross
         strided_mul(dv[:, sl], dw, None if pre is None else pre[:, sl])
         if pre is not None:
             strided_mul(dpre[:, sl], dw, v[:, sl])

@@ -26,6 +26,9 @@ complex spectra, and runs ~12 elementwise passes per direction: its 68.9 ms at L
    either direction and dD = dk'[0] comes for free.
 4. Channels are processed in chunks so the float32/complex buffers of one chunk (a few times
    ``chunk_elems`` · 4 bytes) bound the transient memory whatever B · L is.
+5. On the cuFFT engine every even-length inverse runs packed, as a complex inverse of half the
+   length whose input the spectral product writes (``spectral.packed_product``): torch's irfft
+   would clone its input first. The formulas below say irfft; the packed form is the same sum.
 
 Backward, per channel, with n >= L + L_k - 1 and zero padding (so circular = linear):
     forward:  z = irfft(K' · W)[:L]            (K' = rfft(k', n), W = rfft(w, n); 1/n in irfft)

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -427,6 +427,12 @@ if [ "$phase" = s6n ]; then  # issue 6, sixth session: packed inverses: tests, A
     rm -f "$R/operator_short/results.png" "$R/operator_short/results.md"
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 150
+fi
+
+if [ "$phase" = s6o ]; then  # issue 6, sixth session: where 8k and 16k go now
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 16384 --top 45 \
+        --out "$R/profile_short_b1.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

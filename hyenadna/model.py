@@ -77,7 +77,6 @@ class ExponentialModulation(nn.Module):
         return h * (torch.exp(-t * self.deltas.abs()) + self.shift)
 
 
-
 class HyenaFilter(nn.Module):
     """Implicit long filter: positional features → FFN with shared-sine activations → window.
 

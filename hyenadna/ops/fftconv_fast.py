@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import torch
 
-from hyenadna.ops import fourstep
+from hyenadna.ops import fourstep, onchip
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
 from hyenadna.ops.layout import padded_mul, strided_mul, use_triton
 from hyenadna.ops.spectral import (
@@ -67,7 +67,7 @@ PACK_INVERSES = True
 torch's irfft. benchmarks/bench_packed_inverse.py times both."""
 
 FFT_POLICIES = ("pow2", "smooth")
-FFT_ENGINES = ("auto", "cufft", "fourstep")
+FFT_ENGINES = ("auto", "cufft", "fourstep", "onchip")
 FOURSTEP_MIN_N = 1 << 16
 """Shortest FFT the "auto" engine gives the four-step engine (L >= 32k in the model)."""
 
@@ -87,6 +87,22 @@ def conv_fft_size(seqlen: int, taps: int, policy: str = "pow2") -> int:
     raise ValueError(f"fft policy must be one of {FFT_POLICIES}, got {policy!r}")
 
 
+def pick_onchip(v: torch.Tensor, n: int, engine: str = "auto", *gates: torch.Tensor | None
+                ) -> bool:
+    """Whether this call runs on the on-chip engine (``hyenadna.ops.onchip``): one CUDA kernel
+    per direction, each row's FFT in shared memory. "auto" and "onchip" take it wherever it
+    applies: CUDA, bf16 or float32 I/O, a power-of-two n from 1024 to 16384 (L <= 8192), v and
+    the gates time-contiguous, and the kernels built; "cufft" and "fourstep" never do.
+    """
+    if engine not in FFT_ENGINES:
+        raise ValueError(f"fft engine must be one of {FFT_ENGINES}, got {engine!r}")
+    if engine not in ("auto", "onchip"):
+        return False
+    if any(t is not None and t.stride(-1) != 1 and t.shape[-1] > 1 for t in (v, *gates)):
+        return False
+    return onchip.supported(v, n)
+
+
 def pick_fourstep_n1(v: torch.Tensor, n: int, engine: str = "auto", n1: int | None = None
                 ) -> int | None:
     """N1 of the four-step engine (``hyenadna.ops.fourstep``) for this call, or None for cuFFT.
@@ -103,7 +119,7 @@ def pick_fourstep_n1(v: torch.Tensor, n: int, engine: str = "auto", n1: int | No
     """
     if engine not in FFT_ENGINES:
         raise ValueError(f"fft engine must be one of {FFT_ENGINES}, got {engine!r}")
-    if engine == "cufft" or not fourstep.supported(n):
+    if engine in ("cufft", "onchip") or not fourstep.supported(n):
         return None
     if engine == "auto" and not (use_triton(v) and n >= FOURSTEP_MIN_N
                                  and v.dtype in (torch.bfloat16, torch.float16)):
@@ -148,9 +164,9 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
 
 def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS,
                        for_backward: bool = True, out: torch.Tensor | None = None,
-                       n1: int | None = None):
+                       n1: int | None = None, use_onchip: bool = False):
     """y = post · (k' ∗ (v · pre))[:L], chunk by chunk; n1: the four-step engine's split
-    (``pick_fourstep_n1``), None for cuFFT.
+    (``pick_fourstep_n1``), None for cuFFT; use_onchip: the on-chip engine (``pick_onchip``).
 
     Shapes: v, pre, post (B, D, L) in one I/O dtype (any strides); k (D, L_k); D (D,).
     ``out``: optional (B, D, L) buffer for y, any strides (the mixer passes a transposed view
@@ -162,6 +178,8 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
         filter (8 bytes per tap; spares it an rfft). With n1 it is the four-step half spectrum
         (D, N1/2 + 1, N2), the same size.
     """
+    if use_onchip:
+        return _forward_onchip(v, pre, post, k, D, n, for_backward, out)
     if n1 is not None:
         return _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     batch, channels, seqlen = v.shape
@@ -268,6 +286,41 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     return y, z_keep, k_spec
 
 
+def _forward_onchip(v, pre, post, k, D, n, for_backward, out):
+    """``gated_conv_forward`` on the on-chip engine: one kernel for every row (no chunks: it
+    allocates nothing but K'/n, z and y)."""
+    y = torch.empty_like(v) if out is None else out  # (B, D, L)
+    z_keep = torch.empty_like(v) if post is not None and for_backward else None
+    k_spec = _filter_spectrum(k, D, n, torch.float32)  # (D, n//2+1) complex64, K'/n
+    if y.stride(-1) == 1:  # z, y = post · round(z) and the gate in the kernel
+        onchip.forward(v, pre, post, k_spec, z_keep, y)
+    else:
+        # y in (B, L, D) layout (the mixer's): z time-contiguous, then the tiled transposing
+        # product, as on the four-step engine
+        z = z_keep if z_keep is not None else torch.empty_like(v)
+        onchip.forward(v, pre, None, k_spec, z, None)
+        strided_mul(y, z, post)
+    return y, z_keep, k_spec if for_backward else None
+
+
+def _backward_onchip(dy, v, pre, post, k_spec, z, n, taps, need_cross, outs):
+    """``gated_conv_backward`` on the on-chip engine; returns dk (float32) or None."""
+    dv, dpre, dpost = outs
+    if post is not None:
+        strided_mul(dpost, dy, z)
+    g, gate = dy, post
+    if g.stride(-1) != 1:  # dy in (B, L, D) layout: the tiled kernel transposes it
+        g = torch.empty_like(v)
+        strided_mul(g, dy, post)
+        gate = None
+    dk_rows = (torch.empty(v.shape[0], v.shape[1], taps, dtype=torch.float32, device=v.device)
+               if need_cross else None)  # (B, D, L_k)
+    onchip.backward(g, gate, v, pre, k_spec, dv, dpre, dk_rows, n)
+    if dk_rows is None:
+        return None
+    return dk_rows[0] if dk_rows.shape[0] == 1 else dk_rows.sum(0)
+
+
 def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_cross, outs):
     """``gated_conv_backward`` on the four-step engine; returns dk (compute dtype) or None."""
     batch, channels, seqlen = v.shape
@@ -316,7 +369,8 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
 
 
 def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
-                        chunk_elems: int = CHUNK_ELEMS, dk_dtype=None, dD_dtype=None, out=None):
+                        chunk_elems: int = CHUNK_ELEMS, dk_dtype=None, dD_dtype=None, out=None,
+                        use_onchip: bool = False):
     """Gradients of ``gated_conv_forward`` from its saved tensors (see the module docstring).
 
     Args:
@@ -325,6 +379,8 @@ def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
         dk_dtype, dD_dtype: dtypes of the filter and skip gradients; None = not wanted.
         out: optional (dv, dpre, dpost) buffers to write into (the mixer passes views of one
             (B, 3D, L) tensor so no concatenation is needed).
+        use_onchip: the forward ran the on-chip engine (its K'/n is the cuFFT engine's, so
+            either backward is correct; this one is the on-chip kernel).
 
     Returns:
         dv, dpre, dpost (B, D, L) in the I/O dtype (dpre/dpost None where the gate is None);
@@ -336,9 +392,11 @@ def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
         torch.empty_like(v), None if pre is None else torch.empty_like(v),
         None if post is None else torch.empty_like(v))
     need_cross = dk_dtype is not None or dD_dtype is not None
-    if k_spec.dim() == 3:  # the forward ran the four-step engine
-        dk = _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_cross,
-                                (dv, dpre, dpost))
+    if k_spec.dim() == 3 or use_onchip:  # the forward ran the four-step or on-chip engine
+        backward = _backward_onchip if use_onchip else _backward_fourstep
+        extra = () if use_onchip else (chunk_elems,)
+        dk = backward(dy, v, pre, post, k_spec, z, n, taps, *extra, need_cross,
+                      (dv, dpre, dpost))
         dD = dk[:, 0].to(dD_dtype) if dD_dtype is not None else None
         dk = dk.to(dk_dtype) if dk_dtype is not None else None
         return dv, dpre, dpost, dk, dD
@@ -373,10 +431,12 @@ class _GatedFFTConv(torch.autograd.Function):
     """One autograd node for y = post · (k ∗ (v · pre) + D · v · pre); see the module docstring."""
 
     @staticmethod
-    def forward(ctx, v, pre, post, k, D, n, chunk_elems, n1):
-        y, z, k_spec = gated_conv_forward(v, pre, post, k, D, n, chunk_elems, n1=n1)
+    def forward(ctx, v, pre, post, k, D, n, chunk_elems, n1, use_onchip):
+        y, z, k_spec = gated_conv_forward(v, pre, post, k, D, n, chunk_elems, n1=n1,
+                                          use_onchip=use_onchip)
         ctx.save_for_backward(v, pre, post, k_spec, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
+        ctx.use_onchip = use_onchip
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[3] else None
         ctx.dD_dtype = D.dtype if ctx.needs_input_grad[4] else None
         return y
@@ -386,8 +446,8 @@ class _GatedFFTConv(torch.autograd.Function):
         v, pre, post, k_spec, z = ctx.saved_tensors
         dv, dpre, dpost, dk, dD = gated_conv_backward(
             dy.contiguous(), v, pre, post, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
-            ctx.dk_dtype, ctx.dD_dtype)
-        return dv, dpre, dpost, dk, dD, None, None, None
+            ctx.dk_dtype, ctx.dD_dtype, use_onchip=ctx.use_onchip)
+        return dv, dpre, dpost, dk, dD, None, None, None, None
 
 
 def _check(v: torch.Tensor, k: torch.Tensor, gates: tuple) -> None:
@@ -413,7 +473,8 @@ def gated_fftconv(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor 
         D: skip weights (D,) or None.
         fft_policy: "pow2" or "smooth" (see ``conv_fft_size``).
         chunk_elems: float32 elements per FFT buffer (bounds transient memory).
-        fft_engine, fourstep_n1: "auto", "cufft" or "fourstep" and its split (``pick_fourstep_n1``).
+        fft_engine, fourstep_n1: "auto", "cufft", "fourstep" or "onchip" (``pick_onchip``,
+            ``pick_fourstep_n1``) and the four-step split.
 
     Returns:
         y (B, D, L) in v's dtype; FFT math in float32 (float64 for float64 inputs; the
@@ -421,11 +482,12 @@ def gated_fftconv(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor 
     """
     _check(v, k, (pre, post))
     n = conv_fft_size(v.shape[-1], k.shape[-1], fft_policy)
-    n1 = pick_fourstep_n1(v, n, fft_engine, fourstep_n1)
+    use_onchip = pick_onchip(v, n, fft_engine, pre, post)
+    n1 = None if use_onchip else pick_fourstep_n1(v, n, fft_engine, fourstep_n1)
     if not needs_grad(v, pre, post, k, D):  # inference: keep nothing for a backward
         return gated_conv_forward(v, pre, post, k, D, n, chunk_elems, for_backward=False,
-                                  n1=n1)[0]
-    return _GatedFFTConv.apply(v, pre, post, k, D, n, chunk_elems, n1)
+                                  n1=n1, use_onchip=use_onchip)[0]
+    return _GatedFFTConv.apply(v, pre, post, k, D, n, chunk_elems, n1, use_onchip)
 
 
 def needs_grad(*tensors) -> bool:

@@ -41,6 +41,7 @@ from hyenadna.ops.fftconv_fast import (
     gated_conv_forward,
     needs_grad,
     pick_fourstep_n1,
+    pick_onchip,
 )
 from hyenadna.ops.layout import (
     short_conv_t,
@@ -55,7 +56,8 @@ def _proj(x, in_w, in_b) -> torch.Tensor:
     return F.linear(x, in_w.to(x.dtype), _cast(in_b, x.dtype))
 
 
-def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1):
+def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,
+                   use_onchip):
     """y (B, L, D) [, z, K'/n when for_backward]; see ``gated_conv_forward``."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
@@ -65,7 +67,7 @@ def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward
         y = torch.empty(x.shape[0], x.shape[1], k.shape[0], dtype=x.dtype, device=x.device)
         # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
         _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
-                                          out=y.transpose(1, 2), n1=n1)
+                                          out=y.transpose(1, 2), n1=n1, use_onchip=use_onchip)
     return y, z, k_spec
 
 
@@ -73,10 +75,12 @@ class _HyenaMixer(torch.autograd.Function):
     """x → y = x0 · (k ∗ (v·x1) + D·v·x1); saves x, k, D, z. See the module docstring."""
 
     @staticmethod
-    def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1):
-        y, z, k_spec = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True, n1)
+    def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip):
+        y, z, k_spec = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True, n1,
+                                      use_onchip)
         ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_spec, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
+        ctx.use_onchip = use_onchip
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
         ctx.dD_dtype = D.dtype if ctx.needs_input_grad[6] else None
         return y
@@ -95,7 +99,7 @@ class _HyenaMixer(torch.autograd.Function):
             dx0, dx1, dv = du3.split(width, dim=1)
             _, _, _, dk, dD = gated_conv_backward(
                 dy.transpose(1, 2), v, x1, x0, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
-                ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0))
+                ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0), use_onchip=ctx.use_onchip)
             del u3, x0, x1, v
             want_din_b = bool(need[2]) and in_b is not None
             dproj, dsc_w, dsc_b = short_conv_t_backward(
@@ -110,7 +114,8 @@ class _HyenaMixer(torch.autograd.Function):
             dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
             dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
             din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
-        return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None, None)
+        return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None, None,
+                None)
 
 
 def _as(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
@@ -138,10 +143,14 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         raise ValueError(f"k must be (D, L_k <= L) with 3D = {in_w.shape[0]}, got "
                          f"{tuple(k.shape)}")
     n = conv_fft_size(x.shape[1], k.shape[-1], fft_policy)
-    n1 = pick_fourstep_n1(x, n, fft_engine)
+    # x stands in for v (same device and dtype): the short conv writes v and the gates
+    # time-contiguous, as the on-chip engine wants
+    use_onchip = pick_onchip(x, n, fft_engine)
+    n1 = None if use_onchip else pick_fourstep_n1(x, n, fft_engine)
     if not needs_grad(x, in_w, in_b, sc_w, sc_b, k, D):  # inference: keep nothing
-        return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False, n1)[0]
-    return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1)
+        return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False, n1,
+                              use_onchip)[0]
+    return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip)
 
 
 def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,

@@ -1,0 +1,288 @@
+"""The on-chip engine: the whole gated long convolution of one row in one CUDA kernel.
+
+For FFT lengths n = 2M <= 16384 (L <= 8192) a row's transform fits in one SM's shared memory
+(M complex float32 values, 64 KiB at M = 8192). ``onchip_conv.cu`` then runs, per (batch,
+channel) row and in one kernel: w = v · pre packed as M complex values, a Stockham FFT of length
+M, the "pair pass" (the real spectrum at bins k and M − k unpacked, multiplied by the filter's
+spectrum K'/n, repacked for the real inverse, ``spectral``'s packing), the inverse FFT, and
+z = the first L reals, y = post · z. HBM sees the bf16 inputs and outputs and K'/n once; the
+cuFFT engine moves each row's float32 spectrum through ~10 kernels (padding, rfft, product,
+packing, inverse, gate), and at L = 8k its ~40 kernels around the conv were most of the
+operator's time on an H100 (benchmarks/NOTES_gpu.md, sixth session). The backward kernel does
+the same for g = dy · post and the recomputed w, and its pair pass forms both G·conj(K'/n)
+(for dw) and G·conj(W) (for the filter's gradient, per row; the caller sums over the batch).
+
+The kernels are compiled at first use with NVRTC (through torch, no compiler needed at install
+time): one module per M and I/O dtype (bf16 or float32), cached per process. Where that fails
+(no NVRTC, an old torch) ``available`` says so once and the cuFFT engine runs instead.
+
+The torch functions below are the kernel's twins, step for step with the same index maps
+(``stockham_torch``, ``pair_forward_torch``, ``pair_backward_torch``, ``conv_forward_torch``,
+``conv_backward_torch``): the CPU tests hold them to ``torch.fft`` in float64, and the GPU tests
+hold the kernels to them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+MIN_M, MAX_M = 512, 8192
+"""Packed lengths the kernels are built for: n = 2M from 1024 to 16384 (the backward keeps two
+padded rows of M complex float32 in shared memory: 139 KiB at M = 8192; M = 16384 would not
+fit an H100's 227 KiB)."""
+
+RADIX = 16
+ENV = "HYENADNA_ONCHIP"
+_SOURCE = Path(__file__).with_name("onchip_conv.cu")
+_modules: dict = {}
+_failed: list[str] = []
+
+
+# ------------------------------------------------------------------------------------------
+# torch twins of the kernel's steps
+# ------------------------------------------------------------------------------------------
+
+def radices(m: int) -> list[int]:
+    """The kernel's stage radices for an M-point FFT: 16 while the rest divides by 16, then
+    the rest (M = 8192 → 16, 16, 16, 2)."""
+    out = []
+    while m % RADIX == 0 and m > 1:
+        out.append(RADIX)
+        m //= RADIX
+    if m > 1:
+        out.append(m)
+    return out
+
+
+def stockham_torch(x: torch.Tensor, sign: int) -> torch.Tensor:
+    """Unscaled DFT of x (..., M) along the last dim, e^(sign·2πi·jk/M), by the kernel's
+    Stockham stages: item j reads x[j + r·M/R], is twiddled by e^(sign·2πi·(j mod NS)·r/(NS·R)),
+    transformed by a length-R DFT, and written to (j // NS)·NS·R + j mod NS + r·NS."""
+    m = x.shape[-1]
+    ns = 1
+    for r_ in radices(m):
+        j = torch.arange(m // r_, device=x.device)
+        r = torch.arange(r_, device=x.device)
+        a = x[..., j[None, :] + r[:, None] * (m // r_)]  # (..., R, M/R)
+        k = j % ns
+        tw = torch.polar(torch.ones((), dtype=torch.float64, device=x.device),
+                         sign * 2 * math.pi * (k[None, :] * r[:, None]).double() / (ns * r_))
+        a = a * tw.to(x.dtype)
+        f = torch.polar(torch.ones((), dtype=torch.float64, device=x.device),
+                        sign * 2 * math.pi * (r[:, None] * r[None, :]).double() / r_)
+        b = torch.einsum("qr,...rj->...qj", f.to(x.dtype), a)  # DFT_R over r
+        dest = ((j // ns) * ns * r_ + k)[None, :] + r[:, None] * ns  # (R, M/R)
+        out = torch.empty_like(x)
+        out[..., dest.flatten()] = b.flatten(-2)
+        x, ns = out, ns * r_
+    return x
+
+
+def pack_real_torch(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Real x (..., L), L <= 2M, zero-padded to 2M, read as M complex values x[2m] + i x[2m+1]."""
+    padded = x.new_zeros(*x.shape[:-1], 2 * m)
+    padded[..., :x.shape[-1]] = x
+    return torch.view_as_complex(padded.unflatten(-1, (m, 2)).contiguous())
+
+
+def _pair_index(m: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    k = torch.arange(m // 2 + 1, device=device)
+    e = torch.polar(torch.ones((), dtype=torch.float64, device=device),
+                    -math.pi * k.double() / m)  # e^(-2πik/n)
+    return k, (m - k) % m, e
+
+
+def _unpack_pair(z: torch.Tensor, k, km, e):
+    """Real spectrum at bins k and M − k from the packed transform z (..., M)."""
+    zk, zm = z[..., k], z[..., km]
+    e = e.to(z.dtype)
+    xk = 0.5 * ((zk + zm.conj()) - 1j * (zk - zm.conj()) * e)
+    xm = 0.5 * ((zm + zk.conj()) - 1j * (zm - zk.conj()) * (-e.conj()))
+    return xk, xm
+
+
+def _pack_pair(yk, ym, k, km, e, m: int) -> torch.Tensor:
+    """The packed inverse input Z (..., M) from the half spectrum at bins k and M − k."""
+    e = e.to(yk.dtype)
+    zk = (yk + ym.conj()) + 1j * (yk - ym.conj()) * e.conj()
+    zm = (ym + yk.conj()) + 1j * (ym - yk.conj()) * (-e)
+    out = torch.empty(*yk.shape[:-1], m, dtype=yk.dtype, device=yk.device)
+    out[..., km] = zm  # k = 0 and k = M/2 map onto themselves: zk, written last, wins there
+    out[..., k] = zk
+    return out
+
+
+def pair_forward_torch(z: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
+    """The forward's pair pass: packed transform z (..., M) of w, filter spectrum (..., M+1)
+    → the packed input of the real inverse of W · K."""
+    m = z.shape[-1]
+    k, km, e = _pair_index(m, z.device)
+    xk, xm = _unpack_pair(z, k, km, e)
+    return _pack_pair(xk * k_spec[..., k], xm * k_spec[..., m - k], k, km, e, m)
+
+
+def pair_backward_torch(zg: torch.Tensor, zw: torch.Tensor, k_spec: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward's pair pass: packed transforms of g and w → the packed inputs of the real
+    inverses of G · conj(K) (dw) and G · conj(W) (the filter's gradient)."""
+    m = zg.shape[-1]
+    k, km, e = _pair_index(m, zg.device)
+    gk, gm = _unpack_pair(zg, k, km, e)
+    wk, wm = _unpack_pair(zw, k, km, e)
+    dw = _pack_pair(gk * k_spec[..., k].conj(), gm * k_spec[..., m - k].conj(), k, km, e, m)
+    dk = _pack_pair(gk * wk.conj(), gm * wm.conj(), k, km, e, m)
+    return dw, dk
+
+
+def _unpack_real(z: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.view_as_real(z).flatten(-2)[..., :length]
+
+
+def conv_forward_torch(w: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
+    """The forward kernel's maths: z = irfft(rfft(w, n) · K'/n, n)[:L] unscaled, through the
+    packed transforms. w (..., L) real; k_spec (..., M+1) = rfft(k', n) / n."""
+    m = k_spec.shape[-1] - 1
+    spec = stockham_torch(pack_real_torch(w, m), -1)
+    return _unpack_real(stockham_torch(pair_forward_torch(spec, k_spec), 1), w.shape[-1])
+
+
+def conv_backward_torch(g: torch.Tensor, w: torch.Tensor, k_spec: torch.Tensor, taps: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward kernel's maths: dw (..., L) = irfft(G · conj(K'/n))[:L] and the per-row
+    filter gradient (..., taps) = irfft(G · conj(W))[:taps] / n."""
+    m = k_spec.shape[-1] - 1
+    zg = stockham_torch(pack_real_torch(g, m), -1)
+    zw = stockham_torch(pack_real_torch(w, m), -1)
+    dw, dk = pair_backward_torch(zg, zw, k_spec)
+    dw = _unpack_real(stockham_torch(dw, 1), g.shape[-1])
+    dk = _unpack_real(stockham_torch(dk, 1), taps) / (2 * m)
+    return dw, dk
+
+
+# ------------------------------------------------------------------------------------------
+# the CUDA kernels
+# ------------------------------------------------------------------------------------------
+
+def enabled() -> bool:
+    """``HYENADNA_ONCHIP`` not set to 0 (the escape hatch: the cuFFT engine then runs)."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "off", "false")
+
+
+def supported(v: torch.Tensor, n: int) -> bool:
+    """Whether the kernels take a conv of FFT length n on v's device and dtype: CUDA, bf16 or
+    float32 I/O, n = 2M a power of two with MIN_M <= M <= MAX_M, and the module compiles."""
+    m = n // 2
+    if not (v.is_cuda and v.dtype in (torch.bfloat16, torch.float32) and enabled()
+            and n % 2 == 0 and MIN_M <= m <= MAX_M and m & (m - 1) == 0):
+        return False
+    return _module(m, v.dtype == torch.bfloat16, v.device) is not None
+
+
+def _module(m: int, bf16: bool, device: torch.device):
+    """The compiled (forward, backward) kernels for (M, dtype) on this device, or None."""
+    key = (m, bf16, device.index if device.index is not None else torch.cuda.current_device())
+    if key in _modules:
+        return _modules[key]
+    kernels = None
+    try:
+        compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
+        with torch.cuda.device(device):
+            major, minor = torch.cuda.get_device_capability(device)
+            src = f"#define ONCHIP_M {m}\n#define ONCHIP_BF16 {int(bf16)}\n" + _SOURCE.read_text()
+            fwd = compile_kernel(src, "onchip_fwd", f"{major}{minor}")
+            bwd = compile_kernel(src, "onchip_bwd", f"{major}{minor}")
+            for kernel, rows in ((fwd, 1), (bwd, 2)):
+                _allow_smem(kernel, rows * _row_bytes(m))
+        kernels = (fwd, bwd)
+    except Exception as exc:  # noqa: BLE001 - any failure means: use the cuFFT engine
+        if not _failed:
+            warnings.warn(f"hyenadna: the on-chip FFT conv kernels did not build ({exc}); "
+                          "using the cuFFT engine", stacklevel=3)
+        _failed.append(str(exc))
+    _modules[key] = kernels
+    return kernels
+
+
+def _row_bytes(m: int) -> int:
+    return (m + m // 16) * 8  # one padded row of complex float32 (PAD in onchip_conv.cu)
+
+
+def _allow_smem(kernel, nbytes: int) -> None:
+    """Let the kernel use more than 48 KiB of dynamic shared memory."""
+    if hasattr(kernel, "set_shared_memory_config"):
+        kernel.set_shared_memory_config(nbytes)
+        return
+    from torch.cuda._utils import _get_gpu_runtime_library
+
+    max_dynamic_smem = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    if _get_gpu_runtime_library().cuFuncSetAttribute(kernel.func, max_dynamic_smem, nbytes):
+        raise RuntimeError(f"cuFuncSetAttribute({nbytes} bytes of shared memory) failed")
+
+
+def _rows(t: torch.Tensor | None, like: torch.Tensor) -> tuple:
+    """(tensor, batch stride, channel stride) for a (B, D, L) operand with time stride 1; a
+    missing operand passes ``like`` (never read: its flag is off)."""
+    if t is None:
+        return like, 0, 0
+    if t.stride(-1) != 1 and t.shape[-1] > 1:
+        raise ValueError("the on-chip kernels need time-contiguous rows")
+    return t, t.stride(0), t.stride(1)
+
+
+def _check_int32(*tensors: torch.Tensor | None) -> None:
+    for t in tensors:
+        if t is not None and max((s * (d - 1) for s, d in zip(t.stride(), t.shape)),
+                                 default=0) >= 2**31:
+            raise ValueError("the on-chip kernels index rows with int32 strides")
+
+
+def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None,
+            k_spec: torch.Tensor, z_out: torch.Tensor | None, y_out: torch.Tensor | None
+            ) -> None:
+    """Launch the forward kernel: z_out = (k' ∗ (v · pre))[:L], y_out = post · z_out.
+
+    v, pre, post, z_out, y_out: (B, D, L), time-contiguous rows, any batch/channel strides;
+    k_spec: (D, M+1) complex64 contiguous, rfft(k', n) / n. z_out or y_out may be None.
+    """
+    batch, channels, seqlen = v.shape
+    m = k_spec.shape[-1] - 1
+    fwd, _ = _module(m, v.dtype == torch.bfloat16, v.device)
+    _check_int32(v, pre, post, z_out, y_out)
+    flags = ((pre is not None) | (post is not None) << 1 | (z_out is not None) << 2
+             | (y_out is not None) << 3)
+    args = [*_rows(v, v)[:1], _rows(pre, v)[0], _rows(post, v)[0], k_spec,
+            _rows(z_out, v)[0], _rows(y_out, v)[0], seqlen, channels,
+            *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(post, v)[1:], *_rows(z_out, v)[1:],
+            *_rows(y_out, v)[1:], flags]
+    if batch * channels:
+        fwd(grid=(batch * channels, 1, 1), block=(m // 16, 1, 1), args=args,
+            shared_mem=_row_bytes(m))
+
+
+def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
+             pre: torch.Tensor | None, k_spec: torch.Tensor, dv: torch.Tensor,
+             dpre: torch.Tensor | None, dk_rows: torch.Tensor | None, n: int) -> None:
+    """Launch the backward kernel: with g = dy · post and w = v · pre,
+    dw = irfft(G · conj(K'/n))[:L] → dv = dw · pre (dw when pre is None), dpre = dw · v, and
+    dk_rows (B, D, taps) float32 = irfft(G · conj(W))[:taps] / n per row (None: not wanted).
+    """
+    batch, channels, seqlen = v.shape
+    m = k_spec.shape[-1] - 1
+    _, bwd = _module(m, v.dtype == torch.bfloat16, v.device)
+    _check_int32(dy, post, v, pre, dv, dpre)
+    if dk_rows is not None and not dk_rows.is_contiguous():
+        raise ValueError("dk_rows must be contiguous")
+    flags = (pre is not None) | (post is not None) << 1 | (dk_rows is not None) << 2
+    taps = 0 if dk_rows is None else dk_rows.shape[-1]
+    args = [_rows(dy, v)[0], _rows(post, v)[0], v, _rows(pre, v)[0], k_spec, dv,
+            _rows(dpre, v)[0], v if dk_rows is None else dk_rows, seqlen, channels, taps,
+            1.0 / n, *_rows(dy, v)[1:], *_rows(post, v)[1:], *_rows(v, v)[1:],
+            *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:], flags]
+    if batch * channels:
+        bwd(grid=(batch * channels, 1, 1), block=(m // 16, 1, 1), args=args,
+            shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m))

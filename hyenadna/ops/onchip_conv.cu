@@ -1,0 +1,320 @@
+// One-kernel gated FFT long convolution for FFT lengths n <= 16384: each (batch, channel) row is
+// transformed, multiplied and transformed back in shared memory, so HBM sees the bf16 inputs and
+// outputs and the filter's spectrum once. hyenadna/ops/onchip.py compiles this file with NVRTC
+// (one module per M and I/O type, set by the two macros below) and holds the torch twin of every
+// step (onchip.py: stockham_torch, pair_*_torch); the tests compare the two.
+//
+//   ONCHIP_M    M = n / 2, a power of two in [512, 8192]: the real length-n signal is packed
+//               as M complex values z[m] = x[2m] + i x[2m+1] (zero past L)
+//   ONCHIP_BF16 1: I/O in bfloat16 (raw 16-bit words), 0: float32
+//
+// Per row the forward runs: pack w = v * pre -> Stockham FFT_M -> "pair pass" (unpack the real
+// spectrum X at k and M-k, multiply by the filter spectrum K'/n, repack for the real inverse) ->
+// inverse FFT_M -> z = the first L reals; y = post * z. The backward runs the same on g = dy * post
+// and on w, and its pair pass forms both G conj(K') and G conj(W). Arithmetic is float32.
+//
+// The FFT is a mixed-radix Stockham autosort (radix 16, the last stage whatever is left), one
+// shared-memory buffer in place: each thread holds its E = 16 values of a stage in registers
+// between two barriers. Shared indices are padded by one complex per 16 (PAD) so the first
+// stage's stride-16 scatter does not hit one bank.
+
+#ifndef ONCHIP_M
+#error "ONCHIP_M must be defined"
+#endif
+
+#define M_ ONCHIP_M
+#define THREADS (M_ / 16)
+#define E_ 16
+
+#if ONCHIP_BF16
+typedef unsigned short io_t;
+__device__ __forceinline__ float io_load(const io_t* p) {
+    return __uint_as_float(((unsigned int)(*p)) << 16);
+}
+__device__ __forceinline__ io_t to_io(float f) {  // round to nearest even, NaN stays NaN
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (io_t)0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (io_t)(u >> 16);
+}
+#else
+typedef float io_t;
+__device__ __forceinline__ float io_load(const io_t* p) { return *p; }
+__device__ __forceinline__ io_t to_io(float f) { return f; }
+#endif
+
+// a product of two I/O values rounds to the I/O dtype first, as torch's bf16 a * b does
+__device__ __forceinline__ float io_round(float f) {
+#if ONCHIP_BF16
+    return __uint_as_float(((unsigned int)to_io(f)) << 16);
+#else
+    return f;
+#endif
+}
+
+__device__ __forceinline__ int PAD(int i) { return i + (i >> 4); }
+#define SMEM_LEN (M_ + M_ / 16)
+
+__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
+    return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+__device__ __forceinline__ float2 cmulc(float2 a, float2 b) {  // a * conj(b)
+    return make_float2(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y);
+}
+__device__ __forceinline__ float2 cadd(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
+__device__ __forceinline__ float2 csub(float2 a, float2 b) { return make_float2(a.x - b.x, a.y - b.y); }
+__device__ __forceinline__ float2 conjf2(float2 a) { return make_float2(a.x, -a.y); }
+__device__ __forceinline__ float2 times_i(float2 a) { return make_float2(-a.y, a.x); }
+
+// e^(SIGN 2 pi i m / 16); m is a compile-time constant after unrolling, so this folds
+template <int SIGN>
+__device__ __forceinline__ float2 root16(int m) {
+    const float c1 = 0.92387953251128674f, c2 = 0.70710678118654752f, c3 = 0.38268343236508977f;
+    float c, s;
+    switch (m & 15) {
+        case 0: c = 1.f; s = 0.f; break;
+        case 1: c = c1; s = c3; break;
+        case 2: c = c2; s = c2; break;
+        case 3: c = c3; s = c1; break;
+        case 4: c = 0.f; s = 1.f; break;
+        case 5: c = -c3; s = c1; break;
+        case 6: c = -c2; s = c2; break;
+        case 7: c = -c1; s = c3; break;
+        case 8: c = -1.f; s = 0.f; break;
+        case 9: c = -c1; s = -c3; break;
+        case 10: c = -c2; s = -c2; break;
+        case 11: c = -c3; s = -c1; break;
+        case 12: c = 0.f; s = -1.f; break;
+        case 13: c = c3; s = -c1; break;
+        case 14: c = c2; s = -c2; break;
+        default: c = c1; s = -c3; break;
+    }
+    return make_float2(c, SIGN * s);
+}
+
+__host__ __device__ constexpr int ilog2(int r) { return r <= 1 ? 0 : 1 + ilog2(r / 2); }
+__host__ __device__ constexpr int bitrev(int i, int bits) {
+    return bits == 0 ? 0 : ((i & 1) << (bits - 1)) | bitrev(i >> 1, bits - 1);
+}
+
+// one radix-2 level of the in-register DFT: butterflies of span LEN / 2, then the next level
+// (a template recursion, so every index is a compile-time constant and a[] stays in registers)
+template <int R, int SIGN, int LEN>
+__device__ __forceinline__ void dft_levels(float2* a) {
+    if constexpr (LEN <= R) {
+#pragma unroll
+        for (int i = 0; i < R; i += LEN) {
+#pragma unroll
+            for (int j = 0; j < LEN / 2; ++j) {
+                const float2 u = a[i + j];
+                const float2 t = cmul(a[i + j + LEN / 2], root16<SIGN>(j * (16 / LEN)));
+                a[i + j] = cadd(u, t);
+                a[i + j + LEN / 2] = csub(u, t);
+            }
+        }
+        dft_levels<R, SIGN, 2 * LEN>(a);
+    }
+}
+
+// in-register DFT of R values (R in 2, 4, 8, 16), natural order in and out: radix-2 DIT
+template <int R, int SIGN>
+__device__ __forceinline__ void dft(float2* a) {
+    constexpr int BITS = ilog2(R);
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        const int j = bitrev(i, BITS);
+        if (i < j) { float2 t = a[i]; a[i] = a[j]; a[j] = t; }
+    }
+    dft_levels<R, SIGN, 2>(a);
+}
+
+// One Stockham stage of radix R at sub-transform size NS (onchip.py: stockham_torch):
+// item j reads s[j + r M/R], twiddles by e^(SIGN 2 pi i (j mod NS) r / (NS R)), DFT_R,
+// writes s[(j / NS) NS R + j mod NS + r NS].
+template <int R, int NS, int SIGN>
+__device__ __forceinline__ void stage(float2* s) {
+    constexpr int ITEMS = E_ / R;  // items per thread
+    float2 a[E_];
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+        const int j = threadIdx.x + it * THREADS;
+#pragma unroll
+        for (int r = 0; r < R; ++r) a[it * R + r] = s[PAD(j + r * (M_ / R))];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+        const int j = threadIdx.x + it * THREADS;
+        const int k = j % NS;
+        if (NS > 1) {
+            // w^r for w = e^(SIGN 2 pi i k / (NS R)) by repeated products (r < 16: a few ulps)
+            float sn, cs;  // 2 k / (NS R) is exact in float32: NS R is a power of two
+            sincospif((float)(2 * k) / (float)(NS * R), &sn, &cs);
+            const float2 w = make_float2(cs, SIGN * sn);
+            float2 wr = w;
+#pragma unroll
+            for (int r = 1; r < R; ++r) {
+                a[it * R + r] = cmul(a[it * R + r], wr);
+                wr = cmul(wr, w);
+            }
+        }
+        dft<R, SIGN>(a + it * R);
+        const int base = (j / NS) * NS * R + k;
+#pragma unroll
+        for (int r = 0; r < R; ++r) s[PAD(base + r * NS)] = a[it * R + r];
+    }
+    __syncthreads();
+}
+
+// all stages: radix 16 while the rest is a multiple of 16, then what is left
+template <int NS, int SIGN>
+__device__ __forceinline__ void fft_from(float2* s) {
+    if constexpr (NS < M_) {
+        constexpr int REST = M_ / NS;
+        constexpr int R = (REST % 16 == 0) ? 16 : REST;
+        stage<R, NS, SIGN>(s);
+        fft_from<NS * R, SIGN>(s);
+    }
+}
+
+// Unpack the real spectrum at bins k and M-k from the packed transform Z (Z[M] = Z[0]):
+//   X[k] = (Z[k] + conj Z[M-k]) / 2 - i (Z[k] - conj Z[M-k]) e^(-i pi k / M) / 2
+__device__ __forceinline__ void unpack_pair(float2 zk, float2 zm, float2 e, float2& xk, float2& xm) {
+    const float2 ek = e, em = make_float2(-e.x, e.y);  // e^(-i pi (M-k)/M) = -conj(e)
+    xk = csub(cadd(zk, conjf2(zm)), times_i(cmul(csub(zk, conjf2(zm)), ek)));
+    xm = csub(cadd(zm, conjf2(zk)), times_i(cmul(csub(zm, conjf2(zk)), em)));
+    xk = make_float2(0.5f * xk.x, 0.5f * xk.y);
+    xm = make_float2(0.5f * xm.x, 0.5f * xm.y);
+}
+
+// Pack the half spectrum Y at k and M-k for the real inverse (spectral.py's packing):
+//   Zy[k] = (Y[k] + conj Y[M-k]) + i (Y[k] - conj Y[M-k]) e^(i pi k / M)
+__device__ __forceinline__ void pack_pair(float2 yk, float2 ym, float2 e, float2& zk, float2& zm) {
+    const float2 ik = conjf2(e), im = make_float2(-e.x, -e.y);  // e^(i pi (M-k)/M) = -e
+    zk = cadd(cadd(yk, conjf2(ym)), times_i(cmul(csub(yk, conjf2(ym)), ik)));
+    zm = cadd(cadd(ym, conjf2(yk)), times_i(cmul(csub(ym, conjf2(yk)), im)));
+}
+
+__device__ __forceinline__ float2 twiddle_n(int k) {  // e^(-i pi k / M) = e^(-2 pi i k / n)
+    float sn, cs;
+    sincospif((float)k / (float)M_, &sn, &cs);
+    return make_float2(cs, -sn);
+}
+
+// x[t] = a[t] (* b[t], rounded to the I/O dtype) for t < L, packed into s; zero past L
+__device__ __forceinline__ void load_packed(float2* s, const io_t* a, const io_t* b, int L) {
+    for (int m = threadIdx.x; m < M_; m += THREADS) {
+        const int t = 2 * m;
+        float x0 = 0.f, x1 = 0.f;
+        if (t < L) x0 = b ? io_round(io_load(a + t) * io_load(b + t)) : io_load(a + t);
+        if (t + 1 < L) x1 = b ? io_round(io_load(a + t + 1) * io_load(b + t + 1)) : io_load(a + t + 1);
+        s[PAD(m)] = make_float2(x0, x1);
+    }
+    __syncthreads();
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
+    const io_t* v, const io_t* pre, const io_t* post, const float2* kspec, io_t* z_out,
+    io_t* y_out, int L, int D, int v_sb, int v_sd, int pre_sb, int pre_sd, int post_sb,
+    int post_sd, int z_sb, int z_sd, int y_sb, int y_sd, int flags) {
+    // flags: 1 pre given, 2 post given (y = post * round(z)), 4 write z, 8 write y
+    extern __shared__ float2 s[];
+    const int b = blockIdx.x / D, d = blockIdx.x % D;
+    const io_t* vr = v + (long long)b * v_sb + (long long)d * v_sd;
+    const io_t* pr = (flags & 1) ? pre + (long long)b * pre_sb + (long long)d * pre_sd : nullptr;
+    load_packed(s, vr, pr, L);
+    fft_from<1, -1>(s);
+    const float2* kr = kspec + (long long)d * (M_ + 1);
+    for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
+        const int km = (M_ - k) & (M_ - 1);
+        const float2 e = twiddle_n(k);
+        float2 xk, xm, zk, zm;
+        unpack_pair(s[PAD(k)], s[PAD(km)], e, xk, xm);
+        pack_pair(cmul(xk, kr[k]), cmul(xm, kr[M_ - k]), e, zk, zm);
+        s[PAD(k)] = zk;
+        if (k != 0 && km != k) s[PAD(km)] = zm;
+    }
+    __syncthreads();
+    fft_from<1, 1>(s);  // unscaled: the 1/n rides on K'
+    io_t* zr = z_out + (long long)b * z_sb + (long long)d * z_sd;
+    io_t* yr = y_out + (long long)b * y_sb + (long long)d * y_sd;
+    const io_t* qr = (flags & 2) ? post + (long long)b * post_sb + (long long)d * post_sd : nullptr;
+    for (int t = threadIdx.x; t < L; t += THREADS) {
+        const float2 c = s[PAD(t >> 1)];
+        const float zt = (t & 1) ? c.y : c.x;
+        const io_t zq = to_io(zt);
+        if (flags & 4) zr[t] = zq;
+        if (flags & 8) {
+#if ONCHIP_BF16
+            const float zf = __uint_as_float(((unsigned int)zq) << 16);
+#else
+            const float zf = zt;
+#endif
+            yr[t] = (flags & 2) ? to_io(io_load(qr + t) * zf) : zq;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
+    const io_t* dy, const io_t* post, const io_t* v, const io_t* pre, const float2* kspec,
+    io_t* dv, io_t* dpre, float* dk, int L, int D, int taps, double inv_n, int dy_sb, int dy_sd,
+    int post_sb, int post_sd, int v_sb, int v_sd, int pre_sb, int pre_sd, int dv_sb, int dv_sd,
+    int dpre_sb, int dpre_sd, int flags) {
+    // flags: 1 pre given (dpre = dw * v, dv = dw * pre), 2 post given (g = dy * post), 4 dk wanted
+    // dk: (B, D, taps) float32, this row's sum_t w[t - s] g[t] (the caller sums over B)
+    extern __shared__ float2 s[];
+    float2* sg = s;
+    float2* sw = s + SMEM_LEN;
+    const int b = blockIdx.x / D, d = blockIdx.x % D;
+    const io_t* gr = dy + (long long)b * dy_sb + (long long)d * dy_sd;
+    const io_t* qr = (flags & 2) ? post + (long long)b * post_sb + (long long)d * post_sd : nullptr;
+    const io_t* vr = v + (long long)b * v_sb + (long long)d * v_sd;
+    const io_t* pr = (flags & 1) ? pre + (long long)b * pre_sb + (long long)d * pre_sd : nullptr;
+    const bool want_dk = flags & 4;
+    load_packed(sg, gr, qr, L);
+    fft_from<1, -1>(sg);
+    if (want_dk) {
+        load_packed(sw, vr, pr, L);
+        fft_from<1, -1>(sw);
+    }
+    const float2* kr = kspec + (long long)d * (M_ + 1);
+    for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
+        const int km = (M_ - k) & (M_ - 1);
+        const float2 e = twiddle_n(k);
+        float2 gk, gm, zk, zm;
+        unpack_pair(sg[PAD(k)], sg[PAD(km)], e, gk, gm);
+        if (want_dk) {
+            float2 wk, wm;
+            unpack_pair(sw[PAD(k)], sw[PAD(km)], e, wk, wm);
+            pack_pair(cmulc(gk, wk), cmulc(gm, wm), e, zk, zm);
+            sw[PAD(k)] = zk;
+            if (k != 0 && km != k) sw[PAD(km)] = zm;
+        }
+        pack_pair(cmulc(gk, kr[k]), cmulc(gm, kr[M_ - k]), e, zk, zm);
+        sg[PAD(k)] = zk;
+        if (k != 0 && km != k) sg[PAD(km)] = zm;
+    }
+    __syncthreads();
+    fft_from<1, 1>(sg);
+    if (want_dk) fft_from<1, 1>(sw);
+    io_t* dvr = dv + (long long)b * dv_sb + (long long)d * dv_sd;
+    io_t* dpr = (flags & 1) ? dpre + (long long)b * dpre_sb + (long long)d * dpre_sd : nullptr;
+    for (int t = threadIdx.x; t < L; t += THREADS) {
+        const float2 c = sg[PAD(t >> 1)];
+        const float dw = (t & 1) ? c.y : c.x;
+        if (flags & 1) {
+            dvr[t] = to_io(dw * io_load(pr + t));
+            dpr[t] = to_io(dw * io_load(vr + t));
+        } else {
+            dvr[t] = to_io(dw);
+        }
+    }
+    if (want_dk) {
+        float* dkr = dk + ((long long)b * D + d) * taps;
+        const float scale = (float)inv_n;
+        for (int t = threadIdx.x; t < taps; t += THREADS) {
+            const float2 c = sw[PAD(t >> 1)];
+            dkr[t] = scale * ((t & 1) ? c.y : c.x);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+"""The on-chip engine (hyenadna.ops.onchip): its torch twins against torch.fft in float64 on the
+CPU, the CUDA kernels against the twins on a GPU (marked `gpu`, skipped without CUDA), and the
+kernel source against nvcc where one is installed.
+
+All data here is synthetic (seeded random signals and filters).
+"""
+
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from hyenadna.ops import gated_fftconv, hyena_mixer, onchip
+from hyenadna.ops.fftconv_fast import conv_fft_size, pick_fourstep_n1, pick_onchip
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+
+
+@pytest.mark.parametrize("m", [2, 16, 32, 64, 512, 1024, 2048, 8192])
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_stockham_twin_is_the_dft(m, sign):
+    assert all(r <= onchip.RADIX for r in onchip.radices(m))
+    assert torch.tensor(onchip.radices(m)).prod().item() == m
+    x = torch.randn(3, m, dtype=torch.complex128, generator=torch.Generator().manual_seed(m))
+    ref = torch.fft.fft(x) if sign < 0 else torch.fft.ifft(x, norm="forward")
+    torch.testing.assert_close(onchip.stockham_torch(x, sign), ref, rtol=1e-11, atol=1e-11)
+
+
+def _rfft_conv(w, k_spec, n):
+    return torch.fft.irfft(torch.fft.rfft(w, n=n) * k_spec, n=n, norm="forward")
+
+
+@pytest.mark.parametrize("seqlen,m,taps", [(1024, 1024, 1024), (1000, 1024, 1000),
+                                           (777, 512, 300), (1, 512, 1), (8192, 8192, 8192)])
+def test_conv_twins_match_rfft_formulas(seqlen, m, taps):
+    g = torch.Generator().manual_seed(seqlen)
+    n = 2 * m
+    w, dy = (torch.randn(2, 3, seqlen, dtype=torch.float64, generator=g) for _ in range(2))
+    k_spec = torch.fft.rfft(torch.randn(3, taps, dtype=torch.float64, generator=g), n=n) / n
+    z = onchip.conv_forward_torch(w, k_spec)
+    torch.testing.assert_close(z, _rfft_conv(w, k_spec, n)[..., :seqlen], rtol=1e-10,
+                               atol=1e-10)
+    dw, dk = onchip.conv_backward_torch(dy, w, k_spec, taps)
+    G, W = torch.fft.rfft(dy, n=n), torch.fft.rfft(w, n=n)
+    dw_ref = torch.fft.irfft(G * k_spec.conj(), n=n, norm="forward")[..., :seqlen]
+    dk_ref = torch.fft.irfft(G * W.conj(), n=n, norm="forward")[..., :taps] / n
+    torch.testing.assert_close(dw, dw_ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(dk, dk_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_pick_onchip_needs_cuda_and_a_known_engine():
+    cpu = torch.zeros(1, 1, 1000)
+    assert not pick_onchip(cpu, 2048)
+    assert not onchip.supported(cpu, 2048)
+    with pytest.raises(ValueError, match="fft engine"):
+        pick_onchip(cpu, 2048, "fast")
+    # the four-step engine never takes a call the on-chip engine was asked for
+    assert pick_fourstep_n1(cpu, 1 << 16, "onchip") is None
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv(onchip.ENV, "0")
+    assert not onchip.enabled()
+    monkeypatch.setenv(onchip.ENV, "1")
+    assert onchip.enabled()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+@pytest.mark.parametrize("m,bf16", [(512, 0), (8192, 1)])
+def test_kernel_source_compiles_with_nvcc(tmp_path, m, bf16):
+    # NVRTC compiles the same source at run time on a GPU machine; nvcc catches a broken source
+    # where there is no GPU (the flags mirror onchip._module's macros).
+    out = subprocess.run(
+        ["nvcc", "-arch=sm_90", "-cubin", f"-DONCHIP_M={m}", f"-DONCHIP_BF16={bf16}",
+         "-o", str(tmp_path / "k.cubin"), str(onchip._SOURCE)],
+        capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# GPU: the kernels against the twins
+# ------------------------------------------------------------------------------------------
+
+def _inputs(batch, channels, seqlen, taps, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    v, pre, post, dy = (torch.randn(batch, channels, seqlen, generator=g) for _ in range(4))
+    k = torch.randn(channels, taps, generator=g) * torch.exp(-torch.arange(taps) / 50.0)
+    skip = torch.randn(channels, generator=g)
+    return [t.to("cuda", dtype) for t in (v, pre, post, dy)] + [k.cuda(), skip.cuda()]
+
+
+def _rel(a, b):
+    a, b = a.double().cpu(), b.double().cpu()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def _round(x, dtype):
+    return x.to(dtype).double()
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("m", [512, 1024, 2048, 4096, 8192])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("gates", [True, False])
+def test_kernels_match_twins(m, dtype, gates):
+    seqlen, taps = m - 3, m // 2 + 1  # L < M, odd; fewer taps than samples
+    v, pre, post, dy, k, skip = _inputs(2, 3, seqlen, taps, dtype, seed=m)
+    n = 2 * m
+    kp = torch.zeros(3, n, dtype=torch.float64, device="cuda")
+    kp[:, :taps] = k.double() / n
+    kp[:, 0] += skip.double() / n
+    k_spec64 = torch.fft.rfft(kp)
+    k_spec = k_spec64.to(torch.complex64)
+    pre_, post_ = (pre, post) if gates else (None, None)
+    z, y = torch.empty_like(v), torch.empty_like(v)
+    onchip.forward(v, pre_, post_, k_spec, z, y)
+    w = _round(v.double() * pre.double(), dtype) if gates else v.double()
+    z64 = onchip.conv_forward_torch(w, k_spec64)
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    assert _rel(z, z64) < tol
+    y64 = _round(z.double() * post.double(), dtype) if gates else z.double()
+    assert _rel(y, y64) < 1e-6  # y = post · z rounded once, from the kernel's own z
+    dv = torch.empty_like(v)
+    dpre = torch.empty_like(v) if gates else None
+    dk_rows = torch.empty(2, 3, taps, device="cuda")
+    onchip.backward(dy, post_, v, pre_, k_spec, dv, dpre, dk_rows, n)
+    g = _round(dy.double() * post.double(), dtype) if gates else dy.double()
+    dw64, dk64 = onchip.conv_backward_torch(g, w, k_spec64, taps)
+    assert _rel(dk_rows, dk64) < (1e-5 if dtype == torch.float32 else 1e-3)
+    if gates:
+        assert _rel(dv, dw64 * pre.double()) < tol
+        assert _rel(dpre, dw64 * v.double()) < tol
+    else:
+        assert _rel(dv, dw64) < tol
+    # no filter gradient wanted: one shared-memory row, the same dv
+    dv2 = torch.empty_like(v)
+    onchip.backward(dy, post_, v, pre_, k_spec, dv2, torch.empty_like(v) if gates else None,
+                    None, n)
+    torch.testing.assert_close(dv2, dv, rtol=0, atol=0)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("seqlen", [300, 1000, 4096, 8192])
+def test_onchip_engine_matches_cufft_engine(seqlen):
+    v, pre, post, dy, k, skip = _inputs(2, 8, seqlen, seqlen, torch.bfloat16, seed=seqlen)
+    n = conv_fft_size(seqlen, seqlen)
+    assert pick_onchip(v, n, "auto", pre, post)
+    results = []
+    for engine in ("onchip", "cufft"):
+        leaves = [t.clone().requires_grad_() for t in (v, pre, post, k, skip)]
+        y = gated_fftconv(*leaves, fft_engine=engine)
+        results.append([y, *torch.autograd.grad(y, leaves, dy)])
+    for a, b in zip(*results):
+        assert _rel(a, b) < 1e-2
+
+
+@gpu
+@pytest.mark.gpu
+def test_onchip_mixer_matches_cufft_mixer():
+    g = torch.Generator().manual_seed(0)
+    width, seqlen = 16, 2048
+    x = torch.randn(2, seqlen, width, generator=g).cuda().bfloat16().requires_grad_()
+    params = [torch.randn(3 * width, width, generator=g) / 4, torch.randn(3 * width, generator=g),
+              torch.randn(3 * width, 1, 3, generator=g), torch.randn(3 * width, generator=g),
+              torch.randn(width, seqlen, generator=g) * torch.exp(-torch.arange(seqlen) / 50.0),
+              torch.randn(width, generator=g)]
+    params = [p.cuda().requires_grad_() for p in params]
+    dy = torch.randn(2, seqlen, width, generator=g).cuda().bfloat16()
+    results = []
+    for engine in ("onchip", "cufft"):
+        y = hyena_mixer(x, *params, fft_engine=engine)
+        results.append([y, *torch.autograd.grad(y, [x, *params], dy)])
+    for a, b in zip(*results):
+        assert _rel(a, b) < 1e-2

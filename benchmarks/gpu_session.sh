@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -442,6 +442,19 @@ if [ "$phase" = s7a ]; then  # issue 6, seventh session: the on-chip engine: tes
     for engine in cufft auto; do
         HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
             --batches 1 8 --reps 50 --lengths 1024 4096 8192 --variants op_fast_graphed attn_flash \
+            --out "$R/graphed_$engine" --budget-s 80
+        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
+    done
+fi
+
+if [ "$phase" = s7b ]; then  # issue 6, seventh session: on-chip kernels, radix 8/16, no stack
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_onchip 200 python3 -m pytest -q -x -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_fftconv_fast.py
+    on 0 bench_onchip 150 python3 benchmarks/bench_onchip.py --out "$R/onchip.json"
+    for engine in cufft auto; do
+        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps 50 --lengths 2048 8192 --variants op_fast_graphed attn_flash \
             --out "$R/graphed_$engine" --budget-s 80
         rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
     done

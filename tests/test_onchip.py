@@ -19,12 +19,14 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not availab
 
 @pytest.mark.parametrize("m", [2, 16, 32, 64, 512, 1024, 2048, 8192])
 @pytest.mark.parametrize("sign", [-1, 1])
-def test_stockham_twin_is_the_dft(m, sign):
-    assert all(r <= onchip.RADIX for r in onchip.radices(m))
-    assert torch.tensor(onchip.radices(m)).prod().item() == m
+@pytest.mark.parametrize("radix", [8, 16])
+def test_stockham_twin_is_the_dft(m, sign, radix):
+    assert all(r <= radix for r in onchip.radices(m, radix))
+    assert torch.tensor(onchip.radices(m, radix)).prod().item() == m
     x = torch.randn(3, m, dtype=torch.complex128, generator=torch.Generator().manual_seed(m))
     ref = torch.fft.fft(x) if sign < 0 else torch.fft.ifft(x, norm="forward")
-    torch.testing.assert_close(onchip.stockham_torch(x, sign), ref, rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(onchip.stockham_torch(x, sign, radix), ref, rtol=1e-11,
+                               atol=1e-11)
 
 
 def _rfft_conv(w, k_spec, n):
@@ -67,12 +69,13 @@ def test_disabled_by_environment(monkeypatch):
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-@pytest.mark.parametrize("m,bf16", [(512, 0), (8192, 1)])
-def test_kernel_source_compiles_with_nvcc(tmp_path, m, bf16):
+@pytest.mark.parametrize("m,bf16,radix", [(512, 0, 16), (8192, 1, 8)])
+def test_kernel_source_compiles_with_nvcc(tmp_path, m, bf16, radix):
     # NVRTC compiles the same source at run time on a GPU machine; nvcc catches a broken source
     # where there is no GPU (the flags mirror onchip._module's macros).
     out = subprocess.run(
         ["nvcc", "-arch=sm_90", "-cubin", f"-DONCHIP_M={m}", f"-DONCHIP_BF16={bf16}",
+         f"-DONCHIP_R={radix}",
          "-o", str(tmp_path / "k.cubin"), str(onchip._SOURCE)],
         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -104,7 +107,9 @@ def _round(x, dtype):
 @pytest.mark.parametrize("m", [512, 1024, 2048, 4096, 8192])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("gates", [True, False])
-def test_kernels_match_twins(m, dtype, gates):
+@pytest.mark.parametrize("radix", [8, 16])
+def test_kernels_match_twins(m, dtype, gates, radix, monkeypatch):
+    monkeypatch.setattr(onchip, "STAGE_RADIX", {"fwd": radix, "bwd": radix})
     seqlen, taps = m - 3, m // 2 + 1  # L < M, odd; fewer taps than samples
     v, pre, post, dy, k, skip = _inputs(2, 3, seqlen, taps, dtype, seed=m)
     n = 2 * m

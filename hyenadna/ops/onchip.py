@@ -36,7 +36,10 @@ MIN_M, MAX_M = 512, 8192
 padded rows of M complex float32 in shared memory: 139 KiB at M = 8192; M = 16384 would not
 fit an H100's 227 KiB)."""
 
-RADIX = 16
+STAGE_RADIX = {"fwd": 16, "bwd": 8}
+"""Radix of the kernels' FFT stages (8 or 16; M / radix threads per row), per kernel: radix 16
+keeps 16 values per thread (fewer stages and barriers, ~128 registers in the backward, which
+holds two rows), radix 8 half that. benchmarks/bench_onchip.py times each choice."""
 ENV = "HYENADNA_ONCHIP"
 _SOURCE = Path(__file__).with_name("onchip_conv.cu")
 _modules: dict = {}
@@ -47,25 +50,25 @@ _failed: list[str] = []
 # torch twins of the kernel's steps
 # ------------------------------------------------------------------------------------------
 
-def radices(m: int) -> list[int]:
-    """The kernel's stage radices for an M-point FFT: 16 while the rest divides by 16, then
-    the rest (M = 8192 → 16, 16, 16, 2)."""
+def radices(m: int, radix: int = 16) -> list[int]:
+    """The kernel's stage radices for an M-point FFT: ``radix`` while the rest divides by it,
+    then the rest (M = 8192, radix 16 → 16, 16, 16, 2)."""
     out = []
-    while m % RADIX == 0 and m > 1:
-        out.append(RADIX)
-        m //= RADIX
+    while m % radix == 0 and m > 1:
+        out.append(radix)
+        m //= radix
     if m > 1:
         out.append(m)
     return out
 
 
-def stockham_torch(x: torch.Tensor, sign: int) -> torch.Tensor:
+def stockham_torch(x: torch.Tensor, sign: int, radix: int = 16) -> torch.Tensor:
     """Unscaled DFT of x (..., M) along the last dim, e^(sign·2πi·jk/M), by the kernel's
     Stockham stages: item j reads x[j + r·M/R], is twiddled by e^(sign·2πi·(j mod NS)·r/(NS·R)),
     transformed by a length-R DFT, and written to (j // NS)·NS·R + j mod NS + r·NS."""
     m = x.shape[-1]
     ns = 1
-    for r_ in radices(m):
+    for r_ in radices(m, radix):
         j = torch.arange(m // r_, device=x.device)
         r = torch.arange(r_, device=x.device)
         a = x[..., j[None, :] + r[:, None] * (m // r_)]  # (..., R, M/R)
@@ -180,22 +183,24 @@ def supported(v: torch.Tensor, n: int) -> bool:
     if not (v.is_cuda and v.dtype in (torch.bfloat16, torch.float32) and enabled()
             and n % 2 == 0 and MIN_M <= m <= MAX_M and m & (m - 1) == 0):
         return False
-    return _module(m, v.dtype == torch.bfloat16, v.device) is not None
+    bf16 = v.dtype == torch.bfloat16
+    return all(_module(m, bf16, STAGE_RADIX[k], v.device) is not None for k in ("fwd", "bwd"))
 
 
-def _module(m: int, bf16: bool, device: torch.device):
-    """The compiled (forward, backward) kernels for (M, dtype) on this device, or None."""
-    key = (m, bf16, device.index if device.index is not None else torch.cuda.current_device())
+def _module(m: int, bf16: bool, radix: int, device: torch.device):
+    """The compiled (forward, backward) kernels for (M, dtype, radix) on this device, or None."""
+    key = (m, bf16, radix,
+           device.index if device.index is not None else torch.cuda.current_device())
     if key in _modules:
         return _modules[key]
     kernels = None
     try:
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
-            major, minor = torch.cuda.get_device_capability(device)
-            src = f"#define ONCHIP_M {m}\n#define ONCHIP_BF16 {int(bf16)}\n" + _SOURCE.read_text()
-            fwd = compile_kernel(src, "onchip_fwd", f"{major}{minor}")
-            bwd = compile_kernel(src, "onchip_bwd", f"{major}{minor}")
+            src = (f"#define ONCHIP_M {m}\n#define ONCHIP_R {radix}\n"
+                   f"#define ONCHIP_BF16 {int(bf16)}\n" + _SOURCE.read_text())
+            fwd = compile_kernel(src, "onchip_fwd")
+            bwd = compile_kernel(src, "onchip_bwd")
             for kernel, rows in ((fwd, 1), (bwd, 2)):
                 _allow_smem(kernel, rows * _row_bytes(m))
         kernels = (fwd, bwd)
@@ -251,7 +256,8 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
     """
     batch, channels, seqlen = v.shape
     m = k_spec.shape[-1] - 1
-    fwd, _ = _module(m, v.dtype == torch.bfloat16, v.device)
+    radix = STAGE_RADIX["fwd"]
+    fwd = _module(m, v.dtype == torch.bfloat16, radix, v.device)[0]
     _check_int32(v, pre, post, z_out, y_out)
     flags = ((pre is not None) | (post is not None) << 1 | (z_out is not None) << 2
              | (y_out is not None) << 3)
@@ -260,7 +266,7 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(post, v)[1:], *_rows(z_out, v)[1:],
             *_rows(y_out, v)[1:], flags]
     if batch * channels:
-        fwd(grid=(batch * channels, 1, 1), block=(m // 16, 1, 1), args=args,
+        fwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=_row_bytes(m))
 
 
@@ -273,7 +279,8 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
     """
     batch, channels, seqlen = v.shape
     m = k_spec.shape[-1] - 1
-    _, bwd = _module(m, v.dtype == torch.bfloat16, v.device)
+    radix = STAGE_RADIX["bwd"]
+    bwd = _module(m, v.dtype == torch.bfloat16, radix, v.device)[1]
     _check_int32(dy, post, v, pre, dv, dpre)
     if dk_rows is not None and not dk_rows.is_contiguous():
         raise ValueError("dk_rows must be contiguous")
@@ -284,5 +291,5 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
             1.0 / n, *_rows(dy, v)[1:], *_rows(post, v)[1:], *_rows(v, v)[1:],
             *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:], flags]
     if batch * channels:
-        bwd(grid=(batch * channels, 1, 1), block=(m // 16, 1, 1), args=args,
+        bwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m))

@@ -7,24 +7,31 @@
 //   ONCHIP_M    M = n / 2, a power of two in [512, 8192]: the real length-n signal is packed
 //               as M complex values z[m] = x[2m] + i x[2m+1] (zero past L)
 //   ONCHIP_BF16 1: I/O in bfloat16 (raw 16-bit words), 0: float32
+//   ONCHIP_R    the stages' radix, 8 or 16 (M / ONCHIP_R threads per row)
 //
 // Per row the forward runs: pack w = v * pre -> Stockham FFT_M -> "pair pass" (unpack the real
 // spectrum X at k and M-k, multiply by the filter spectrum K'/n, repack for the real inverse) ->
 // inverse FFT_M -> z = the first L reals; y = post * z. The backward runs the same on g = dy * post
 // and on w, and its pair pass forms both G conj(K') and G conj(W). Arithmetic is float32.
 //
-// The FFT is a mixed-radix Stockham autosort (radix 16, the last stage whatever is left), one
-// shared-memory buffer in place: each thread holds its E = 16 values of a stage in registers
-// between two barriers. Shared indices are padded by one complex per 16 (PAD) so the first
-// stage's stride-16 scatter does not hit one bank.
+// The FFT is a mixed-radix Stockham autosort (radix R, the last stage whatever is left), one
+// shared-memory buffer in place: each thread holds its E = R values of a stage in registers
+// between two barriers. The first forward stage reads the row from global memory and the last
+// inverse stage writes it there, so neither passes through shared memory. The backward runs its
+// two transforms (of g and of w) interleaved, sharing every barrier. Shared indices are padded
+// by one complex per 16 (PAD) so the first stage's stride-R scatter does not hit one bank.
 
 #ifndef ONCHIP_M
 #error "ONCHIP_M must be defined"
 #endif
+#ifndef ONCHIP_R
+#define ONCHIP_R 16
+#endif
 
 #define M_ ONCHIP_M
-#define THREADS (M_ / 16)
-#define E_ 16
+#define R_MAX ONCHIP_R  // radix of every stage but the last: 8 or 16
+#define THREADS (M_ / R_MAX)
+#define E_ R_MAX  // values per thread and stage
 
 #if ONCHIP_BF16
 typedef unsigned short io_t;
@@ -106,8 +113,11 @@ __device__ __forceinline__ void dft_levels(float2* a) {
         for (int i = 0; i < R; i += LEN) {
 #pragma unroll
             for (int j = 0; j < LEN / 2; ++j) {
+                const int m = j * (16 / LEN);  // a constant after unrolling: the branches fold
                 const float2 u = a[i + j];
-                const float2 t = cmul(a[i + j + LEN / 2], root16<SIGN>(j * (16 / LEN)));
+                float2 t = a[i + j + LEN / 2];
+                if (m == 4) t = SIGN > 0 ? times_i(t) : make_float2(t.y, -t.x);  // * (SIGN i)
+                else if (m != 0) t = cmul(t, root16<SIGN>(m));
                 a[i + j] = cadd(u, t);
                 a[i + j + LEN / 2] = csub(u, t);
             }
@@ -117,64 +127,134 @@ __device__ __forceinline__ void dft_levels(float2* a) {
 }
 
 // in-register DFT of R values (R in 2, 4, 8, 16), natural order in and out: radix-2 DIT
+// the bit-reversal permutation, one compile-time swap at a time (a runtime bitrev() would index
+// a[] dynamically and push it to local memory)
+template <int R, int I>
+__device__ __forceinline__ void bitrev_permute(float2* a) {
+    if constexpr (I < R) {
+        constexpr int J = bitrev(I, ilog2(R));
+        if constexpr (I < J) { const float2 t = a[I]; a[I] = a[J]; a[J] = t; }
+        bitrev_permute<R, I + 1>(a);
+    }
+}
+
 template <int R, int SIGN>
 __device__ __forceinline__ void dft(float2* a) {
-    constexpr int BITS = ilog2(R);
-#pragma unroll
-    for (int i = 0; i < R; ++i) {
-        const int j = bitrev(i, BITS);
-        if (i < j) { float2 t = a[i]; a[i] = a[j]; a[j] = t; }
-    }
+    bitrev_permute<R, 0>(a);
     dft_levels<R, SIGN, 2>(a);
 }
 
-// One Stockham stage of radix R at sub-transform size NS (onchip.py: stockham_torch):
-// item j reads s[j + r M/R], twiddles by e^(SIGN 2 pi i (j mod NS) r / (NS R)), DFT_R,
-// writes s[(j / NS) NS R + j mod NS + r NS].
-template <int R, int NS, int SIGN>
-__device__ __forceinline__ void stage(float2* s) {
-    constexpr int ITEMS = E_ / R;  // items per thread
-    float2 a[E_];
+// a[r] *= w^r, w = e^(SIGN 2 pi i k / NSR), by repeated products (r < 16: a few ulps)
+template <int R, int SIGN>
+__device__ __forceinline__ void twiddle(float2* a, int k, int nsr) {
+    float sn, cs;  // 2 k / NSR is exact in float32: NSR is a power of two
+    sincospif((float)(2 * k) / (float)nsr, &sn, &cs);
+    const float2 w = make_float2(cs, SIGN * sn);
+    float2 wr = w;
 #pragma unroll
-    for (int it = 0; it < ITEMS; ++it) {
+    for (int r = 1; r < R; ++r) {
+        a[r] = cmul(a[r], wr);
+        wr = cmul(wr, w);
+    }
+}
+
+// One Stockham stage of radix R at sub-transform size NS (onchip.py: stockham_torch), on NB
+// rows at once (s0, and s1 when NB = 2) in place: item j reads s[j + r M/R], is twiddled by
+// e^(SIGN 2 pi i (j mod NS) r / (NS R)), DFT_R, and written to s[(j / NS) NS R + j mod NS + r NS].
+template <int R>
+__device__ __forceinline__ void stage_load(const float2* s, float2* a) {
+#pragma unroll
+    for (int it = 0; it < E_ / R; ++it) {
         const int j = threadIdx.x + it * THREADS;
 #pragma unroll
         for (int r = 0; r < R; ++r) a[it * R + r] = s[PAD(j + r * (M_ / R))];
     }
-    __syncthreads();
+}
+
+template <int R, int NS, int SIGN>
+__device__ __forceinline__ void stage_store(float2* s, float2* a) {
 #pragma unroll
-    for (int it = 0; it < ITEMS; ++it) {
+    for (int it = 0; it < E_ / R; ++it) {
         const int j = threadIdx.x + it * THREADS;
         const int k = j % NS;
-        if (NS > 1) {
-            // w^r for w = e^(SIGN 2 pi i k / (NS R)) by repeated products (r < 16: a few ulps)
-            float sn, cs;  // 2 k / (NS R) is exact in float32: NS R is a power of two
-            sincospif((float)(2 * k) / (float)(NS * R), &sn, &cs);
-            const float2 w = make_float2(cs, SIGN * sn);
-            float2 wr = w;
-#pragma unroll
-            for (int r = 1; r < R; ++r) {
-                a[it * R + r] = cmul(a[it * R + r], wr);
-                wr = cmul(wr, w);
-            }
-        }
+        if (NS > 1) twiddle<R, SIGN>(a + it * R, k, NS * R);
         dft<R, SIGN>(a + it * R);
         const int base = (j / NS) * NS * R + k;
 #pragma unroll
         for (int r = 0; r < R; ++r) s[PAD(base + r * NS)] = a[it * R + r];
     }
+}
+
+template <int R, int NS, int SIGN, int NB>
+__device__ __forceinline__ void stage(float2* s0, float2* s1) {
+    float2 a0[E_], a1[E_];  // two named arrays (not a[NB][E]): both stay in registers
+    stage_load<R>(s0, a0);
+    if constexpr (NB == 2) stage_load<R>(s1, a1);
+    __syncthreads();
+    stage_store<R, NS, SIGN>(s0, a0);
+    if constexpr (NB == 2) stage_store<R, NS, SIGN>(s1, a1);
     __syncthreads();
 }
 
-// all stages: radix 16 while the rest is a multiple of 16, then what is left
-template <int NS, int SIGN>
-__device__ __forceinline__ void fft_from(float2* s) {
-    if constexpr (NS < M_) {
-        constexpr int REST = M_ / NS;
-        constexpr int R = (REST % 16 == 0) ? 16 : REST;
-        stage<R, NS, SIGN>(s);
-        fft_from<NS * R, SIGN>(s);
+// the last stage's radix: what is left of M after the radix-R_MAX stages (radices() in onchip.py)
+__host__ __device__ constexpr int last_radix() {
+    int rest = M_, last = 1;
+    while (rest % R_MAX == 0 && rest > 1) { last = R_MAX; rest /= R_MAX; }
+    return rest > 1 ? rest : last;
+}
+#define NS_LAST (M_ / last_radix())
+
+// The first stage (NS = 1, radix R_MAX, one item per thread) from load(m) = the packed row's
+// value m, into s. No barrier: the caller's, once for every row it starts.
+template <int SIGN, class Load>
+__device__ __forceinline__ void first_stage(float2* s, Load load) {
+    float2 a[R_MAX];
+    const int j = threadIdx.x;
+#pragma unroll
+    for (int r = 0; r < R_MAX; ++r) a[r] = load(j + r * THREADS);
+    dft<R_MAX, SIGN>(a);
+#pragma unroll
+    for (int r = 0; r < R_MAX; ++r) s[PAD(j * R_MAX + r)] = a[r];
+}
+
+// the stages from NS up to (not including) the last, radix R_MAX each
+template <int NS, int SIGN, int NB>
+__device__ __forceinline__ void middle_stages(float2* s0, float2* s1) {
+    if constexpr (NS < NS_LAST) {
+        stage<R_MAX, NS, SIGN, NB>(s0, s1);
+        middle_stages<NS * R_MAX, SIGN, NB>(s0, s1);
     }
+}
+
+// The last stage, out of s into store(m, value): nothing writes s afterwards, so no barrier.
+template <int SIGN, class Store>
+__device__ __forceinline__ void last_stage(const float2* s, Store store) {
+    constexpr int R = last_radix(), ITEMS = E_ / R;
+    float2 a[E_];
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+        const int j = threadIdx.x + it * THREADS;
+#pragma unroll
+        for (int r = 0; r < R; ++r) a[it * R + r] = s[PAD(j + r * NS_LAST)];
+    }
+#pragma unroll
+    for (int it = 0; it < ITEMS; ++it) {
+        const int j = threadIdx.x + it * THREADS;  // j < NS_LAST: j mod NS = j, j / NS = 0
+        twiddle<R, SIGN>(a + it * R, j, M_);
+        dft<R, SIGN>(a + it * R);
+#pragma unroll
+        for (int r = 0; r < R; ++r) store(j + r * NS_LAST, a[it * R + r]);
+    }
+}
+
+// forward FFT of NB rows from global memory (load0, load1) into s0, s1, natural order
+template <int NB, class Load0, class Load1>
+__device__ __forceinline__ void forward_fft(float2* s0, float2* s1, Load0 load0, Load1 load1) {
+    first_stage<-1>(s0, load0);
+    if constexpr (NB == 2) first_stage<-1>(s1, load1);
+    __syncthreads();
+    middle_stages<R_MAX, -1, NB>(s0, s1);
+    stage<last_radix(), NS_LAST, -1, NB>(s0, s1);
 }
 
 // Unpack the real spectrum at bins k and M-k from the packed transform Z (Z[M] = Z[0]):
@@ -201,16 +281,21 @@ __device__ __forceinline__ float2 twiddle_n(int k) {  // e^(-i pi k / M) = e^(-2
     return make_float2(cs, -sn);
 }
 
-// x[t] = a[t] (* b[t], rounded to the I/O dtype) for t < L, packed into s; zero past L
-__device__ __forceinline__ void load_packed(float2* s, const io_t* a, const io_t* b, int L) {
-    for (int m = threadIdx.x; m < M_; m += THREADS) {
-        const int t = 2 * m;
-        float x0 = 0.f, x1 = 0.f;
-        if (t < L) x0 = b ? io_round(io_load(a + t) * io_load(b + t)) : io_load(a + t);
-        if (t + 1 < L) x1 = b ? io_round(io_load(a + t + 1) * io_load(b + t + 1)) : io_load(a + t + 1);
-        s[PAD(m)] = make_float2(x0, x1);
-    }
-    __syncthreads();
+// the packed row's value m: (x[2m], x[2m+1]) with x = a (* b, rounded to the I/O dtype), zero
+// past L
+__device__ __forceinline__ float2 packed_value(const io_t* a, const io_t* b, int L, int m) {
+    const int t = 2 * m;
+    float x0 = 0.f, x1 = 0.f;
+    if (t < L) x0 = b ? io_round(io_load(a + t) * io_load(b + t)) : io_load(a + t);
+    if (t + 1 < L) x1 = b ? io_round(io_load(a + t + 1) * io_load(b + t + 1)) : io_load(a + t + 1);
+    return make_float2(x0, x1);
+}
+
+// the inverse FFT of NB rows in place up to its last stage (which the caller runs into global)
+template <int NB>
+__device__ __forceinline__ void inverse_fft_but_last(float2* s0, float2* s1) {
+    stage<R_MAX, 1, 1, NB>(s0, s1);
+    middle_stages<R_MAX, 1, NB>(s0, s1);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
@@ -222,8 +307,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
     const int b = blockIdx.x / D, d = blockIdx.x % D;
     const io_t* vr = v + (long long)b * v_sb + (long long)d * v_sd;
     const io_t* pr = (flags & 1) ? pre + (long long)b * pre_sb + (long long)d * pre_sd : nullptr;
-    load_packed(s, vr, pr, L);
-    fft_from<1, -1>(s);
+    auto load_w = [=](int m) { return packed_value(vr, pr, L, m); };
+    forward_fft<1>(s, s, load_w, load_w);
     const float2* kr = kspec + (long long)d * (M_ + 1);
     for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
         const int km = (M_ - k) & (M_ - 1);
@@ -235,24 +320,56 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
         if (k != 0 && km != k) s[PAD(km)] = zm;
     }
     __syncthreads();
-    fft_from<1, 1>(s);  // unscaled: the 1/n rides on K'
+    inverse_fft_but_last<1>(s, s);  // unscaled: the 1/n rides on K'
     io_t* zr = z_out + (long long)b * z_sb + (long long)d * z_sd;
     io_t* yr = y_out + (long long)b * y_sb + (long long)d * y_sd;
     const io_t* qr = (flags & 2) ? post + (long long)b * post_sb + (long long)d * post_sd : nullptr;
-    for (int t = threadIdx.x; t < L; t += THREADS) {
-        const float2 c = s[PAD(t >> 1)];
-        const float zt = (t & 1) ? c.y : c.x;
-        const io_t zq = to_io(zt);
-        if (flags & 4) zr[t] = zq;
-        if (flags & 8) {
+    auto store_z = [=](int m, float2 c) {  // z[2m] = Re, z[2m+1] = Im; y = post * round(z)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 2 * m + h;
+            if (t >= L) break;
+            const float zt = h ? c.y : c.x;
+            const io_t zq = to_io(zt);
+            if (flags & 4) zr[t] = zq;
+            if (flags & 8) {
 #if ONCHIP_BF16
-            const float zf = __uint_as_float(((unsigned int)zq) << 16);
+                const float zf = __uint_as_float(((unsigned int)zq) << 16);
 #else
-            const float zf = zt;
+                const float zf = zt;
 #endif
-            yr[t] = (flags & 2) ? to_io(io_load(qr + t) * zf) : zq;
+                yr[t] = (flags & 2) ? to_io(io_load(qr + t) * zf) : zq;
+            }
         }
+    };
+    last_stage<1>(s, store_z);
+}
+
+// The backward's pair pass and inverse for NB = 2 (dk wanted: both transforms interleaved) or
+// NB = 1 (dw only); the forward transforms are already in sg (and sw).
+template <int NB, class StoreDw, class StoreDk>
+__device__ __forceinline__ void backward_rest(float2* sg, float2* sw, const float2* kr,
+                                              StoreDw store_dw, StoreDk store_dk) {
+    for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
+        const int km = (M_ - k) & (M_ - 1);
+        const float2 e = twiddle_n(k);
+        float2 gk, gm, zk, zm;
+        unpack_pair(sg[PAD(k)], sg[PAD(km)], e, gk, gm);
+        if constexpr (NB == 2) {
+            float2 wk, wm;
+            unpack_pair(sw[PAD(k)], sw[PAD(km)], e, wk, wm);
+            pack_pair(cmulc(gk, wk), cmulc(gm, wm), e, zk, zm);
+            sw[PAD(k)] = zk;
+            if (k != 0 && km != k) sw[PAD(km)] = zm;
+        }
+        pack_pair(cmulc(gk, kr[k]), cmulc(gm, kr[M_ - k]), e, zk, zm);
+        sg[PAD(k)] = zk;
+        if (k != 0 && km != k) sg[PAD(km)] = zm;
     }
+    __syncthreads();
+    inverse_fft_but_last<NB>(sg, sw);
+    last_stage<1>(sg, store_dw);
+    if constexpr (NB == 2) last_stage<1>(sw, store_dk);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
@@ -270,51 +387,36 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
     const io_t* qr = (flags & 2) ? post + (long long)b * post_sb + (long long)d * post_sd : nullptr;
     const io_t* vr = v + (long long)b * v_sb + (long long)d * v_sd;
     const io_t* pr = (flags & 1) ? pre + (long long)b * pre_sb + (long long)d * pre_sd : nullptr;
-    const bool want_dk = flags & 4;
-    load_packed(sg, gr, qr, L);
-    fft_from<1, -1>(sg);
-    if (want_dk) {
-        load_packed(sw, vr, pr, L);
-        fft_from<1, -1>(sw);
-    }
     const float2* kr = kspec + (long long)d * (M_ + 1);
-    for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
-        const int km = (M_ - k) & (M_ - 1);
-        const float2 e = twiddle_n(k);
-        float2 gk, gm, zk, zm;
-        unpack_pair(sg[PAD(k)], sg[PAD(km)], e, gk, gm);
-        if (want_dk) {
-            float2 wk, wm;
-            unpack_pair(sw[PAD(k)], sw[PAD(km)], e, wk, wm);
-            pack_pair(cmulc(gk, wk), cmulc(gm, wm), e, zk, zm);
-            sw[PAD(k)] = zk;
-            if (k != 0 && km != k) sw[PAD(km)] = zm;
-        }
-        pack_pair(cmulc(gk, kr[k]), cmulc(gm, kr[M_ - k]), e, zk, zm);
-        sg[PAD(k)] = zk;
-        if (k != 0 && km != k) sg[PAD(km)] = zm;
-    }
-    __syncthreads();
-    fft_from<1, 1>(sg);
-    if (want_dk) fft_from<1, 1>(sw);
     io_t* dvr = dv + (long long)b * dv_sb + (long long)d * dv_sd;
     io_t* dpr = (flags & 1) ? dpre + (long long)b * dpre_sb + (long long)d * dpre_sd : nullptr;
-    for (int t = threadIdx.x; t < L; t += THREADS) {
-        const float2 c = sg[PAD(t >> 1)];
-        const float dw = (t & 1) ? c.y : c.x;
-        if (flags & 1) {
-            dvr[t] = to_io(dw * io_load(pr + t));
-            dpr[t] = to_io(dw * io_load(vr + t));
-        } else {
-            dvr[t] = to_io(dw);
+    float* dkr = dk + ((long long)b * D + d) * taps;
+    const float scale = (float)inv_n;
+    auto load_g = [=](int m) { return packed_value(gr, qr, L, m); };
+    auto load_w = [=](int m) { return packed_value(vr, pr, L, m); };
+    auto store_dw = [=](int m, float2 c) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 2 * m + h;
+            if (t >= L) break;
+            const float dw = h ? c.y : c.x;
+            if (flags & 1) {
+                dvr[t] = to_io(dw * io_load(pr + t));
+                dpr[t] = to_io(dw * io_load(vr + t));
+            } else {
+                dvr[t] = to_io(dw);
+            }
         }
-    }
-    if (want_dk) {
-        float* dkr = dk + ((long long)b * D + d) * taps;
-        const float scale = (float)inv_n;
-        for (int t = threadIdx.x; t < taps; t += THREADS) {
-            const float2 c = sw[PAD(t >> 1)];
-            dkr[t] = scale * ((t & 1) ? c.y : c.x);
-        }
+    };
+    auto store_dk = [=](int m, float2 c) {
+        if (2 * m < taps) dkr[2 * m] = scale * c.x;
+        if (2 * m + 1 < taps) dkr[2 * m + 1] = scale * c.y;
+    };
+    if (flags & 4) {
+        forward_fft<2>(sg, sw, load_g, load_w);
+        backward_rest<2>(sg, sw, kr, store_dw, store_dk);
+    } else {
+        forward_fft<1>(sg, sg, load_g, load_g);
+        backward_rest<1>(sg, sg, kr, store_dw, store_dk);
     }
 }

@@ -460,6 +460,14 @@ if [ "$phase" = s7b ]; then  # issue 6, seventh session: on-chip kernels, radix 
     done
 fi
 
+if [ "$phase" = s7c ]; then  # issue 6, seventh session: where 8k goes with the on-chip engine
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 --top 60 \
+        --out "$R/profile_8k_b1.json"
+    on 0 profile_b8 90 python3 benchmarks/profile_operator.py --lengths 8192 --batch 8 --top 40 \
+        --out "$R/profile_8k_b8.json"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

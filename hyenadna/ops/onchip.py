@@ -36,10 +36,12 @@ MIN_M, MAX_M = 512, 8192
 padded rows of M complex float32 in shared memory: 139 KiB at M = 8192; M = 16384 would not
 fit an H100's 227 KiB)."""
 
-STAGE_RADIX = {"fwd": 16, "bwd": 8}
-"""Radix of the kernels' FFT stages (8 or 16; M / radix threads per row), per kernel: radix 16
-keeps 16 values per thread (fewer stages and barriers, ~128 registers in the backward, which
-holds two rows), radix 8 half that. benchmarks/bench_onchip.py times each choice."""
+STAGE_RADIX = {"fwd": 8, "bwd": 8}
+"""Radix of the kernels' FFT stages (8 or 16; M / radix threads per row), per kernel. Radix 16
+keeps 16 values per thread: fewer stages and barriers, but ~128 registers in the backward (which
+holds two rows) and fewer threads per row. Radix 8 measured faster on an H100 in 14 of the 18
+(shape, kernel) cells of benchmarks/bench_onchip.py, e.g. 0.036 / 0.062 ms against 0.043 /
+0.080 for the forward / backward at 1 × 256 × 8k (benchmarks/results/onchip/)."""
 ENV = "HYENADNA_ONCHIP"
 _SOURCE = Path(__file__).with_name("onchip_conv.cu")
 _modules: dict = {}

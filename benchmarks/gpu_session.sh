@@ -468,6 +468,17 @@ if [ "$phase" = s7c ]; then  # issue 6, seventh session: where 8k goes with the 
         --out "$R/profile_8k_b8.json"
 fi
 
+if [ "$phase" = s7d ]; then  # issue 6, seventh session: twiddle table, kept prefix: tests, A/B
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 240 python3 -m pytest -q -x -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_fftconv_fast.py tests/test_layout.py tests/test_model.py
+    on 0 bench_onchip 150 python3 benchmarks/bench_onchip.py --out "$R/onchip.json"
+    HYENADNA_FFT_ENGINE=auto on 0 graphed_auto 100 python3 benchmarks/bench_operator.py \
+        --batches 1 8 --reps 50 --lengths 1024 4096 8192 --variants op_fast_graphed attn_flash \
+        --out "$R/graphed_auto" --budget-s 80
+    rm -f "$R/graphed_auto/results.png" "$R/graphed_auto/results.md"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

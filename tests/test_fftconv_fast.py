@@ -192,6 +192,17 @@ def test_hyena_mixer_matches_ref_forward_and_grads(seqlen, dtype, device):
         assert _rel_err(fast, ref) <= max(1.5 * _rel_err(p, ref), 1e-2)
 
 
+def test_hyena_mixer_kept_prefix_gives_the_recomputed_gradients(monkeypatch):
+    # short rows keep proj and the short conv's output; long ones recompute them: same numbers
+    inputs = [t.requires_grad_() for t in _mixer_inputs(200, torch.float32, "cpu")]
+    grads = []
+    for keep in (1 << 13, 0):
+        monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+        grads.append(_grads(hyena_mixer(*inputs), inputs))
+    for kept, recomputed in zip(*grads):
+        torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
+
+
 def test_hyena_mixer_float64_is_exact_to_rounding():
     inputs = [t.double().requires_grad_() for t in _mixer_inputs(300, torch.float64, "cpu")]
     y = hyena_mixer(*inputs, chunk_elems=1000)
@@ -312,6 +323,7 @@ def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
     # bytes, plus LayerNorm statistics. The plain path keeps ~100·D + the filter net's.
     d = 32
     monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 256k
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", 0)  # as at L > 8k
     per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
                  - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
                  for mode in ("fast", "ref")}

@@ -10,7 +10,9 @@ HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up
 of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's spectrum K'/n (8 bytes
 per (D, L) tap); the backward recomputes proj and the short conv (a 2·L·D·3D-FLOP matmul and a
 3-tap depthwise conv, ~1 ms per layer at 1M tokens on an H100), runs the FFT backward of
-``fftconv_fast`` and then the short conv's and in_proj's backward, written out here. The layout
+``fftconv_fast`` and then the short conv's and in_proj's backward, written out here (up to
+L = ``KEEP_PREFIX_MAX_LEN`` proj and the short conv's output are kept instead: short rows, where
+the recompute costs more than the memory). The layout
 changes between (B, L, ·) and (B, ·, L) happen inside the short conv and the gate kernels
 (``hyenadna.ops.layout``), never as separate strided copies.
 ``hyena_mixer_ref`` is the plain composition it is tested against.
@@ -56,19 +58,27 @@ def _proj(x, in_w, in_b) -> torch.Tensor:
     return F.linear(x, in_w.to(x.dtype), _cast(in_b, x.dtype))
 
 
+KEEP_PREFIX_MAX_LEN = 1 << 13
+"""Up to this L the mixer keeps proj and the short conv's output for its backward (12 more
+bytes per token and channel) instead of recomputing them: at these lengths the recompute's
+GEMM and conv are a visible share of the step (0.12 of the operator's 1.9 ms at 8 × 8k on an
+H100, benchmarks/results/onchip/) and the memory is small. Beyond it they are recomputed."""
+
+
 def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,
                    use_onchip):
-    """y (B, L, D) [, z, K'/n when for_backward]; see ``gated_conv_forward``."""
+    """y (B, L, D) [, z, K'/n when for_backward], proj, u3; see ``gated_conv_forward``."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
     with torch.autocast(x.device.type, enabled=False):
-        u3 = short_conv_t(_proj(x, in_w, in_b), sc_w, sc_b)  # (B, 3D, L), weights in x's dtype
+        proj = _proj(x, in_w, in_b)  # (B, L, 3D)
+        u3 = short_conv_t(proj, sc_w, sc_b)  # (B, 3D, L), weights in x's dtype
         x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
         y = torch.empty(x.shape[0], x.shape[1], k.shape[0], dtype=x.dtype, device=x.device)
         # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
         _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
                                           out=y.transpose(1, 2), n1=n1, use_onchip=use_onchip)
-    return y, z, k_spec
+    return y, z, k_spec, proj, u3
 
 
 class _HyenaMixer(torch.autograd.Function):
@@ -76,9 +86,11 @@ class _HyenaMixer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip):
-        y, z, k_spec = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, True, n1,
-                                      use_onchip)
-        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_spec, z)
+        y, z, k_spec, proj, u3 = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems,
+                                                True, n1, use_onchip)
+        keep = x.shape[1] <= KEEP_PREFIX_MAX_LEN
+        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_spec, z, proj if keep else None,
+                              u3 if keep else None)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.use_onchip = use_onchip
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
@@ -87,13 +99,13 @@ class _HyenaMixer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x, in_w, in_b, sc_w, sc_b, k_spec, z = ctx.saved_tensors
+        x, in_w, in_b, sc_w, sc_b, k_spec, z, proj, u3 = ctx.saved_tensors
         need = ctx.needs_input_grad
         width, dt = k_spec.shape[0], x.dtype
         with torch.autocast(x.device.type, enabled=False):
-            # Recompute the cheap prefix (a matmul and the short conv), no autograd graph.
-            proj = _proj(x, in_w, in_b)  # (B, L, 3D)
-            u3 = short_conv_t(proj, sc_w, sc_b)  # (B, 3D, L)
+            if u3 is None:  # recompute the cheap prefix (a matmul and the short conv)
+                proj = _proj(x, in_w, in_b)  # (B, L, 3D)
+                u3 = short_conv_t(proj, sc_w, sc_b)  # (B, 3D, L)
             x0, x1, v = u3.split(width, dim=1)
             du3 = torch.empty_like(u3)  # the FFT backward writes its three slices
             dx0, dx1, dv = du3.split(width, dim=1)

@@ -215,15 +215,6 @@ def _module(m: int, bf16: bool, radix: int, device: torch.device):
     return kernels
 
 
-def _twiddles(m: int, device: torch.device) -> torch.Tensor:
-    """The kernels' table e^(-2πip/M), p < M, complex64 (computed in float64), per M and device."""
-    key = ("twiddles", m, device)
-    if key not in _modules:
-        p = torch.arange(m, dtype=torch.float64, device=device)
-        _modules[key] = torch.polar(torch.ones_like(p), -2 * math.pi * p / m).to(torch.complex64)
-    return _modules[key]
-
-
 def _row_bytes(m: int) -> int:
     return (m + m // 16) * 8  # one padded row of complex float32 (PAD in onchip_conv.cu)
 
@@ -272,8 +263,8 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
     _check_int32(v, pre, post, z_out, y_out)
     flags = ((pre is not None) | (post is not None) << 1 | (z_out is not None) << 2
              | (y_out is not None) << 3)
-    args = [v, _rows(pre, v)[0], _rows(post, v)[0], k_spec, _twiddles(m, v.device),
-            _rows(z_out, v)[0], _rows(y_out, v)[0], seqlen, channels,
+    args = [v, _rows(pre, v)[0], _rows(post, v)[0], k_spec, _rows(z_out, v)[0],
+            _rows(y_out, v)[0], seqlen, channels,
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(post, v)[1:], *_rows(z_out, v)[1:],
             *_rows(y_out, v)[1:], flags]
     if batch * channels:
@@ -297,8 +288,7 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
         raise ValueError("dk_rows must be contiguous")
     flags = (pre is not None) | (post is not None) << 1 | (dk_rows is not None) << 2
     taps = 0 if dk_rows is None else dk_rows.shape[-1]
-    args = [_rows(dy, v)[0], _rows(post, v)[0], v, _rows(pre, v)[0], k_spec,
-            _twiddles(m, v.device), dv,
+    args = [_rows(dy, v)[0], _rows(post, v)[0], v, _rows(pre, v)[0], k_spec, dv,
             _rows(dpre, v)[0], v if dk_rows is None else dk_rows, seqlen, channels, taps,
             1.0 / n, *_rows(dy, v)[1:], *_rows(post, v)[1:], *_rows(v, v)[1:],
             *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:], flags]

@@ -144,12 +144,12 @@ __device__ __forceinline__ void dft(float2* a) {
     dft_levels<R, SIGN, 2>(a);
 }
 
-// a[r] *= w^r, w = e^(SIGN 2 pi i k / NSR), by repeated products (r < 16: a few ulps); w from
-// the table twid[p] = e^(-2 pi i p / M) (one cached load instead of a sincospif per item)
+// a[r] *= w^r, w = e^(SIGN 2 pi i k / NSR), by repeated products (r < 16: a few ulps)
 template <int R, int SIGN>
-__device__ __forceinline__ void twiddle(float2* a, int k, int nsr, const float2* __restrict__ twid) {
-    const float2 t = __ldg(twid + k * (M_ / nsr));
-    const float2 w = make_float2(t.x, -SIGN * t.y);
+__device__ __forceinline__ void twiddle(float2* a, int k, int nsr) {
+    float sn, cs;  // 2 k / NSR is exact in float32: NSR is a power of two
+    sincospif((float)(2 * k) / (float)nsr, &sn, &cs);
+    const float2 w = make_float2(cs, SIGN * sn);
     float2 wr = w;
 #pragma unroll
     for (int r = 1; r < R; ++r) {
@@ -172,12 +172,12 @@ __device__ __forceinline__ void stage_load(const float2* s, float2* a) {
 }
 
 template <int R, int NS, int SIGN>
-__device__ __forceinline__ void stage_store(float2* s, float2* a, const float2* twid) {
+__device__ __forceinline__ void stage_store(float2* s, float2* a) {
 #pragma unroll
     for (int it = 0; it < E_ / R; ++it) {
         const int j = threadIdx.x + it * THREADS;
         const int k = j % NS;
-        if (NS > 1) twiddle<R, SIGN>(a + it * R, k, NS * R, twid);
+        if (NS > 1) twiddle<R, SIGN>(a + it * R, k, NS * R);
         dft<R, SIGN>(a + it * R);
         const int base = (j / NS) * NS * R + k;
 #pragma unroll
@@ -186,13 +186,13 @@ __device__ __forceinline__ void stage_store(float2* s, float2* a, const float2* 
 }
 
 template <int R, int NS, int SIGN, int NB>
-__device__ __forceinline__ void stage(float2* s0, float2* s1, const float2* twid) {
+__device__ __forceinline__ void stage(float2* s0, float2* s1) {
     float2 a0[E_], a1[E_];  // two named arrays (not a[NB][E]): both stay in registers
     stage_load<R>(s0, a0);
     if constexpr (NB == 2) stage_load<R>(s1, a1);
     __syncthreads();
-    stage_store<R, NS, SIGN>(s0, a0, twid);
-    if constexpr (NB == 2) stage_store<R, NS, SIGN>(s1, a1, twid);
+    stage_store<R, NS, SIGN>(s0, a0);
+    if constexpr (NB == 2) stage_store<R, NS, SIGN>(s1, a1);
     __syncthreads();
 }
 
@@ -219,16 +219,16 @@ __device__ __forceinline__ void first_stage(float2* s, Load load) {
 
 // the stages from NS up to (not including) the last, radix R_MAX each
 template <int NS, int SIGN, int NB>
-__device__ __forceinline__ void middle_stages(float2* s0, float2* s1, const float2* twid) {
+__device__ __forceinline__ void middle_stages(float2* s0, float2* s1) {
     if constexpr (NS < NS_LAST) {
-        stage<R_MAX, NS, SIGN, NB>(s0, s1, twid);
-        middle_stages<NS * R_MAX, SIGN, NB>(s0, s1, twid);
+        stage<R_MAX, NS, SIGN, NB>(s0, s1);
+        middle_stages<NS * R_MAX, SIGN, NB>(s0, s1);
     }
 }
 
 // The last stage, out of s into store(m, value): nothing writes s afterwards, so no barrier.
 template <int SIGN, class Store>
-__device__ __forceinline__ void last_stage(const float2* s, Store store, const float2* twid) {
+__device__ __forceinline__ void last_stage(const float2* s, Store store) {
     constexpr int R = last_radix(), ITEMS = E_ / R;
     float2 a[E_];
 #pragma unroll
@@ -240,7 +240,7 @@ __device__ __forceinline__ void last_stage(const float2* s, Store store, const f
 #pragma unroll
     for (int it = 0; it < ITEMS; ++it) {
         const int j = threadIdx.x + it * THREADS;  // j < NS_LAST: j mod NS = j, j / NS = 0
-        twiddle<R, SIGN>(a + it * R, j, M_, twid);
+        twiddle<R, SIGN>(a + it * R, j, M_);
         dft<R, SIGN>(a + it * R);
 #pragma unroll
         for (int r = 0; r < R; ++r) store(j + r * NS_LAST, a[it * R + r]);
@@ -249,13 +249,12 @@ __device__ __forceinline__ void last_stage(const float2* s, Store store, const f
 
 // forward FFT of NB rows from global memory (load0, load1) into s0, s1, natural order
 template <int NB, class Load0, class Load1>
-__device__ __forceinline__ void forward_fft(float2* s0, float2* s1, Load0 load0, Load1 load1,
-                                            const float2* twid) {
+__device__ __forceinline__ void forward_fft(float2* s0, float2* s1, Load0 load0, Load1 load1) {
     first_stage<-1>(s0, load0);
     if constexpr (NB == 2) first_stage<-1>(s1, load1);
     __syncthreads();
-    middle_stages<R_MAX, -1, NB>(s0, s1, twid);
-    stage<last_radix(), NS_LAST, -1, NB>(s0, s1, twid);
+    middle_stages<R_MAX, -1, NB>(s0, s1);
+    stage<last_radix(), NS_LAST, -1, NB>(s0, s1);
 }
 
 // Unpack the real spectrum at bins k and M-k from the packed transform Z (Z[M] = Z[0]):
@@ -294,14 +293,13 @@ __device__ __forceinline__ float2 packed_value(const io_t* a, const io_t* b, int
 
 // the inverse FFT of NB rows in place up to its last stage (which the caller runs into global)
 template <int NB>
-__device__ __forceinline__ void inverse_fft_but_last(float2* s0, float2* s1, const float2* twid) {
-    stage<R_MAX, 1, 1, NB>(s0, s1, twid);
-    middle_stages<R_MAX, 1, NB>(s0, s1, twid);
+__device__ __forceinline__ void inverse_fft_but_last(float2* s0, float2* s1) {
+    stage<R_MAX, 1, 1, NB>(s0, s1);
+    middle_stages<R_MAX, 1, NB>(s0, s1);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
-    const io_t* v, const io_t* pre, const io_t* post, const float2* kspec,
-    const float2* __restrict__ twid, io_t* z_out,
+    const io_t* v, const io_t* pre, const io_t* post, const float2* kspec, io_t* z_out,
     io_t* y_out, int L, int D, int v_sb, int v_sd, int pre_sb, int pre_sd, int post_sb,
     int post_sd, int z_sb, int z_sd, int y_sb, int y_sd, int flags) {
     // flags: 1 pre given, 2 post given (y = post * round(z)), 4 write z, 8 write y
@@ -310,7 +308,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
     const io_t* vr = v + (long long)b * v_sb + (long long)d * v_sd;
     const io_t* pr = (flags & 1) ? pre + (long long)b * pre_sb + (long long)d * pre_sd : nullptr;
     auto load_w = [=](int m) { return packed_value(vr, pr, L, m); };
-    forward_fft<1>(s, s, load_w, load_w, twid);
+    forward_fft<1>(s, s, load_w, load_w);
     const float2* kr = kspec + (long long)d * (M_ + 1);
     for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
         const int km = (M_ - k) & (M_ - 1);
@@ -322,7 +320,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
         if (k != 0 && km != k) s[PAD(km)] = zm;
     }
     __syncthreads();
-    inverse_fft_but_last<1>(s, s, twid);  // unscaled: the 1/n rides on K'
+    inverse_fft_but_last<1>(s, s);  // unscaled: the 1/n rides on K'
     io_t* zr = z_out + (long long)b * z_sb + (long long)d * z_sd;
     io_t* yr = y_out + (long long)b * y_sb + (long long)d * y_sd;
     const io_t* qr = (flags & 2) ? post + (long long)b * post_sb + (long long)d * post_sd : nullptr;
@@ -344,15 +342,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
             }
         }
     };
-    last_stage<1>(s, store_z, twid);
+    last_stage<1>(s, store_z);
 }
 
 // The backward's pair pass and inverse for NB = 2 (dk wanted: both transforms interleaved) or
 // NB = 1 (dw only); the forward transforms are already in sg (and sw).
 template <int NB, class StoreDw, class StoreDk>
 __device__ __forceinline__ void backward_rest(float2* sg, float2* sw, const float2* kr,
-                                              const float2* twid, StoreDw store_dw,
-                                              StoreDk store_dk) {
+                                              StoreDw store_dw, StoreDk store_dk) {
     for (int k = threadIdx.x; k <= M_ / 2; k += THREADS) {
         const int km = (M_ - k) & (M_ - 1);
         const float2 e = twiddle_n(k);
@@ -370,14 +367,14 @@ __device__ __forceinline__ void backward_rest(float2* sg, float2* sw, const floa
         if (k != 0 && km != k) sg[PAD(km)] = zm;
     }
     __syncthreads();
-    inverse_fft_but_last<NB>(sg, sw, twid);
-    last_stage<1>(sg, store_dw, twid);
-    if constexpr (NB == 2) last_stage<1>(sw, store_dk, twid);
+    inverse_fft_but_last<NB>(sg, sw);
+    last_stage<1>(sg, store_dw);
+    if constexpr (NB == 2) last_stage<1>(sw, store_dk);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
     const io_t* dy, const io_t* post, const io_t* v, const io_t* pre, const float2* kspec,
-    const float2* __restrict__ twid, io_t* dv, io_t* dpre, float* dk, int L, int D, int taps, double inv_n, int dy_sb, int dy_sd,
+    io_t* dv, io_t* dpre, float* dk, int L, int D, int taps, double inv_n, int dy_sb, int dy_sd,
     int post_sb, int post_sd, int v_sb, int v_sd, int pre_sb, int pre_sd, int dv_sb, int dv_sd,
     int dpre_sb, int dpre_sd, int flags) {
     // flags: 1 pre given (dpre = dw * v, dv = dw * pre), 2 post given (g = dy * post), 4 dk wanted
@@ -416,10 +413,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
         if (2 * m + 1 < taps) dkr[2 * m + 1] = scale * c.y;
     };
     if (flags & 4) {
-        forward_fft<2>(sg, sw, load_g, load_w, twid);
-        backward_rest<2>(sg, sw, kr, twid, store_dw, store_dk);
+        forward_fft<2>(sg, sw, load_g, load_w);
+        backward_rest<2>(sg, sw, kr, store_dw, store_dk);
     } else {
-        forward_fft<1>(sg, sg, load_g, load_g, twid);
-        backward_rest<1>(sg, sg, kr, twid, store_dw, store_dk);
+        forward_fft<1>(sg, sg, load_g, load_g);
+        backward_rest<1>(sg, sg, kr, store_dw, store_dk);
     }
 }

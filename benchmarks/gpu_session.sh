@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -500,6 +500,22 @@ if [ "$phase" = s7f ]; then  # issue 6, seventh session: the operator tables, fi
     on 0 bench_operator_b8 260 python3 benchmarks/bench_operator.py --batches 8 \
         --out "$R/operator_b8" --budget-s 200
     rm -f "$R/operator_b8/results.png"
+fi
+
+if [ "$phase" = s7g ]; then  # issue 6, seventh session: strided y/dy and dpost in the kernels
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 240 python3 -m pytest -q -x -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_fftconv_fast.py tests/test_model.py
+    on 0 bench_onchip 100 python3 benchmarks/bench_onchip.py --out "$R/onchip.json" \
+        --cases 1:8192 8:8192 256:1024
+    for engine in cufft auto; do
+        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps 100 --lengths 1024 8192 16384 --variants op_fast_graphed \
+            attn_flash --out "$R/graphed_$engine" --budget-s 80
+        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
+    done
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 --top 40 \
+        --out "$R/profile_8k_b1.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -119,7 +119,10 @@ def test_kernels_match_twins(m, dtype, gates, radix, monkeypatch):
     k_spec64 = torch.fft.rfft(kp)
     k_spec = k_spec64.to(torch.complex64)
     pre_, post_ = (pre, post) if gates else (None, None)
-    z, y = torch.empty_like(v), torch.empty_like(v)
+    # y and dy in the mixer's (B, L, D) layout: the kernels read and write them strided
+    z, y = torch.empty_like(v), torch.empty(2, seqlen, 3, dtype=dtype, device="cuda")
+    y = y.transpose(1, 2)
+    dy = dy.transpose(1, 2).contiguous().transpose(1, 2)
     onchip.forward(v, pre_, post_, k_spec, z, y)
     w = _round(v.double() * pre.double(), dtype) if gates else v.double()
     z64 = onchip.conv_forward_torch(w, k_spec64)
@@ -130,7 +133,11 @@ def test_kernels_match_twins(m, dtype, gates, radix, monkeypatch):
     dv = torch.empty_like(v)
     dpre = torch.empty_like(v) if gates else None
     dk_rows = torch.empty(2, 3, taps, device="cuda")
-    onchip.backward(dy, post_, v, pre_, k_spec, dv, dpre, dk_rows, n)
+    dpost = torch.empty_like(v) if gates else None
+    onchip.backward(dy, post_, v, pre_, k_spec, dv, dpre, dk_rows, n, z if gates else None,
+                    dpost)
+    if gates:  # dpost = dy · z, rounded once
+        assert _rel(dpost, _round(dy.double() * z.double(), dtype)) < 1e-6
     g = _round(dy.double() * post.double(), dtype) if gates else dy.double()
     dw64, dk64 = onchip.conv_backward_torch(g, w, k_spec64, taps)
     assert _rel(dk_rows, dk64) < (1e-5 if dtype == torch.float32 else 1e-3)

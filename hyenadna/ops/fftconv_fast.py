@@ -292,30 +292,19 @@ def _forward_onchip(v, pre, post, k, D, n, for_backward, out):
     y = torch.empty_like(v) if out is None else out  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     k_spec = _filter_spectrum(k, D, n, torch.float32)  # (D, n//2+1) complex64, K'/n
-    if y.stride(-1) == 1:  # z, y = post · round(z) and the gate in the kernel
-        onchip.forward(v, pre, post, k_spec, z_keep, y)
-    else:
-        # y in (B, L, D) layout (the mixer's): z time-contiguous, then the tiled transposing
-        # product, as on the four-step engine
-        z = z_keep if z_keep is not None else torch.empty_like(v)
-        onchip.forward(v, pre, None, k_spec, z, None)
-        strided_mul(y, z, post)
+    # z and y = post · round(z) in the kernel, y in any layout (the mixer's is (B, L, D))
+    onchip.forward(v, pre, post, k_spec, z_keep, y)
     return y, z_keep, k_spec if for_backward else None
 
 
 def _backward_onchip(dy, v, pre, post, k_spec, z, n, taps, need_cross, outs):
     """``gated_conv_backward`` on the on-chip engine; returns dk (float32) or None."""
     dv, dpre, dpost = outs
-    if post is not None:
-        strided_mul(dpost, dy, z)
-    g, gate = dy, post
-    if g.stride(-1) != 1:  # dy in (B, L, D) layout: the tiled kernel transposes it
-        g = torch.empty_like(v)
-        strided_mul(g, dy, post)
-        gate = None
     dk_rows = (torch.empty(v.shape[0], v.shape[1], taps, dtype=torch.float32, device=v.device)
                if need_cross else None)  # (B, D, L_k)
-    onchip.backward(g, gate, v, pre, k_spec, dv, dpre, dk_rows, n)
+    # dy in any layout (the mixer's is (B, L, D)); dpost = dy · z in the same kernel
+    onchip.backward(dy, post, v, pre, k_spec, dv, dpre, dk_rows, n,
+                    z if post is not None else None, dpost)
     if dk_rows is None:
         return None
     return dk_rows[0] if dk_rows.shape[0] == 1 else dk_rows.sum(0)

@@ -231,12 +231,13 @@ def _allow_smem(kernel, nbytes: int) -> None:
         raise RuntimeError(f"cuFuncSetAttribute({nbytes} bytes of shared memory) failed")
 
 
-def _rows(t: torch.Tensor | None, like: torch.Tensor) -> tuple:
-    """(tensor, batch stride, channel stride) for a (B, D, L) operand with time stride 1; a
-    missing operand passes ``like`` (never read: its flag is off)."""
+def _rows(t: torch.Tensor | None, like: torch.Tensor, any_time_stride: bool = False) -> tuple:
+    """(tensor, batch stride, channel stride) for a (B, D, L) operand with time stride 1 (any
+    time stride where the kernel takes one); a missing operand passes ``like`` (never read:
+    its flag is off)."""
     if t is None:
         return like, 0, 0
-    if t.stride(-1) != 1 and t.shape[-1] > 1:
+    if not any_time_stride and t.stride(-1) != 1 and t.shape[-1] > 1:
         raise ValueError("the on-chip kernels need time-contiguous rows")
     return t, t.stride(0), t.stride(1)
 
@@ -253,8 +254,9 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
             ) -> None:
     """Launch the forward kernel: z_out = (k' ∗ (v · pre))[:L], y_out = post · z_out.
 
-    v, pre, post, z_out, y_out: (B, D, L), time-contiguous rows, any batch/channel strides;
-    k_spec: (D, M+1) complex64 contiguous, rfft(k', n) / n. z_out or y_out may be None.
+    v, pre, post, z_out: (B, D, L), time-contiguous rows, any batch/channel strides; y_out
+    likewise with any time stride (the mixer's (B, L, D) layout); k_spec: (D, M+1) complex64
+    contiguous, rfft(k', n) / n. z_out or y_out may be None.
     """
     batch, channels, seqlen = v.shape
     m = k_spec.shape[-1] - 1
@@ -263,10 +265,11 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
     _check_int32(v, pre, post, z_out, y_out)
     flags = ((pre is not None) | (post is not None) << 1 | (z_out is not None) << 2
              | (y_out is not None) << 3)
+    y_st = 1 if y_out is None else y_out.stride(-1)
     args = [v, _rows(pre, v)[0], _rows(post, v)[0], k_spec, _rows(z_out, v)[0],
-            _rows(y_out, v)[0], seqlen, channels,
+            _rows(y_out, v, True)[0], seqlen, channels,
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(post, v)[1:], *_rows(z_out, v)[1:],
-            *_rows(y_out, v)[1:], flags]
+            *_rows(y_out, v, True)[1:], y_st, flags]
     if batch * channels:
         fwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=_row_bytes(m))
@@ -274,24 +277,34 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
 
 def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
              pre: torch.Tensor | None, k_spec: torch.Tensor, dv: torch.Tensor,
-             dpre: torch.Tensor | None, dk_rows: torch.Tensor | None, n: int) -> None:
+             dpre: torch.Tensor | None, dk_rows: torch.Tensor | None, n: int,
+             z: torch.Tensor | None = None, dpost: torch.Tensor | None = None) -> None:
     """Launch the backward kernel: with g = dy · post and w = v · pre,
-    dw = irfft(G · conj(K'/n))[:L] → dv = dw · pre (dw when pre is None), dpre = dw · v, and
-    dk_rows (B, D, taps) float32 = irfft(G · conj(W))[:taps] / n per row (None: not wanted).
+    dw = irfft(G · conj(K'/n))[:L] → dv = dw · pre (dw when pre is None), dpre = dw · v,
+    dk_rows (B, D, taps) float32 = irfft(G · conj(W))[:taps] / n per row (None: not wanted),
+    and, when z and dpost are given (with post), dpost = dy · z.
+
+    dy may have any time stride (the mixer's (B, L, D) layout); every other operand has
+    time-contiguous rows.
     """
     batch, channels, seqlen = v.shape
     m = k_spec.shape[-1] - 1
     radix = STAGE_RADIX["bwd"]
     bwd = _module(m, v.dtype == torch.bfloat16, radix, v.device)[1]
-    _check_int32(dy, post, v, pre, dv, dpre)
+    _check_int32(dy, post, z, v, pre, dv, dpre, dpost)
     if dk_rows is not None and not dk_rows.is_contiguous():
         raise ValueError("dk_rows must be contiguous")
-    flags = (pre is not None) | (post is not None) << 1 | (dk_rows is not None) << 2
+    if (z is None) != (dpost is None) or (dpost is not None and post is None):
+        raise ValueError("dpost needs z and post")
+    flags = ((pre is not None) | (post is not None) << 1 | (dk_rows is not None) << 2
+             | (dpost is not None) << 3)
     taps = 0 if dk_rows is None else dk_rows.shape[-1]
-    args = [_rows(dy, v)[0], _rows(post, v)[0], v, _rows(pre, v)[0], k_spec, dv,
-            _rows(dpre, v)[0], v if dk_rows is None else dk_rows, seqlen, channels, taps,
-            1.0 / n, *_rows(dy, v)[1:], *_rows(post, v)[1:], *_rows(v, v)[1:],
-            *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:], flags]
+    args = [_rows(dy, v, True)[0], _rows(post, v)[0], _rows(z, v)[0], v, _rows(pre, v)[0],
+            k_spec, dv, _rows(dpre, v)[0], _rows(dpost, v)[0],
+            v if dk_rows is None else dk_rows, seqlen, channels, taps, 1.0 / n,
+            *_rows(dy, v, True)[1:], dy.stride(-1), *_rows(post, v)[1:], *_rows(z, v)[1:],
+            *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:],
+            *_rows(dpost, v)[1:], flags]
     if batch * channels:
         bwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m))

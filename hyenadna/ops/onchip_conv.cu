@@ -282,13 +282,19 @@ __device__ __forceinline__ float2 twiddle_n(int k) {  // e^(-i pi k / M) = e^(-2
 }
 
 // the packed row's value m: (x[2m], x[2m+1]) with x = a (* b, rounded to the I/O dtype), zero
-// past L
-__device__ __forceinline__ float2 packed_value(const io_t* a, const io_t* b, int L, int m) {
-    const int t = 2 * m;
-    float x0 = 0.f, x1 = 0.f;
-    if (t < L) x0 = b ? io_round(io_load(a + t) * io_load(b + t)) : io_load(a + t);
-    if (t + 1 < L) x1 = b ? io_round(io_load(a + t + 1) * io_load(b + t + 1)) : io_load(a + t + 1);
-    return make_float2(x0, x1);
+// past L; a's time stride is a_st (b's is 1)
+__device__ __forceinline__ float2 packed_value(const io_t* a, const io_t* b, int L, int m,
+                                               int a_st = 1) {
+    float x[2] = {0.f, 0.f};
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int t = 2 * m + h;
+        if (t < L) {
+            const float at = io_load(a + (long long)t * a_st);
+            x[h] = b ? io_round(at * io_load(b + t)) : at;
+        }
+    }
+    return make_float2(x[0], x[1]);
 }
 
 // the inverse FFT of NB rows in place up to its last stage (which the caller runs into global)
@@ -301,8 +307,11 @@ __device__ __forceinline__ void inverse_fft_but_last(float2* s0, float2* s1) {
 extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
     const io_t* v, const io_t* pre, const io_t* post, const float2* kspec, io_t* z_out,
     io_t* y_out, int L, int D, int v_sb, int v_sd, int pre_sb, int pre_sd, int post_sb,
-    int post_sd, int z_sb, int z_sd, int y_sb, int y_sd, int flags) {
+    int post_sd, int z_sb, int z_sd, int y_sb, int y_sd, int y_st, int flags) {
     // flags: 1 pre given, 2 post given (y = post * round(z)), 4 write z, 8 write y
+    // y's time stride y_st may be the channel count: y written straight into the (B, L, D)
+    // layout out_proj reads (2-byte stores a row apart; neighbouring channels' rows run at
+    // the same time, so L2 merges them into whole sectors)
     extern __shared__ float2 s[];
     const int b = blockIdx.x / D, d = blockIdx.x % D;
     const io_t* vr = v + (long long)b * v_sb + (long long)d * v_sd;
@@ -338,7 +347,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_fwd(
 #else
                 const float zf = zt;
 #endif
-                yr[t] = (flags & 2) ? to_io(io_load(qr + t) * zf) : zq;
+                yr[(long long)t * y_st] = (flags & 2) ? to_io(io_load(qr + t) * zf) : zq;
             }
         }
     };
@@ -373,11 +382,14 @@ __device__ __forceinline__ void backward_rest(float2* sg, float2* sw, const floa
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
-    const io_t* dy, const io_t* post, const io_t* v, const io_t* pre, const float2* kspec,
-    io_t* dv, io_t* dpre, float* dk, int L, int D, int taps, double inv_n, int dy_sb, int dy_sd,
-    int post_sb, int post_sd, int v_sb, int v_sd, int pre_sb, int pre_sd, int dv_sb, int dv_sd,
-    int dpre_sb, int dpre_sd, int flags) {
-    // flags: 1 pre given (dpre = dw * v, dv = dw * pre), 2 post given (g = dy * post), 4 dk wanted
+    const io_t* dy, const io_t* post, const io_t* z, const io_t* v, const io_t* pre,
+    const float2* kspec, io_t* dv, io_t* dpre, io_t* dpost, float* dk, int L, int D, int taps,
+    double inv_n, int dy_sb, int dy_sd, int dy_st, int post_sb, int post_sd, int z_sb, int z_sd,
+    int v_sb, int v_sd, int pre_sb, int pre_sd, int dv_sb, int dv_sd, int dpre_sb, int dpre_sd,
+    int dpost_sb, int dpost_sd, int flags) {
+    // flags: 1 pre given (dpre = dw * v, dv = dw * pre), 2 post given (g = dy * post), 4 dk
+    // wanted, 8 dpost = dy * z wanted (with post). dy's time stride dy_st may be the channel
+    // count (dy in the (B, L, D) layout, read straight; see onchip_fwd's y)
     // dk: (B, D, taps) float32, this row's sum_t w[t - s] g[t] (the caller sums over B)
     extern __shared__ float2 s[];
     float2* sg = s;
@@ -392,7 +404,18 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
     io_t* dpr = (flags & 1) ? dpre + (long long)b * dpre_sb + (long long)d * dpre_sd : nullptr;
     float* dkr = dk + ((long long)b * D + d) * taps;
     const float scale = (float)inv_n;
-    auto load_g = [=](int m) { return packed_value(gr, qr, L, m); };
+    const io_t* zr = (flags & 8) ? z + (long long)b * z_sb + (long long)d * z_sd : nullptr;
+    io_t* dqr = (flags & 8) ? dpost + (long long)b * dpost_sb + (long long)d * dpost_sd : nullptr;
+    auto load_g = [=](int m) {  // g = dy * post, and dpost = dy * z on the way (each m once)
+        if (flags & 8) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 2 * m + h;
+                if (t < L) dqr[t] = to_io(io_load(gr + (long long)t * dy_st) * io_load(zr + t));
+            }
+        }
+        return packed_value(gr, qr, L, m, dy_st);
+    };
     auto load_w = [=](int m) { return packed_value(vr, pr, L, m); };
     auto store_dw = [=](int m, float2 c) {
 #pragma unroll

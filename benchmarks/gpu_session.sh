@@ -518,6 +518,20 @@ if [ "$phase" = s7g ]; then  # issue 6, seventh session: strided y/dy and dpost 
         --out "$R/profile_8k_b1.json"
 fi
 
+if [ "$phase" = s7h ]; then  # issue 6, seventh session: dpost fused, transposed dy copy, context
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_fftconv_fast.py tests/test_model.py
+    for engine in cufft auto; do
+        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps 100 --lengths 1024 8192 --variants op_fast_graphed \
+            attn_flash --out "$R/graphed_$engine" --budget-s 80
+        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
+    done
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 --top 40 \
+        --out "$R/profile_8k_b1.json"
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 echo "== timeline"; cat "$R/timeline.txt"

@@ -187,3 +187,30 @@ def test_onchip_mixer_matches_cufft_mixer():
         results.append([y, *torch.autograd.grad(y, [x, *params], dy)])
     for a, b in zip(*results):
         assert _rel(a, b) < 1e-2
+
+
+@gpu
+@pytest.mark.gpu
+def test_kernels_launch_from_a_fresh_thread():
+    # autograd runs the backward in its own thread, where no CUDA runtime call may have made
+    # a context current yet; the driver-API launch must set it ("invalid device context")
+    import threading
+
+    v, pre, post, _, k, skip = _inputs(1, 2, 1000, 1000, torch.bfloat16)
+    k_spec = torch.fft.rfft(torch.nn.functional.pad(k, (0, 1048)) / 2048)
+    z_main, z_thread = torch.empty_like(v), torch.empty_like(v)
+    onchip.forward(v, pre, post, k_spec, z_main, None)
+    errors = []
+
+    def run():
+        try:
+            onchip.forward(v, pre, post, k_spec, z_thread, None)
+            torch.cuda.synchronize()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert not errors, errors
+    torch.testing.assert_close(z_thread, z_main, rtol=0, atol=0)

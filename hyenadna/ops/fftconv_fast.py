@@ -292,8 +292,15 @@ def _forward_onchip(v, pre, post, k, D, n, for_backward, out):
     y = torch.empty_like(v) if out is None else out  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     k_spec = _filter_spectrum(k, D, n, torch.float32)  # (D, n//2+1) complex64, K'/n
-    # z and y = post · round(z) in the kernel, y in any layout (the mixer's is (B, L, D))
-    onchip.forward(v, pre, post, k_spec, z_keep, y)
+    if y.stride(-1) == 1:  # z, y = post · round(z) and the gate in the kernel
+        onchip.forward(v, pre, post, k_spec, z_keep, y)
+    else:
+        # y in (B, L, D) layout (the mixer's): z time-contiguous, then the tiled transposing
+        # product. (The kernel can write y strided, but at 1 × 256 × 8k on an H100 that took
+        # it from 0.032 to 0.065 ms, more than the product's 0.007: benchmarks/NOTES_gpu.md.)
+        z = z_keep if z_keep is not None else torch.empty_like(v)
+        onchip.forward(v, pre, None, k_spec, z, None)
+        strided_mul(y, z, post)
     return y, z_keep, k_spec if for_backward else None
 
 
@@ -302,7 +309,11 @@ def _backward_onchip(dy, v, pre, post, k_spec, z, n, taps, need_cross, outs):
     dv, dpre, dpost = outs
     dk_rows = (torch.empty(v.shape[0], v.shape[1], taps, dtype=torch.float32, device=v.device)
                if need_cross else None)  # (B, D, L_k)
-    # dy in any layout (the mixer's is (B, L, D)); dpost = dy · z in the same kernel
+    if dy.stride(-1) != 1:  # dy in (B, L, D) layout: one tiled transposing copy (reading it
+        dy_t = torch.empty_like(v)  # strided in the kernel was slower, as y in the forward)
+        strided_mul(dy_t, dy, None)
+        dy = dy_t
+    # g = dy · post and dpost = dy · z in the same kernel
     onchip.backward(dy, post, v, pre, k_spec, dv, dpre, dk_rows, n,
                     z if post is not None else None, dpost)
     if dk_rows is None:

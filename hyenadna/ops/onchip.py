@@ -24,6 +24,7 @@ hold the kernels to them.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import warnings
@@ -215,6 +216,25 @@ def _module(m: int, bf16: bool, radix: int, device: torch.device):
     return kernels
 
 
+def _ensure_context(device: torch.device) -> None:
+    """Make the device's primary CUDA context current in this thread. The kernels launch
+    through the driver API, which needs one; autograd runs the backward in its own thread,
+    where no runtime call may have set it yet ("invalid device context" otherwise)."""
+    from torch.cuda._utils import _get_gpu_runtime_library
+
+    lib = _get_gpu_runtime_library()
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    ctx, current = ctypes.c_void_p(), ctypes.c_int(-1)
+    lib.cuCtxGetCurrent(ctypes.byref(ctx))
+    if ctx.value and lib.cuCtxGetDevice(ctypes.byref(current)) == 0 and current.value == index:
+        return
+    dev = ctypes.c_int()
+    if (lib.cuDeviceGet(ctypes.byref(dev), index)
+            or lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev)
+            or lib.cuCtxSetCurrent(ctx)):
+        raise RuntimeError(f"could not make cuda:{index}'s primary context current")
+
+
 def _row_bytes(m: int) -> int:
     return (m + m // 16) * 8  # one padded row of complex float32 (PAD in onchip_conv.cu)
 
@@ -271,6 +291,7 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(post, v)[1:], *_rows(z_out, v)[1:],
             *_rows(y_out, v, True)[1:], y_st, flags]
     if batch * channels:
+        _ensure_context(v.device)
         fwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=_row_bytes(m))
 
@@ -306,5 +327,6 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:],
             *_rows(dpost, v)[1:], flags]
     if batch * channels:
+        _ensure_context(v.device)
         bwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m))

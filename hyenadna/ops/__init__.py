@@ -6,9 +6,10 @@ through ``fftconv``) elsewhere. The environment variable ``HYENADNA_OPS`` overri
 ``auto`` (default), ``ref`` (plain path everywhere, for debugging a suspected fast-path bug) or
 ``fast`` (fast path on any device; the CPU tests use it). ``HYENADNA_FFT_POLICY`` picks the fast
 path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_size``);
-``HYENADNA_FFT_ENGINE`` its transform: ``auto`` (default: the four-step engine of
-``hyenadna.ops.fourstep`` for bf16/fp16 on CUDA from an FFT of 2^16 points (L = 32k), where it
-measured faster; cuFFT otherwise), ``cufft`` or ``fourstep``.
+``HYENADNA_FFT_ENGINE`` its transform: ``auto`` (default: the on-chip engine of
+``hyenadna.ops.onchip`` for bf16/float32 on CUDA up to an FFT of 2^14 points (L = 8k), the
+four-step engine of ``hyenadna.ops.fourstep`` for bf16/fp16 from 2^16 points (L = 32k), where
+each measured faster; cuFFT otherwise), ``cufft``, ``fourstep`` or ``onchip``.
 """
 
 from __future__ import annotations

@@ -18,19 +18,10 @@ import time
 
 import torch
 from bench_operator import copy_bandwidth, median_ms, rel_err
+from bench_packed_inverse import inputs, reference
 
-from hyenadna.ops import fftconv, gated_fftconv, onchip
+from hyenadna.ops import gated_fftconv, onchip
 from hyenadna.ops.fftconv_fast import _filter_spectrum, conv_fft_size
-
-
-def inputs(batch, width, seqlen):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    v, pre, post, dy = (torch.randn(batch, width, seqlen, device="cuda", generator=g).bfloat16()
-                        for _ in range(4))
-    decay = torch.exp(-torch.arange(seqlen, device="cuda") / (0.1 * seqlen + 1))
-    k = torch.randn(width, seqlen, device="cuda", generator=g) * decay
-    skip = torch.randn(width, device="cuda", generator=g)
-    return [t.requires_grad_() for t in (v, pre, post, k, skip)], dy
 
 
 def graph_ms(fn, calls: int = 20) -> float:
@@ -75,12 +66,7 @@ def kernel_times(leaves, dy, n) -> dict:
 
 def measure(batch: int, seqlen: int, width: int) -> dict:
     leaves, dy = inputs(batch, width, seqlen)
-    ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
-    v, pre, post, k, skip = ref_leaves
-    ref = fftconv(v * pre, k, skip) * post
-    reference = [ref.detach(), *(g.detach() for g in torch.autograd.grad(
-        ref, ref_leaves, dy.float()))]
-    del ref, ref_leaves, v, pre, post, k, skip
+    expected = reference(leaves, dy)
     rec = {"B": batch, "L": seqlen, "width": width}
     for engine in ("cufft", "onchip"):
         def fn(engine=engine):
@@ -93,7 +79,7 @@ def measure(batch: int, seqlen: int, width: int) -> dict:
 
         out = fn()
         grads = torch.autograd.grad(out, leaves, dy)
-        rec[f"err_{engine}"] = max(rel_err(a, b) for a, b in zip((out, *grads), reference))
+        rec[f"err_{engine}"] = max(rel_err(a, b) for a, b in zip((out, *grads), expected))
         del out, grads
         rec[f"ms_{engine}"] = median_ms(step, reps=30, warmup=5)
     rec.update(kernel_times(leaves, dy, conv_fft_size(seqlen, seqlen)))

@@ -32,15 +32,19 @@ def inputs(batch, width, seqlen):
     return [t.requires_grad_() for t in (v, pre, post, k, skip)], dy
 
 
-def measure(batch: int, seqlen: int, width: int) -> dict:
-    """Both settings on the same inputs: median fwd+bwd ms and the worst relative error."""
-    leaves, dy = inputs(batch, width, seqlen)
+def reference(leaves, dy) -> list[torch.Tensor]:
+    """y and the gradients of (v, pre, post, k, skip) by autograd through float32 ``fftconv``."""
     ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
     v, pre, post, k, skip = ref_leaves
     ref = fftconv(v * pre, k, skip) * post
-    reference = [ref.detach(), *(g.detach() for g in torch.autograd.grad(
+    return [ref.detach(), *(g.detach() for g in torch.autograd.grad(
         ref, ref_leaves, dy.float()))]
-    del ref, ref_leaves, v, pre, post, k, skip
+
+
+def measure(batch: int, seqlen: int, width: int) -> dict:
+    """Both settings on the same inputs: median fwd+bwd ms and the worst relative error."""
+    leaves, dy = inputs(batch, width, seqlen)
+    expected = reference(leaves, dy)
 
     def fn():
         return gated_fftconv(*leaves, fft_engine="cufft")
@@ -56,7 +60,7 @@ def measure(batch: int, seqlen: int, width: int) -> dict:
             fftconv_fast.PACK_INVERSES = packed
             out = fn()
             grads = torch.autograd.grad(out, leaves, dy)
-            rec[f"err_{name}"] = max(rel_err(a, b) for a, b in zip((out, *grads), reference))
+            rec[f"err_{name}"] = max(rel_err(a, b) for a, b in zip((out, *grads), expected))
             del out, grads
             rec[f"ms_{name}"] = median_ms(step, reps=30, warmup=5)
     finally:

@@ -25,6 +25,7 @@ import time
 
 import torch
 from bench_operator import median_ms  # this folder is on sys.path when run as a script
+from profile_operator import profile_rows
 
 from hyenadna.config import ModelConfig
 from hyenadna.model import HyenaOperator
@@ -117,22 +118,31 @@ def fused_step(op, seqlen, precision):
     return step
 
 
-def tune(op, seqlen, reps, tables) -> list[dict]:
+def device_ms(step, reps: int) -> float:
+    """GPU kernel time of one step (torch.profiler, summed over kernels, mean of ``reps``): at
+    short L the event-timed step is bound by host-side launches, which this leaves out."""
+    rows = profile_rows(lambda: [step() for _ in range(reps)])
+    return sum(r["ms"] for r in rows) / reps
+
+
+def tune(op, seqlen, reps, tables, timer=median_ms) -> list[dict]:
     """Each forward shape (backward at its default) and each backward shape, then each
-    precision at the defaults: fused forward+backward ms."""
+    precision at the defaults: fused forward+backward ms (``timer``: median_ms or device_ms)."""
+    time_it = (lambda step: timer(step, reps, 3)) if timer is median_ms else (
+        lambda step: timer(step, reps))
     rows = []
     for table in tables:
         for combo in itertools.product(*table.values()):
             values = dict(zip(table, combo))
             with knobs(values):
                 try:
-                    ms = median_ms(fused_step(op, seqlen, "tf32"), reps, 3)
+                    ms = time_it(fused_step(op, seqlen, "tf32"))
                 except Exception as e:  # a shape that does not fit: record, go on
                     ms = f"error: {type(e).__name__}"
             rows.append({"L": seqlen, "precision": "tf32", **values, "ms": ms})
     for precision in imf.PRECISIONS:
         rows.append({"L": seqlen, "precision": precision,
-                     "ms": median_ms(fused_step(op, seqlen, precision), reps, 3)})
+                     "ms": time_it(fused_step(op, seqlen, precision))})
     return rows
 
 
@@ -190,6 +200,9 @@ def main() -> None:
     ap.add_argument("--tune-round", type=int, default=1, choices=[1, 2],
                     help="1: forward and backward shapes; 2: the backward's second round")
     ap.add_argument("--tune-lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
+    ap.add_argument("--device-time", action="store_true",
+                    help="tune on summed kernel time (torch.profiler) instead of event time")
+    ap.add_argument("--tune-only", action="store_true", help="stop after the tuning sweep")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -216,11 +229,15 @@ def main() -> None:
         result["tune"] = []
         for seqlen in args.tune_lengths:
             tables = [FWD_KNOBS, BWD_KNOBS] if args.tune_round == 1 else [BWD_KNOBS_2]
-            result["tune"] += tune(model(seqlen), seqlen, args.reps, tables)
+            result["tune"] += tune(model(seqlen), seqlen, args.reps, tables,
+                                   device_ms if args.device_time else median_ms)
             save()
-        print("\n## fused filter, launch shapes and precisions (ms)\n")
+        print(f"\n## fused filter, launch shapes and precisions "
+              f"({'kernel ' if args.device_time else ''}ms)\n")
         print(markdown(result["tune"], ["L", "precision", *FWD_KNOBS, *BWD_KNOBS,
                                         "BWD_HOIST_WEIGHTS", "ms"]), flush=True)
+        if args.tune_only:
+            return
     rows = result["time"] = []
     for seqlen in sorted(set(args.lengths) | set(args.op_lengths)):
         op, row = model(seqlen), {"L": seqlen}

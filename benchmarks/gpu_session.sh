@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -538,6 +538,13 @@ if [ "$phase" = s7i ]; then  # issue 6, seventh session: the two A/B benches aft
         --cases 1:1024 8:8192
     on 0 bench_packed 100 python3 benchmarks/bench_packed_inverse.py --out "$R/packed.json" \
         --cases 1:1024
+fi
+
+if [ "$phase" = s7j ]; then  # issue 6, seventh session: explicit stream; filter shapes at short L
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_onchip 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py
+    on 0 tune_filter 200 python3 benchmarks/bench_filter.py --tune --device-time --tune-only \
+        --tune-lengths 1024 8192 16384 --reps 10 --out "$R/tune_filter_short.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -293,7 +293,7 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
     if batch * channels:
         _ensure_context(v.device)
         fwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
-            shared_mem=_row_bytes(m))
+            shared_mem=_row_bytes(m), stream=torch.cuda.current_stream(v.device))
 
 
 def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
@@ -329,4 +329,5 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
     if batch * channels:
         _ensure_context(v.device)
         bwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
-            shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m))
+            shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m),
+            stream=torch.cuda.current_stream(v.device))

@@ -134,7 +134,7 @@ def tune(op, seqlen, reps, tables, timer=median_ms) -> list[dict]:
     for table in tables:
         for combo in itertools.product(*table.values()):
             values = dict(zip(table, combo))
-            with knobs(values):
+            with knobs({**values, "SHORT_MAX_LEN": 0}):  # the knobs, not the short-L overrides
                 try:
                     ms = time_it(fused_step(op, seqlen, "tf32"))
                 except Exception as e:  # a shape that does not fit: record, go on

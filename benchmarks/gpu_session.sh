@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -545,6 +545,18 @@ if [ "$phase" = s7j ]; then  # issue 6, seventh session: explicit stream; filter
     on 0 pytest_onchip 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py
     on 0 tune_filter 200 python3 benchmarks/bench_filter.py --tune --device-time --tune-only \
         --tune-lengths 1024 8192 16384 --reps 10 --out "$R/tune_filter_short.json"
+fi
+
+if [ "$phase" = s7k ]; then  # issue 6, seventh session: final check (stream, short-L filter)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 280 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_implicit_filter.py tests/test_model.py
+    for engine in cufft auto; do
+        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 60 python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps 100 --lengths 8192 --variants op_fast_graphed attn_flash \
+            --out "$R/graphed_$engine" --budget-s 50
+        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
+    done
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

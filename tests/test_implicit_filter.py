@@ -65,12 +65,14 @@ def test_fused_matches_float64_twin(emb, feat, width, seqlen, modulate, shift, d
 
 @needs_triton
 @pytest.mark.parametrize("hoist", [False, True])
-def test_backward_over_many_tiles_per_program(hoist, device, monkeypatch):
+@pytest.mark.parametrize("short_max_len", [0, 8192])  # tiles of 32 (long L) or of 16 (short L)
+def test_backward_over_many_tiles_per_program(hoist, short_max_len, device, monkeypatch):
     # more tiles than programs: each program strides over several and sums them in registers
     monkeypatch.setattr(imf, "BWD_HOIST_WEIGHTS", hoist)
     monkeypatch.setattr(imf, "BWD_PROGRAMS_PER_SM", 1)
+    monkeypatch.setattr(imf, "SHORT_MAX_LEN", short_max_len)
     monkeypatch.setattr(imf, "_sm_count", lambda dev: 3)
-    z, t, params, deltas = _inputs(5, 32, 64, 700)  # 22 tiles of 32 over 3 programs
+    z, t, params, deltas = _inputs(5, 32, 64, 700)  # 22 tiles of 32 (44 of 16) over 3 programs
     ref = imf.implicit_filter_ref(z, t, *params, deltas, 0.0)
     ref_grads = torch.autograd.grad(ref.sum(), params)
     p32 = [p.detach().float().to(device).requires_grad_() for p in params]

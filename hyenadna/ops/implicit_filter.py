@@ -44,6 +44,12 @@ MAX_WIDTH = 256  # D the backward keeps whole on chip (its dW_4 accumulator is D
 # tune2_h100.txt) took the forward+backward from 6.95 to 4.32 ms at 1M, 1.18 to 0.82 at 131k.
 FWD_BLOCK_L, FWD_BLOCK_D, FWD_D_BLOCKS, FWD_WARPS = 32, 64, 4, 4
 BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 32, 8, 1
+SHORT_MAX_LEN = 8192
+"""Up to this L, 16-position backward tiles and 8-warp forward programs: on kernel time (the
+event-timed tune above was launch-bound there) they measured 0.069 vs 0.076 ms forward+backward
+at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
+(benchmarks/results/filter/tune_short_h100.json, ``bench_filter.py --tune --device-time``)."""
+SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
 BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile (TF32 only:
 # with TF32x3/IEEE operands the hoisted kernel needs 304 KiB of shared memory, over an H100's)
 PRECISIONS = ("tf32", "tf32x3", "ieee")
@@ -134,7 +140,8 @@ class _ImplicitFilter(torch.autograd.Function):
             _filter_fwd_kernel[grid](
                 k, z, t, w1, b1, w2, b2, w3, b3, freq, w4, deltas, float(shift),
                 seqlen, emb, width, EP=_pow2(emb), F=feat, BL=FWD_BLOCK_L, BD=FWD_BLOCK_D,
-                ND=FWD_D_BLOCKS, MODULATE=bool(modulate), PREC=precision, num_warps=FWD_WARPS)
+                ND=FWD_D_BLOCKS, MODULATE=bool(modulate), PREC=precision,
+                num_warps=SHORT_FWD_WARPS if seqlen <= SHORT_MAX_LEN else FWD_WARPS)
         ctx.save_for_backward(*ins)
         ctx.shift, ctx.modulate, ctx.precision = float(shift), bool(modulate), precision
         return k
@@ -145,7 +152,8 @@ class _ImplicitFilter(torch.autograd.Function):
         seqlen, emb = z.shape
         width, feat = w4.shape
         sizes = [width * feat, feat * feat, feat * feat, feat * emb, feat, feat, feat, feat]
-        tiles = triton.cdiv(seqlen, BWD_BLOCK_L) if seqlen else 0
+        block_l = SHORT_BWD_BLOCK_L if seqlen <= SHORT_MAX_LEN else BWD_BLOCK_L
+        tiles = triton.cdiv(seqlen, block_l) if seqlen else 0
         programs = max(1, min(tiles, BWD_PROGRAMS_PER_SM * _sm_count(z.device)))
         # every program writes its whole row; with no taps at all no program runs: zeros
         alloc = torch.empty if tiles else torch.zeros
@@ -154,7 +162,7 @@ class _ImplicitFilter(torch.autograd.Function):
             _filter_bwd_kernel[(programs,)](
                 part, dk.float().contiguous(), z, t, w1, b1, w2, b2, w3, b3, freq, w4,
                 deltas, ctx.shift, seqlen, emb, width, tiles, programs, part.shape[1],
-                EP=_pow2(emb), F=feat, DP=_pow2(width), BL=BWD_BLOCK_L,
+                EP=_pow2(emb), F=feat, DP=_pow2(width), BL=block_l,
                 MODULATE=ctx.modulate, PREC=ctx.precision,
                 HOIST=BWD_HOIST_WEIGHTS and ctx.precision == "tf32",
                 num_warps=BWD_WARPS)

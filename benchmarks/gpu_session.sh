@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -557,6 +557,12 @@ if [ "$phase" = s7k ]; then  # issue 6, seventh session: final check (stream, sh
             --out "$R/graphed_$engine" --budget-s 50
         rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
     done
+fi
+
+if [ "$phase" = s7l ]; then  # issue 6, seventh session: the engine paths after a dispatch refactor
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
+        -k "engine or mixer or thread"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -395,11 +395,13 @@ def gated_conv_backward(dy, v, pre, post, k_spec, z, n: int, taps: int,
         torch.empty_like(v), None if pre is None else torch.empty_like(v),
         None if post is None else torch.empty_like(v))
     need_cross = dk_dtype is not None or dD_dtype is not None
-    if k_spec.dim() == 3 or use_onchip:  # the forward ran the four-step or on-chip engine
-        backward = _backward_onchip if use_onchip else _backward_fourstep
-        extra = () if use_onchip else (chunk_elems,)
-        dk = backward(dy, v, pre, post, k_spec, z, n, taps, *extra, need_cross,
-                      (dv, dpre, dpost))
+    if use_onchip or k_spec.dim() == 3:  # the forward ran the on-chip or four-step engine
+        if use_onchip:
+            dk = _backward_onchip(dy, v, pre, post, k_spec, z, n, taps, need_cross,
+                                  (dv, dpre, dpost))
+        else:
+            dk = _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems,
+                                    need_cross, (dv, dpre, dpost))
         dD = dk[:, 0].to(dD_dtype) if dD_dtype is not None else None
         dk = dk.to(dk_dtype) if dk_dtype is not None else None
         return dv, dpre, dpost, dk, dD

@@ -61,8 +61,9 @@ def _proj(x, in_w, in_b) -> torch.Tensor:
 KEEP_PREFIX_MAX_LEN = 1 << 13
 """Up to this L the mixer keeps proj and the short conv's output for its backward (12 more
 bytes per token and channel) instead of recomputing them: at these lengths the recompute's
-GEMM and conv are a visible share of the step (0.12 of the operator's 1.9 ms at 8 × 8k on an
-H100, benchmarks/results/onchip/) and the memory is small. Beyond it they are recomputed."""
+GEMM and conv are a visible share of the step and the memory is small (predicted ~0.12 ms of
+the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms across two runs,
+benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
 def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,

@@ -38,6 +38,18 @@ on() {  # on GPU NAME SECONDS CMD...: run one job on one GPU with a time limit, 
     echo "[$(date +%T)] end $name rc=$rc" >>"$R/timeline.txt"
 }
 
+graphed_ab() {  # graphed_ab SECONDS BUDGET REPS LENGTH...: the graphed operator and flash
+    # attention at batch 1 and 8, on the cuFFT engine and on the default (auto) one, side by side
+    local secs=$1 budget=$2 reps=$3 engine
+    shift 3
+    for engine in cufft auto; do
+        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine "$secs" python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps "$reps" --lengths "$@" --variants op_fast_graphed attn_flash \
+            --out "$R/graphed_$engine" --budget-s "$budget"
+        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
+    done
+}
+
 if [ "$phase" = a ]; then
     (
         PT=(python3 cli.py pretrain --config configs/pretrain/tiny-1k.yaml --genome $G
@@ -439,12 +451,7 @@ if [ "$phase" = s7a ]; then  # issue 6, seventh session: the on-chip engine: tes
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_onchip 150 python3 -m pytest -q -x -m gpu -p no:cacheprovider tests/test_onchip.py
     on 0 bench_onchip 120 python3 benchmarks/bench_onchip.py --out "$R/onchip.json"
-    for engine in cufft auto; do
-        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
-            --batches 1 8 --reps 50 --lengths 1024 4096 8192 --variants op_fast_graphed attn_flash \
-            --out "$R/graphed_$engine" --budget-s 80
-        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
-    done
+    graphed_ab 100 80 50 1024 4096 8192
 fi
 
 if [ "$phase" = s7b ]; then  # issue 6, seventh session: on-chip kernels, radix 8/16, no stack
@@ -452,12 +459,7 @@ if [ "$phase" = s7b ]; then  # issue 6, seventh session: on-chip kernels, radix 
     on 0 pytest_onchip 200 python3 -m pytest -q -x -m gpu -p no:cacheprovider tests/test_onchip.py \
         tests/test_fftconv_fast.py
     on 0 bench_onchip 150 python3 benchmarks/bench_onchip.py --out "$R/onchip.json"
-    for engine in cufft auto; do
-        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
-            --batches 1 8 --reps 50 --lengths 2048 8192 --variants op_fast_graphed attn_flash \
-            --out "$R/graphed_$engine" --budget-s 80
-        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
-    done
+    graphed_ab 100 80 50 2048 8192
 fi
 
 if [ "$phase" = s7c ]; then  # issue 6, seventh session: where 8k goes with the on-chip engine
@@ -483,12 +485,7 @@ if [ "$phase" = s7e ]; then  # issue 6, seventh session: final code: tests, engi
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
         tests/test_model.py
-    for engine in cufft auto; do
-        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
-            --batches 1 8 --reps 100 --lengths 1024 2048 8192 --variants op_fast_graphed \
-            attn_flash --out "$R/graphed_$engine" --budget-s 80
-        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
-    done
+    graphed_ab 100 80 100 1024 2048 8192
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 160
 fi
@@ -508,12 +505,7 @@ if [ "$phase" = s7g ]; then  # issue 6, seventh session: strided y/dy and dpost 
         tests/test_fftconv_fast.py tests/test_model.py
     on 0 bench_onchip 100 python3 benchmarks/bench_onchip.py --out "$R/onchip.json" \
         --cases 1:8192 8:8192 256:1024
-    for engine in cufft auto; do
-        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
-            --batches 1 8 --reps 100 --lengths 1024 8192 16384 --variants op_fast_graphed \
-            attn_flash --out "$R/graphed_$engine" --budget-s 80
-        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
-    done
+    graphed_ab 100 80 100 1024 8192 16384
     on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 --top 40 \
         --out "$R/profile_8k_b1.json"
 fi
@@ -522,12 +514,7 @@ if [ "$phase" = s7h ]; then  # issue 6, seventh session: dpost fused, transposed
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_gpu 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
         tests/test_fftconv_fast.py tests/test_model.py
-    for engine in cufft auto; do
-        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 100 python3 benchmarks/bench_operator.py \
-            --batches 1 8 --reps 100 --lengths 1024 8192 --variants op_fast_graphed \
-            attn_flash --out "$R/graphed_$engine" --budget-s 80
-        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
-    done
+    graphed_ab 100 80 100 1024 8192
     on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 8192 --top 40 \
         --out "$R/profile_8k_b1.json"
 fi
@@ -551,12 +538,7 @@ if [ "$phase" = s7k ]; then  # issue 6, seventh session: final check (stream, sh
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_gpu 280 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
         tests/test_implicit_filter.py tests/test_model.py
-    for engine in cufft auto; do
-        HYENADNA_FFT_ENGINE=$engine on 0 graphed_$engine 60 python3 benchmarks/bench_operator.py \
-            --batches 1 8 --reps 100 --lengths 8192 --variants op_fast_graphed attn_flash \
-            --out "$R/graphed_$engine" --budget-s 50
-        rm -f "$R/graphed_$engine/results.png" "$R/graphed_$engine/results.md"
-    done
+    graphed_ab 60 50 100 8192
 fi
 
 if [ "$phase" = s7l ]; then  # issue 6, seventh session: the engine paths after a dispatch refactor

@@ -23,6 +23,7 @@ from hyenadna.ops import fft_engine, fft_policy, gelu_mlp, hyena_mixer, use_fast
 from hyenadna.ops.fftconv import fftconv
 from hyenadna.ops.implicit_filter import fused_supported as implicit_filter_fused
 from hyenadna.ops.implicit_filter import implicit_filter
+from hyenadna.ops.lean import filter_stream
 
 
 class Sin(nn.Module):
@@ -208,21 +209,34 @@ class HyenaOperator(nn.Module):
         return self.out_proj(y)
 
     def _mix_fast(self, u: torch.Tensor) -> torch.Tensor:
-        """Steps 1-3 for order 2 as one memory-lean autograd node (``hyenadna.ops.lean``):
-        saves the bf16 input, z and the filter instead of every intermediate. (B, L, D) → same."""
+        """Steps 1-3 for order 2 as memory-lean autograd nodes (``hyenadna.ops.lean``): they
+        save the bf16 input, z and the filter instead of every intermediate. (B, L, D) → same."""
         seqlen = u.shape[1]
         if (self.training and torch.is_grad_enabled() and seqlen >= FILTER_CHECKPOINT_MIN_LEN
                 and not self.filter_fn.fused()):
             # The filter net's activations (~3 KB per position: (L, 64) per Sin, the (D, L)
             # window; ~3 GB per layer at 1M) are recomputed in the backward instead of stored.
             k = checkpoint(self.filter_fn.filter_t, seqlen, use_reentrant=False)
+            side = None
         else:
-            k = self.filter_fn.filter_t(seqlen)  # (D, L), time contiguous as the FFT wants
+            # short L on CUDA: on a side stream, beside in_proj and the short conv (and its
+            # backward beside theirs); see hyenadna.ops.lean.filter_stream
+            side = filter_stream(u) if u.is_cuda else None
+            # (D, L), time contiguous as the FFT wants
+            k = self.filter_fn.filter_t(seqlen) if side is None else self._filter_on(side, seqlen)
         dtype = _compute_dtype(u)  # the autocast dtype, as in_proj would run in on the plain path
         return hyena_mixer(u.to(dtype), self.in_proj.weight, self.in_proj.bias,
                            self.short_filter.weight, self.short_filter.bias, k,
                            self.filter_fn.bias, fft_policy=fft_policy(),
-                           fft_engine=fft_engine())  # (B, L, D)
+                           fft_engine=fft_engine(), k_stream=side)  # (B, L, D)
+
+    @torch.compiler.disable  # stream switches stay out of compiled graphs
+    def _filter_on(self, stream: torch.cuda.Stream, seqlen: int) -> torch.Tensor:
+        """``filter_fn.filter_t(seqlen)`` on ``stream``, after the current stream's work so far
+        (the optimizer's last update of the filter's parameters)."""
+        stream.wait_stream(torch.cuda.current_stream(stream.device))
+        with torch.cuda.stream(stream):
+            return self.filter_fn.filter_t(seqlen)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -105,7 +105,7 @@ def test_short_conv_t_forward_and_backward_match_float64(shape, dtype, device):
         assert out.shape == (batch, channels, seqlen) and out.dtype == dtype
         torch.testing.assert_close(out.cpu().double(), ref.detach(), rtol=tol, atol=tol)
     for impl in (layout.short_conv_t_backward_torch, layout.short_conv_t_backward_triton):
-        dproj, dw, db = impl(dout, proj, w)
+        dproj, dw, db, _ = impl(dout, proj, w)
         assert dproj.shape == proj.shape and dproj.is_contiguous() and dproj.dtype == dtype
         assert dw.shape == w.shape and db.shape == bias.shape
         torch.testing.assert_close(dproj.cpu().double(), p64.grad, rtol=tol, atol=tol)
@@ -124,8 +124,8 @@ def test_short_conv_t_weight_grad_sums_across_programs(target_programs, device, 
     proj = _rand((2, seqlen, 5), torch.float32, device, 0)
     w = _rand((5, 1, 3), torch.float32, device, 1)
     dout = _rand((2, 5, seqlen), torch.float32, device, 3)
-    _, dw, db = layout.short_conv_t_backward_triton(dout, proj, w)
-    _, dw_ref, db_ref = layout.short_conv_t_backward_torch(dout.double(), proj.double(),
+    _, dw, db, _ = layout.short_conv_t_backward_triton(dout, proj, w)
+    _, dw_ref, db_ref, _ = layout.short_conv_t_backward_torch(dout.double(), proj.double(),
                                                            w.double())
     torch.testing.assert_close(dw.double(), dw_ref, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(db.double(), db_ref, rtol=1e-4, atol=1e-3)
@@ -138,12 +138,12 @@ def test_dproj_sum_from_the_bias_gradient(taps, seqlen, device):
     # bias gradient and dout's first K - 1 steps (L < K - 1 included), in float64 exactly
     dout = _rand((3, 7, seqlen), torch.float64, device, 0)
     w = _rand((7, 1, taps), torch.float64, device, 1)
-    dproj, _, db = layout.short_conv_t_backward_torch(dout, dout.transpose(1, 2), w)
+    dproj, _, db, _ = layout.short_conv_t_backward_torch(dout, dout.transpose(1, 2), w)
     got = layout.short_conv_t_dproj_sum(dout, w, db)
     torch.testing.assert_close(got, dproj.sum((0, 1)), rtol=1e-12, atol=1e-12)
     # bf16 dout: float32 sums of the same values the kernel reads
     d16 = dout.bfloat16()
-    dproj, _, db = layout.short_conv_t_backward(d16, d16.transpose(1, 2), w.float())
+    dproj, _, db, _ = layout.short_conv_t_backward(d16, d16.transpose(1, 2), w.float())
     got = layout.short_conv_t_dproj_sum(d16, w.float(), db)
     want = layout.short_conv_t_backward_torch(d16.double(), d16.transpose(1, 2).double(),
                                               w.bfloat16().double())[0].sum((0, 1))
@@ -151,15 +151,38 @@ def test_dproj_sum_from_the_bias_gradient(taps, seqlen, device):
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("taps", [1, 2, 3, 4])
+@pytest.mark.parametrize("batch,seqlen", [(1, 1), (3, 2), (2, 700), (1, 2 * 4096 + 5)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_short_conv_t_backward_kernels_sum_like_the_torch_twin(taps, batch, seqlen, dtype,
+                                                                device):
+    # the partial-sum kernel plus the kernel that adds the partial rows up and forms
+    # dproj_sum, against the torch twin (which forms dproj_sum from short_conv_t_dproj_sum)
+    proj = _rand((batch, seqlen, 6), dtype, device, 0)
+    w = _rand((6, 1, taps), torch.float32, device, 1)
+    dout = _rand((batch, 6, seqlen), dtype, device, 3)
+    got = layout.short_conv_t_backward_triton(dout, proj, w, need_dproj_sum=True)
+    want = layout.short_conv_t_backward_torch(dout, proj, w, need_dproj_sum=True)
+    scale = (batch * seqlen) ** 0.5
+    for a, b in zip(got[1:], want[1:]):
+        assert a.dtype == torch.float32 and a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * scale)
+    # and against the definition: the sum of the dproj the same call returned (rounded to
+    # dtype before it is summed here)
+    tol = 1e-4 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(got[3].double(), got[0].double().sum((0, 1)), rtol=tol,
+                               atol=tol * scale)
+
+
 def test_short_conv_t_without_bias_and_without_weight_grads(device):
     proj = _rand((1, 9, 4), torch.float32, device, 0)
     w = _rand((4, 1, 3), torch.float32, device, 1)
     torch.testing.assert_close(layout.short_conv_t_triton(proj, w, None),
                                layout.short_conv_t_torch(proj, w, None), rtol=1e-6, atol=1e-6)
-    dproj, dw, db = layout.short_conv_t_backward_triton(proj.transpose(1, 2).contiguous(),
-                                                        proj, w, need_weight=False,
-                                                        need_bias=False)
-    assert dw is None and db is None and dproj.shape == proj.shape
+    dproj, dw, db, ds = layout.short_conv_t_backward_triton(proj.transpose(1, 2).contiguous(),
+                                                            proj, w, need_weight=False,
+                                                            need_bias=False)
+    assert dw is None and db is None and ds is None and dproj.shape == proj.shape
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -167,13 +167,16 @@ def _filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int,
 
 def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEMS,
                        for_backward: bool = True, out: torch.Tensor | None = None,
-                       n1: int | None = None, use_onchip: bool = False):
+                       n1: int | None = None, use_onchip: bool = False,
+                       k_spec: torch.Tensor | None = None):
     """y = post · (k' ∗ (v · pre))[:L], chunk by chunk; n1: the four-step engine's split
     (``pick_fourstep_n1``), None for cuFFT; use_onchip: the on-chip engine (``pick_onchip``).
 
     Shapes: v, pre, post (B, D, L) in one I/O dtype (any strides); k (D, L_k); D (D,).
     ``out``: optional (B, D, L) buffer for y, any strides (the mixer passes a transposed view
     of a (B, L, D) tensor, so y lands in the layout out_proj reads).
+    ``k_spec``: on the on-chip engine only, K'/n already computed (``onchip_filter_spectrum``;
+    the mixer builds it on the filter's side stream).
 
     Returns:
         y (B, D, L) and, when ``for_backward`` (else None): z (B, D, L) in the I/O dtype (None
@@ -182,7 +185,9 @@ def gated_conv_forward(v, pre, post, k, D, n: int, chunk_elems: int = CHUNK_ELEM
         (D, N1/2 + 1, N2), the same size.
     """
     if use_onchip:
-        return _forward_onchip(v, pre, post, k, D, n, for_backward, out)
+        return _forward_onchip(v, pre, post, k, D, n, for_backward, out, k_spec)
+    if k_spec is not None:
+        raise ValueError("a precomputed k_spec is for the on-chip engine only")
     if n1 is not None:
         return _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     batch, channels, seqlen = v.shape
@@ -289,12 +294,19 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     return y, z_keep, k_spec
 
 
-def _forward_onchip(v, pre, post, k, D, n, for_backward, out):
+def onchip_filter_spectrum(k: torch.Tensor, D: torch.Tensor | None, n: int) -> torch.Tensor:
+    """K'/n as the on-chip engine reads it: (D, n//2+1) complex64, no autograd graph."""
+    with torch.no_grad():
+        return _filter_spectrum(k, D, n, torch.float32)
+
+
+def _forward_onchip(v, pre, post, k, D, n, for_backward, out, k_spec=None):
     """``gated_conv_forward`` on the on-chip engine: one kernel for every row (no chunks: it
     allocates nothing but K'/n, z and y)."""
     y = torch.empty_like(v) if out is None else out  # (B, D, L)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
-    k_spec = _filter_spectrum(k, D, n, torch.float32)  # (D, n//2+1) complex64, K'/n
+    if k_spec is None:
+        k_spec = _filter_spectrum(k, D, n, torch.float32)  # (D, n//2+1) complex64, K'/n
     if y.stride(-1) == 1:  # z, y = post · round(z) and the gate in the kernel
         onchip.forward(v, pre, post, k_spec, z_keep, y)
     else:

@@ -10,11 +10,12 @@ HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up
 of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's spectrum K'/n (8 bytes
 per (D, L) tap); the backward recomputes proj and the short conv (a 2·L·D·3D-FLOP matmul and a
 3-tap depthwise conv, ~1 ms per layer at 1M tokens on an H100), runs the FFT backward of
-``fftconv_fast`` and then the short conv's and in_proj's backward, written out here (up to
-L = ``KEEP_PREFIX_MAX_LEN`` proj and the short conv's output are kept instead: short rows, where
-the recompute costs more than the memory). The layout
-changes between (B, L, ·) and (B, ·, L) happen inside the short conv and the gate kernels
-(``hyenadna.ops.layout``), never as separate strided copies.
+``fftconv_fast`` and then the short conv's and in_proj's backward, written out here. Up to
+L = ``KEEP_PREFIX_MAX_LEN`` (short rows, where the recompute costs more than the memory) proj
+and the short conv's output are kept instead, and the mixer is two nodes, prefix then
+convolution, so that the filter's backward can run beside the prefix's (``filter_stream``).
+The layout changes between (B, L, ·) and (B, ·, L) happen inside the short conv and the gate
+kernels (``hyenadna.ops.layout``), never as separate strided copies.
 ``hyena_mixer_ref`` is the plain composition it is tested against.
 
 Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·D elements):
@@ -32,6 +33,8 @@ uses both only on its fast path (``hyenadna.ops.use_fast_ops``).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -42,13 +45,13 @@ from hyenadna.ops.fftconv_fast import (
     gated_conv_backward,
     gated_conv_forward,
     needs_grad,
+    onchip_filter_spectrum,
     pick_fourstep_n1,
     pick_onchip,
 )
 from hyenadna.ops.layout import (
     short_conv_t,
     short_conv_t_backward,
-    short_conv_t_dproj_sum,
     short_conv_t_torch,
 )
 
@@ -66,32 +69,75 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
-def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,
-                   use_onchip):
-    """y (B, L, D) [, z, K'/n when for_backward], proj, u3; see ``gated_conv_forward``."""
+def _prefix_forward(x, in_w, in_b, sc_w, sc_b):
+    """proj = in_proj(x) (B, L, 3D) and u3 = short_conv(proj) (B, 3D, L), in x's dtype."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
     with torch.autocast(x.device.type, enabled=False):
         proj = _proj(x, in_w, in_b)  # (B, L, 3D)
-        u3 = short_conv_t(proj, sc_w, sc_b)  # (B, 3D, L), weights in x's dtype
-        x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
-        y = torch.empty(x.shape[0], x.shape[1], k.shape[0], dtype=x.dtype, device=x.device)
-        # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
-        _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
-                                          out=y.transpose(1, 2), n1=n1, use_onchip=use_onchip)
+        return proj, short_conv_t(proj, sc_w, sc_b)  # weights in x's dtype
+
+
+def _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, need):
+    """Gradients of ``_prefix_forward`` for (x, in_w, in_b, sc_w, sc_b) given du3 (B, 3D, L);
+    need: which of the five are wanted."""
+    dt = x.dtype
+    with torch.autocast(x.device.type, enabled=False):
+        # in_proj's bias gradient from the short conv's (no reduction over dproj)
+        dproj, dsc_w, dsc_b, din_b = short_conv_t_backward(
+            du3, proj, sc_w, bool(need[3]), sc_b is not None and bool(need[4]),
+            bool(need[2]) and in_b is not None)
+        din_b = None if din_b is None else din_b.to(in_b.dtype)
+        # The same matmuls autocast's autograd runs: in x's dtype with float32 accumulation;
+        # weight gradients widen to the parameters' dtype.
+        dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
+        dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
+        din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
+    return dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b)
+
+
+def _conv_forward(u3, k, D, n, chunk_elems, for_backward, n1, use_onchip, k_spec=None):
+    """y = x0 · (k ∗ (v·x1) + D·v·x1) as (B, L, D), and z, K'/n when for_backward (else None);
+    u3 = (x0, x1, v) stacked (B, 3D, L). See ``gated_conv_forward``."""
+    x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
+    y = torch.empty(u3.shape[0], u3.shape[2], k.shape[0], dtype=u3.dtype, device=u3.device)
+    # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
+    _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
+                                      out=y.transpose(1, 2), n1=n1, use_onchip=use_onchip,
+                                      k_spec=k_spec)
+    return y, z, k_spec
+
+
+def _conv_backward(dy, u3, k_spec, z, n, taps, chunk_elems, dk_dtype, dD_dtype, use_onchip):
+    """du3 (B, 3D, L), dk and dD of ``_conv_forward`` from dy (B, L, D)."""
+    width = k_spec.shape[0]
+    x0, x1, v = u3.split(width, dim=1)
+    du3 = torch.empty_like(u3)  # the FFT backward writes its three slices
+    dx0, dx1, dv = du3.split(width, dim=1)
+    _, _, _, dk, dD = gated_conv_backward(
+        dy.transpose(1, 2), v, x1, x0, k_spec, z, n, taps, chunk_elems, dk_dtype, dD_dtype,
+        out=(dv, dx1, dx0), use_onchip=use_onchip)
+    return du3, dk, dD
+
+
+def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,
+                   use_onchip):
+    """y (B, L, D) [, z, K'/n when for_backward], proj, u3."""
+    proj, u3 = _prefix_forward(x, in_w, in_b, sc_w, sc_b)
+    with torch.autocast(x.device.type, enabled=False):
+        y, z, k_spec = _conv_forward(u3, k, D, n, chunk_elems, for_backward, n1, use_onchip)
     return y, z, k_spec, proj, u3
 
 
 class _HyenaMixer(torch.autograd.Function):
-    """x → y = x0 · (k ∗ (v·x1) + D·v·x1); saves x, k, D, z. See the module docstring."""
+    """x → y = x0 · (k ∗ (v·x1) + D·v·x1) as one node that saves x, k's spectrum and z and
+    recomputes proj and u3 in the backward (L > ``KEEP_PREFIX_MAX_LEN``)."""
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip):
-        y, z, k_spec, proj, u3 = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems,
-                                                True, n1, use_onchip)
-        keep = x.shape[1] <= KEEP_PREFIX_MAX_LEN
-        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_spec, z, proj if keep else None,
-                              u3 if keep else None)
+        y, z, k_spec, _, _ = _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems,
+                                            True, n1, use_onchip)
+        ctx.save_for_backward(x, in_w, in_b, sc_w, sc_b, k_spec, z)
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.use_onchip = use_onchip
         ctx.dk_dtype = k.dtype if ctx.needs_input_grad[5] else None
@@ -100,34 +146,54 @@ class _HyenaMixer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x, in_w, in_b, sc_w, sc_b, k_spec, z, proj, u3 = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        width, dt = k_spec.shape[0], x.dtype
+        x, in_w, in_b, sc_w, sc_b, k_spec, z = ctx.saved_tensors
+        proj, u3 = _prefix_forward(x, in_w, in_b, sc_w, sc_b)  # the cheap prefix, recomputed
         with torch.autocast(x.device.type, enabled=False):
-            if u3 is None:  # recompute the cheap prefix (a matmul and the short conv)
-                proj = _proj(x, in_w, in_b)  # (B, L, 3D)
-                u3 = short_conv_t(proj, sc_w, sc_b)  # (B, 3D, L)
-            x0, x1, v = u3.split(width, dim=1)
-            du3 = torch.empty_like(u3)  # the FFT backward writes its three slices
-            dx0, dx1, dv = du3.split(width, dim=1)
-            _, _, _, dk, dD = gated_conv_backward(
-                dy.transpose(1, 2), v, x1, x0, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
-                ctx.dk_dtype, ctx.dD_dtype, out=(dv, dx1, dx0), use_onchip=ctx.use_onchip)
-            del u3, x0, x1, v
-            want_din_b = bool(need[2]) and in_b is not None
-            dproj, dsc_w, dsc_b = short_conv_t_backward(
-                du3, proj, sc_w, bool(need[3]), want_din_b or (sc_b is not None and bool(need[4])))
-            # in_proj's bias gradient from the short conv's (no reduction over dproj)
-            din_b = (short_conv_t_dproj_sum(du3, sc_w, dsc_b).to(in_b.dtype) if want_din_b
-                     else None)
-            dsc_b = dsc_b if sc_b is not None and need[4] else None
-            del du3, proj
-            # The same matmuls autocast's autograd runs: in x's dtype with float32
-            # accumulation; weight gradients widen to the parameters' dtype.
-            dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
-            dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
-            din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
-        return (dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b), dk, dD, None, None, None,
+            du3, dk, dD = _conv_backward(dy, u3, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
+                                         ctx.dk_dtype, ctx.dD_dtype, ctx.use_onchip)
+        del u3
+        grads = _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, ctx.needs_input_grad)
+        return (*grads, dk, dD, None, None, None, None)
+
+
+class _MixerPrefix(torch.autograd.Function):
+    """x → u3 = short_conv(in_proj(x)) (B, 3D, L); keeps x and proj (L <= KEEP_PREFIX_MAX_LEN)."""
+
+    @staticmethod
+    def forward(ctx, x, in_w, in_b, sc_w, sc_b):
+        proj, u3 = _prefix_forward(x, in_w, in_b, sc_w, sc_b)
+        ctx.save_for_backward(x, proj, in_w, in_b, sc_w, sc_b)
+        return u3
+
+    @staticmethod
+    def backward(ctx, du3):
+        x, proj, in_w, in_b, sc_w, sc_b = ctx.saved_tensors
+        return _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, ctx.needs_input_grad)
+
+
+class _MixerConv(torch.autograd.Function):
+    """u3 → y = x0 · (k ∗ (v·x1) + D·v·x1) (B, L, D); keeps u3, z and k's spectrum."""
+
+    @staticmethod
+    def forward(ctx, u3, k, D, n, chunk_elems, n1, use_onchip, k_spec):
+        # k_spec: K'/n precomputed (on-chip engine, filter on a side stream), else None
+        with torch.autocast(u3.device.type, enabled=False):
+            y, z, k_spec = _conv_forward(u3, k, D, n, chunk_elems, True, n1, use_onchip,
+                                         k_spec)
+        ctx.save_for_backward(u3, k_spec, z)
+        ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
+        ctx.use_onchip = use_onchip
+        ctx.dk_dtype = k.dtype if ctx.needs_input_grad[1] else None
+        ctx.dD_dtype = D.dtype if ctx.needs_input_grad[2] else None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        u3, k_spec, z = ctx.saved_tensors
+        with torch.autocast(u3.device.type, enabled=False):
+            du3, dk, dD = _conv_backward(dy, u3, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
+                                         ctx.dk_dtype, ctx.dD_dtype, ctx.use_onchip)
+        return (du3 if ctx.needs_input_grad[0] else None, dk, dD, None, None, None, None,
                 None)
 
 
@@ -135,12 +201,58 @@ def _as(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | 
     return None if grad is None or like is None else grad.to(like.dtype)
 
 
-@torch.compiler.disable  # opaque to dynamo: a hand-written backward with a recompute
+FILTER_STREAM_ENV = "HYENADNA_FILTER_STREAM"
+_SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
+
+
+@torch.compiler.disable  # creates and hands out a CUDA stream: not for a compiled graph
+def filter_stream(x: torch.Tensor) -> torch.cuda.Stream | None:
+    """The side stream the model builds the long filter on, or None (CPU, no grad, L above
+    ``KEEP_PREFIX_MAX_LEN``, or ``HYENADNA_FILTER_STREAM=0``).
+
+    Why: at short L every kernel of the operator is small and the GPU runs them one after
+    another half empty. The filter's net depends only on its parameters, so its forward can run
+    beside in_proj and the short conv; and since autograd runs a node's backward on the stream
+    its forward ran on, the filter's backward then runs beside the prefix's backward (the
+    mixer is two nodes there, conv then prefix, so dk is ready before the prefix's gradients).
+    ``hyena_mixer(..., k_stream=)`` joins the stream before the convolution reads k. Beyond
+    ``KEEP_PREFIX_MAX_LEN`` the kernels fill the GPU, and two streams would only hold two sets
+    of buffers at once in the caching allocator.
+    """
+    if not (x.is_cuda and torch.is_grad_enabled() and x.dim() == 3
+            and x.shape[1] <= KEEP_PREFIX_MAX_LEN):
+        return None
+    if os.environ.get(FILTER_STREAM_ENV, "1").strip().lower() in ("0", "off", "false"):
+        return None
+    index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    if index not in _SIDE_STREAMS:
+        _SIDE_STREAMS[index] = torch.cuda.Stream(device=index)
+    return _SIDE_STREAMS[index]
+
+
+def _join(k_stream: torch.cuda.Stream | None, *made_there: torch.Tensor | None) -> None:
+    """Make the current stream wait for ``k_stream`` and tell the caching allocator that the
+    tensors made there are used here too (so their memory is not handed out again while this
+    stream still reads them)."""
+    if k_stream is not None:
+        current = torch.cuda.current_stream(k_stream.device)
+        current.wait_stream(k_stream)
+        for t in made_there:
+            if t is not None:
+                t.record_stream(current)
+
+
+@torch.compiler.disable  # opaque to dynamo: hand-written backwards with a recompute
 def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
                 sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
                 D: torch.Tensor | None, *, fft_policy: str = "pow2",
-                chunk_elems: int = CHUNK_ELEMS, fft_engine: str = "auto") -> torch.Tensor:
-    """Order-2 Hyena mixer up to out_proj, as one memory-lean autograd node.
+                chunk_elems: int = CHUNK_ELEMS, fft_engine: str = "auto",
+                k_stream: torch.cuda.Stream | None = None) -> torch.Tensor:
+    """Order-2 Hyena mixer up to out_proj, as memory-lean autograd nodes.
+
+    Up to L = ``KEEP_PREFIX_MAX_LEN`` two nodes: the prefix (in_proj and the short conv,
+    keeping x and proj) and the gated convolution (keeping u3, z and K'/n). Beyond it one node
+    that keeps x, z and K'/n and recomputes the prefix in its backward.
 
     Args:
         x: (B, L, D) normalised input, in the compute dtype (bf16 under autocast: cast it first).
@@ -148,6 +260,8 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         sc_w, sc_b: short_filter weight (3D, 1, K) and bias (3D,).
         k: long filter (D, L_k), L_k <= L (float32 in the model). D: skip weights (D,) or None.
         fft_policy, chunk_elems, fft_engine: as in ``gated_fftconv``.
+        k_stream: the CUDA stream k was computed on when not the current one
+            (``filter_stream``); the convolution waits for it, the prefix does not.
 
     Returns:
         y (B, L, D) in x's dtype: x0 · (k ∗ (v · x1) + D · (v · x1)), in out_proj's layout.
@@ -161,8 +275,18 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
     use_onchip = pick_onchip(x, n, fft_engine)
     n1 = None if use_onchip else pick_fourstep_n1(x, n, fft_engine)
     if not needs_grad(x, in_w, in_b, sc_w, sc_b, k, D):  # inference: keep nothing
+        _join(k_stream, k)
         return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False, n1,
                               use_onchip)[0]
+    if x.shape[1] <= KEEP_PREFIX_MAX_LEN:
+        k_spec = None
+        if k_stream is not None and use_onchip:  # K'/n on the filter's stream too
+            with torch.cuda.stream(k_stream):
+                k_spec = onchip_filter_spectrum(k, D, n)
+        u3 = _MixerPrefix.apply(x, in_w, in_b, sc_w, sc_b)  # (B, 3D, L)
+        _join(k_stream, k, k_spec)
+        return _MixerConv.apply(u3, k, D, n, chunk_elems, n1, use_onchip, k_spec)
+    _join(k_stream, k)
     return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip)
 
 

@@ -564,11 +564,9 @@ filter_stream_ab() {  # filter_stream_ab SECONDS BUDGET REPS LENGTH...: the grap
 
 if [ "$phase" = s8a ]; then  # issue 6, eighth session: filter on a side stream, short-conv sums
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
         tests/test_layout.py tests/test_fftconv_fast.py
     filter_stream_ab 100 80 100 1024 8192
-    on 0 profile 100 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 40 \
-        --out "$R/profile_8k_b1.json"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

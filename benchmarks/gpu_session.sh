@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -550,9 +550,10 @@ fi
 filter_stream_ab() {  # filter_stream_ab SECONDS BUDGET REPS LENGTH...: the graphed operator and
     # flash attention at batch 1 and 8: the package as it was at the session's start
     # (.old_head/, carried) and now, with the filter's side stream off and on
+    # (AB_NAMES picks the runs, default "head fs0 fs1")
     local secs=$1 budget=$2 reps=$3 name
     shift 3
-    for name in head fs0 fs1; do
+    for name in ${AB_NAMES:-head fs0 fs1}; do
         local pp=$PYTHONPATH
         [ "$name" = head ] && pp=/tmp/site:$PWD/.old_head:$PWD
         PYTHONPATH=$pp HYENADNA_FILTER_STREAM=${name#fs} on 0 graphed_$name "$secs" \
@@ -571,6 +572,16 @@ fi
 
 if [ "$phase" = s8b ]; then  # issue 6, eighth session: where 8k's kernels go now
     rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 profile 100 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
+        --out "$R/profile_8k_b1.json"
+fi
+
+if [ "$phase" = s8c ]; then  # issue 6, eighth session: sums kernel on 2-D tiles, column_sum for
+    # out_proj's and the MLP's bias gradients, fewer weight casts
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py
+    AB_NAMES="head fs1" filter_stream_ab 100 80 100 1024 8192
     on 0 profile 100 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
         --out "$R/profile_8k_b1.json"
 fi

@@ -23,7 +23,7 @@ from hyenadna.ops import fft_engine, fft_policy, gelu_mlp, hyena_mixer, use_fast
 from hyenadna.ops.fftconv import fftconv
 from hyenadna.ops.implicit_filter import fused_supported as implicit_filter_fused
 from hyenadna.ops.implicit_filter import implicit_filter
-from hyenadna.ops.lean import filter_stream
+from hyenadna.ops.lean import dense, filter_stream
 
 
 class Sin(nn.Module):
@@ -197,7 +197,8 @@ class HyenaOperator(nn.Module):
         if seqlen > self.l_max:
             raise ValueError(f"sequence length {seqlen} exceeds the model's l_max {self.l_max}")
         if self.order == 2 and use_fast_ops(u):  # CUDA by default; see hyenadna.ops
-            return self.out_proj(self._mix_fast(u))
+            # out_proj in the mixer's dtype with a fast bias gradient (hyenadna.ops.lean.dense)
+            return dense(self._mix_fast(u), self.out_proj.weight, self.out_proj.bias)
         u = rearrange(self.in_proj(u), "b l d -> b d l")  # (B, (N+1)D, L)
         uc = self.short_filter(u)[..., :seqlen]  # (B, (N+1)D, L)
         *gates, v = uc.split(self.d_model, dim=1)  # N × (B, D, L), (B, D, L)

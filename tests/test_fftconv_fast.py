@@ -11,6 +11,7 @@ from hyenadna import HyenaDNA, ModelConfig
 from hyenadna.ops import (
     OPS_ENV,
     conv_fft_size,
+    dense,
     fftconv,
     fftconv_fast,
     fftconv_ref,
@@ -226,6 +227,30 @@ def test_gelu_mlp_matches_ref(dtype):
     for fast, ref in zip(_grads(y, inputs), _grads(y_ref, inputs)):
         assert fast.dtype == ref.dtype
         assert _rel_err(fast, ref) < (1e-12 if dtype == torch.float64 else 1e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_matches_autocast_linear(dtype, bias, device):
+    # the same matmuls as autocast's Linear; only the bias gradient is summed differently
+    # (float32 column sums instead of a bf16 reduction)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 50, 16, generator=g).to(device, dtype).requires_grad_()
+    w = torch.randn(8, 16, generator=g).to(device).requires_grad_()
+    b = torch.randn(8, generator=g).to(device).requires_grad_() if bias else None
+    y = dense(x, w, b)
+    leaves = [x, w] + ([b] if bias else [])
+    y_ref = torch.nn.functional.linear(x, w.to(dtype), None if b is None else b.to(dtype))
+    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)
+    dy = torch.randn(y.shape, generator=g).to(device, dtype)
+    got = torch.autograd.grad(y, leaves, dy)
+    want = torch.autograd.grad(y_ref, leaves, dy)
+    for a, r, leaf in zip(got, want, leaves):
+        assert a.dtype == leaf.dtype and a.shape == leaf.shape
+        assert _rel_err(a, r) < (1e-12 if dtype == torch.float64 else 1e-2)
+    if bias:  # the bias gradient against float64
+        torch.testing.assert_close(got[2].double(), dy.double().sum((0, 1)), rtol=1e-5,
+                                   atol=1e-4)
 
 
 def test_use_fast_ops_env_switch(monkeypatch, device):

@@ -152,12 +152,15 @@ def test_dproj_sum_from_the_bias_gradient(taps, seqlen, device):
 
 
 @pytest.mark.parametrize("taps", [1, 2, 3, 4])
-@pytest.mark.parametrize("batch,seqlen", [(1, 1), (3, 2), (2, 700), (1, 2 * 4096 + 5)])
+@pytest.mark.parametrize("batch,seqlen", [(1, 1), (3, 2), (7, 3), (2, 700)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("block_r", [2, layout.SUMS_BLOCK_R])
 def test_short_conv_t_backward_kernels_sum_like_the_torch_twin(taps, batch, seqlen, dtype,
-                                                                device):
+                                                                block_r, device, monkeypatch):
     # the partial-sum kernel plus the kernel that adds the partial rows up and forms
-    # dproj_sum, against the torch twin (which forms dproj_sum from short_conv_t_dproj_sum)
+    # dproj_sum, against the torch twin (which forms dproj_sum from short_conv_t_dproj_sum);
+    # block_r = 2: the partial rows and batch items take several tiles
+    monkeypatch.setattr(layout, "SUMS_BLOCK_R", block_r)
     proj = _rand((batch, seqlen, 6), dtype, device, 0)
     w = _rand((6, 1, taps), torch.float32, device, 1)
     dout = _rand((batch, 6, seqlen), dtype, device, 3)

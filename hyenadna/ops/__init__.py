@@ -28,6 +28,7 @@ from hyenadna.ops.fftconv_fast import (
 )
 from hyenadna.ops.layout import short_conv_t, short_conv_t_backward, strided_mul
 from hyenadna.ops.lean import (
+    dense,
     gelu_mlp,
     gelu_mlp_ref,
     hyena_mixer,
@@ -91,6 +92,7 @@ __all__ = [
     "fftconv_ref",
     "gated_fftconv",
     "gated_fftconv_ref",
+    "dense",
     "gelu_mlp",
     "gelu_mlp_ref",
     "hyena_mixer",

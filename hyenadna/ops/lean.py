@@ -54,6 +54,7 @@ from hyenadna.ops.layout import (
     short_conv_t_backward,
     short_conv_t_torch,
 )
+from hyenadna.ops.reduce import column_sum
 
 
 def _proj(x, in_w, in_b) -> torch.Tensor:
@@ -69,19 +70,19 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
-def _prefix_forward(x, in_w, in_b, sc_w, sc_b):
-    """proj = in_proj(x) (B, L, 3D) and u3 = short_conv(proj) (B, 3D, L), in x's dtype."""
+def _prefix_forward(x, w_c, in_b, sc_w, sc_b):
+    """proj = in_proj(x) (B, L, 3D) and u3 = short_conv(proj) (B, 3D, L), in x's dtype;
+    w_c: in_proj's weight already in x's dtype (the backward reuses it)."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
     with torch.autocast(x.device.type, enabled=False):
-        proj = _proj(x, in_w, in_b)  # (B, L, 3D)
+        proj = _proj(x, w_c, in_b)  # (B, L, 3D)
         return proj, short_conv_t(proj, sc_w, sc_b)  # weights in x's dtype
 
 
-def _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, need):
+def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need):
     """Gradients of ``_prefix_forward`` for (x, in_w, in_b, sc_w, sc_b) given du3 (B, 3D, L);
-    need: which of the five are wanted."""
-    dt = x.dtype
+    w_c: in_proj's weight in x's dtype, w_dtype: its parameter's; need: which are wanted."""
     with torch.autocast(x.device.type, enabled=False):
         # in_proj's bias gradient from the short conv's (no reduction over dproj)
         dproj, dsc_w, dsc_b, din_b = short_conv_t_backward(
@@ -91,8 +92,8 @@ def _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, need):
         # The same matmuls autocast's autograd runs: in x's dtype with float32 accumulation;
         # weight gradients widen to the parameters' dtype.
         dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
-        dx = (dproj @ in_w.to(dt)) if need[0] else None  # (B, L, D)
-        din_w = (dproj2.t() @ x2).to(in_w.dtype) if need[1] else None  # (3D, D)
+        dx = (dproj @ w_c) if need[0] else None  # (B, L, D)
+        din_w = (dproj2.t() @ x2).to(w_dtype) if need[1] else None  # (3D, D)
     return dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b)
 
 
@@ -123,7 +124,7 @@ def _conv_backward(dy, u3, k_spec, z, n, taps, chunk_elems, dk_dtype, dD_dtype, 
 def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,
                    use_onchip):
     """y (B, L, D) [, z, K'/n when for_backward], proj, u3."""
-    proj, u3 = _prefix_forward(x, in_w, in_b, sc_w, sc_b)
+    proj, u3 = _prefix_forward(x, in_w.to(x.dtype), in_b, sc_w, sc_b)
     with torch.autocast(x.device.type, enabled=False):
         y, z, k_spec = _conv_forward(u3, k, D, n, chunk_elems, for_backward, n1, use_onchip)
     return y, z, k_spec, proj, u3
@@ -147,12 +148,14 @@ class _HyenaMixer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, in_w, in_b, sc_w, sc_b, k_spec, z = ctx.saved_tensors
-        proj, u3 = _prefix_forward(x, in_w, in_b, sc_w, sc_b)  # the cheap prefix, recomputed
+        w_c = in_w.to(x.dtype)
+        proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b)  # the cheap prefix, recomputed
         with torch.autocast(x.device.type, enabled=False):
             du3, dk, dD = _conv_backward(dy, u3, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
                                          ctx.dk_dtype, ctx.dD_dtype, ctx.use_onchip)
         del u3
-        grads = _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, ctx.needs_input_grad)
+        grads = _prefix_backward(du3, x, proj, w_c, in_w.dtype, in_b, sc_w, sc_b,
+                                 ctx.needs_input_grad)
         return (*grads, dk, dD, None, None, None, None)
 
 
@@ -161,14 +164,17 @@ class _MixerPrefix(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b):
-        proj, u3 = _prefix_forward(x, in_w, in_b, sc_w, sc_b)
-        ctx.save_for_backward(x, proj, in_w, in_b, sc_w, sc_b)
+        w_c = in_w.to(x.dtype)  # kept for the backward's dx: one cast per step, not two
+        proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b)
+        ctx.save_for_backward(x, proj, w_c, in_b, sc_w, sc_b)
+        ctx.w_dtype = in_w.dtype
         return u3
 
     @staticmethod
     def backward(ctx, du3):
-        x, proj, in_w, in_b, sc_w, sc_b = ctx.saved_tensors
-        return _prefix_backward(du3, x, proj, in_w, in_b, sc_w, sc_b, ctx.needs_input_grad)
+        x, proj, w_c, in_b, sc_w, sc_b = ctx.saved_tensors
+        return _prefix_backward(du3, x, proj, w_c, ctx.w_dtype, in_b, sc_w, sc_b,
+                                ctx.needs_input_grad)
 
 
 class _MixerConv(torch.autograd.Function):
@@ -323,14 +329,47 @@ class _GeluMlp(torch.autograd.Function):
             h = F.linear(x2, w1.to(dt), _cast(b1, dt))  # (N, d_inner), bitwise the forward's
             act = F.gelu(h, approximate="tanh")  # (N, d_inner)
             dw2 = (dout2.t() @ act).to(w2.dtype) if need[3] else None  # (o, d_inner)
-            db2 = dout2.sum(0).to(b2.dtype) if need[4] and b2 is not None else None
+            db2 = column_sum(dout2).to(b2.dtype) if need[4] and b2 is not None else None
             del act
             dh = torch.ops.aten.gelu_backward(dout2 @ w2.to(dt), h, approximate="tanh")
             del h
             dw1 = (dh.t() @ x2).to(w1.dtype) if need[1] else None  # (d_inner, d)
-            db1 = dh.sum(0).to(b1.dtype) if need[2] and b1 is not None else None
+            db1 = column_sum(dh).to(b1.dtype) if need[2] and b1 is not None else None
             dx = (dh @ w1.to(dt)).reshape(x.shape) if need[0] else None  # (..., d)
         return dx, dw1, db1, dw2, db2
+
+
+class _Dense(torch.autograd.Function):
+    """out = x · wᵀ + b in x's dtype, as autocast's Linear, with the bias gradient summed in
+    float32 by ``column_sum`` (torch's bf16 ``sum(0)`` over the rows ran at ~0.25 TB/s)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        with torch.autocast(x.device.type, enabled=False):
+            wc = w.to(x.dtype)
+            out = F.linear(x, wc, _cast(b, x.dtype))
+        ctx.save_for_backward(x, wc)
+        ctx.w_dtype, ctx.b_dtype = w.dtype, None if b is None else b.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        x, wc = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        x2, dout2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])  # (N, d), (N, o)
+        with torch.autocast(x.device.type, enabled=False):
+            dx = (dout @ wc) if need[0] else None  # (..., d)
+            dw = (dout2.t() @ x2).to(ctx.w_dtype) if need[1] else None  # (o, d)
+            db = (column_sum(dout2).to(ctx.b_dtype) if need[2] and ctx.b_dtype is not None
+                  else None)
+        return dx, dw, db
+
+
+@torch.compiler.disable
+def dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, w, b)`` computed in x's dtype (weights cast as autocast would), with a
+    fast float32 bias gradient. x (..., d), w (o, d), b (o,) or None → (..., o)."""
+    return _Dense.apply(x, w, b)
 
 
 def _cast(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:

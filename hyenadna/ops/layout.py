@@ -197,40 +197,45 @@ def short_conv_t_backward_torch(dout, proj, weight, need_weight=True, need_bias=
 
 def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias=True,
                                  need_dproj_sum=False):
-    """Triton ``short_conv_t_backward``: one transposing kernel for dproj, one for partial
-    weight/bias sums (one row per DW_L_PER_PROGRAM time steps) and one that adds the partial
-    rows up and forms dproj_sum (the ~15 small torch kernels it replaces were ~0.03 ms of the
-    8k operator's step on an H100)."""
+    """Triton ``short_conv_t_backward``: one kernel reads dout and proj once, writing dproj
+    (transposed) and partial weight/bias sums (one row per DW_L_PER_PROGRAM time steps); one
+    more adds the partial rows up and forms dproj_sum (the ~15 small torch kernels it replaces
+    were ~0.03 ms of the 8k operator's step on an H100)."""
     batch, channels, seqlen = dout.shape
     taps = weight.shape[-1]
     dproj = torch.empty(batch, seqlen, channels, dtype=dout.dtype, device=dout.device)
     w = weight.reshape(channels, taps)  # (C, K), rounded to dout's dtype by the kernels
-    _launch_shift_conv(dproj.transpose(1, 2), dout, w, None, sign=-1)
-    if not (need_weight or need_bias or need_dproj_sum):
-        return dproj, None, None, None
-    dweight = torch.zeros(channels, taps, device=dout.device)  # stay zero when L = 0
-    dbias, dproj_sum = torch.zeros(2, channels, device=dout.device)
-    if dout.numel():
-        # Enough programs to fill the GPU at any (B, C, L): each sums a stretch of time that is
-        # a power of two between one tile and DW_L_PER_PROGRAM (at most 7 compiled variants).
-        programs = batch * triton.cdiv(channels, BLOCK_C)
-        per_program = min(DW_L_PER_PROGRAM, max(BLOCK_L, triton.next_power_of_2(
-            triton.cdiv(seqlen * programs, DW_TARGET_PROGRAMS))))
-        parts = triton.cdiv(seqlen, per_program)
-        kpow = triton.next_power_of_2(taps)
-        pw = torch.empty(batch * parts, channels, kpow, dtype=torch.float32, device=dout.device)
-        pb = torch.empty(batch * parts, channels, dtype=torch.float32, device=dout.device)
-        x = proj.transpose(1, 2)  # (B, C, L) view
-        grid = (parts, triton.cdiv(channels, BLOCK_C), batch)
-        _short_conv_dw_kernel[grid](pw, pb, dout, x, channels, seqlen, parts,
-                                    *dout.stride(), *x.stride(), K=taps, KPOW=kpow,
-                                    L_PER_PROGRAM=per_program, BLOCK_C=BLOCK_C,
-                                    BLOCK_L=BLOCK_L)
-        _short_conv_sums_kernel[(triton.cdiv(channels, SUMS_BLOCK_C),)](
-            dweight, dbias, dproj_sum, pw, pb, dout, w, channels, batch * parts, batch, seqlen,
-            *dout.stride(), *w.stride(), K=taps, KPOW=kpow, NEED_SUM=need_dproj_sum,
-            W_ROUND=_round_code(dout.dtype, dout.dtype), BLOCK_C=SUMS_BLOCK_C,
-            BLOCK_R=SUMS_BLOCK_R)
+    sums = need_weight or need_bias or need_dproj_sum
+    if not (sums and dout.numel()):
+        _launch_shift_conv(dproj.transpose(1, 2), dout, w, None, sign=-1)
+        if not sums:
+            return dproj, None, None, None
+        dweight = torch.zeros(channels, 1, taps, device=dout.device) if need_weight else None
+        zeros = torch.zeros(channels, device=dout.device)
+        return dproj, dweight, zeros if need_bias else None, zeros if need_dproj_sum else None
+    dweight = torch.empty(channels, taps, device=dout.device)
+    dbias, dproj_sum = torch.empty(2, channels, device=dout.device)
+    # Enough programs to fill the GPU at any (B, C, L): each sums a stretch of time that is
+    # a power of two between one tile and DW_L_PER_PROGRAM (at most 7 compiled variants).
+    programs = batch * triton.cdiv(channels, BLOCK_C)
+    per_program = min(DW_L_PER_PROGRAM, max(BLOCK_L, triton.next_power_of_2(
+        triton.cdiv(seqlen * programs, DW_TARGET_PROGRAMS))))
+    parts = triton.cdiv(seqlen, per_program)
+    kpow = triton.next_power_of_2(taps)
+    pw = torch.empty(batch * parts, channels, kpow, dtype=torch.float32, device=dout.device)
+    pb = torch.empty(batch * parts, channels, dtype=torch.float32, device=dout.device)
+    x, dp = proj.transpose(1, 2), dproj.transpose(1, 2)  # (B, C, L) views
+    grid = (parts, triton.cdiv(channels, BLOCK_C), batch)
+    _short_conv_dw_kernel[grid](pw, pb, dp, dout, x, w, channels, seqlen, parts,
+                                *dp.stride(), *dout.stride(), *x.stride(), *w.stride(),
+                                K=taps, KPOW=kpow, W_ROUND=_round_code(dout.dtype, dout.dtype),
+                                L_PER_PROGRAM=per_program, BLOCK_C=BLOCK_C,
+                                BLOCK_L=BLOCK_L)
+    _short_conv_sums_kernel[(triton.cdiv(channels, SUMS_BLOCK_C),)](
+        dweight, dbias, dproj_sum, pw, pb, dout, w, channels, batch * parts, batch, seqlen,
+        *dout.stride(), *w.stride(), K=taps, KPOW=kpow, NEED_SUM=need_dproj_sum,
+        W_ROUND=_round_code(dout.dtype, dout.dtype), BLOCK_C=SUMS_BLOCK_C,
+        BLOCK_R=SUMS_BLOCK_R)
     return (dproj, dweight.unsqueeze(1) if need_weight else None, dbias if need_bias else None,
             dproj_sum if need_dproj_sum else None)
 
@@ -335,11 +340,15 @@ if triton is not None:
                  acc.to(out_ptr.dtype.element_ty), mask=cmask & (t < L))
 
     @triton.jit
-    def _short_conv_dw_kernel(pw_ptr, pb_ptr, g_ptr, x_ptr, C, L, P, sg_b, sg_c, sg_l,
-                              sx_b, sx_c, sx_l, K: tl.constexpr, KPOW: tl.constexpr,
+    def _short_conv_dw_kernel(pw_ptr, pb_ptr, dp_ptr, g_ptr, x_ptr, w_ptr, C, L, P, sd_b, sd_c,
+                              sd_l, sg_b, sg_c, sg_l, sx_b, sx_c, sx_l, sw_c, sw_k,
+                              K: tl.constexpr, KPOW: tl.constexpr, W_ROUND: tl.constexpr,
                               L_PER_PROGRAM: tl.constexpr, BLOCK_C: tl.constexpr,
                               BLOCK_L: tl.constexpr):
-        # Partial sums over one stretch of time for one (batch item, channel block):
+        # For one stretch of time and one (batch item, channel block), reading g = dout and
+        # x = proj once: the input gradient (the causal conv's adjoint, written transposed)
+        #   dp[b, c, t] = sum_j w[c, j] · g[b, c, t + K − 1 − j]
+        # and the partial sums
         #   pw[row, c, j] = sum_t g[b, c, t] · x[b, c, t + j − (K − 1)],  pb[row, c] = sum_t g
         pid_p = tl.program_id(0)
         pid_b = tl.program_id(2).to(tl.int64)
@@ -355,6 +364,19 @@ if triton is not None:
             g = tl.load(g_ptr + pid_b * sg_b + c * sg_c + t * sg_l, mask=cmask & (t < L),
                         other=0.0).to(tl.float32)
             acc_b += tl.sum(g, axis=1)
+            dp = tl.zeros((BLOCK_C, BLOCK_L), dtype=tl.float32)
+            for j in tl.static_range(K):
+                wj = _rounded(tl.load(w_ptr + c * sw_c + j * sw_k, mask=cmask, other=0.0),
+                              W_ROUND)
+                if j == K - 1:
+                    dp += wj * g
+                else:
+                    src = t + (K - 1 - j)  # L2 hits: the next tile's first steps
+                    gs = tl.load(g_ptr + pid_b * sg_b + c * sg_c + src * sg_l,
+                                 mask=cmask & (src < L), other=0.0)
+                    dp += wj * gs.to(tl.float32)
+            tl.store(dp_ptr + pid_b * sd_b + c * sd_c + t * sd_l,
+                     dp.to(dp_ptr.dtype.element_ty), mask=cmask & (t < L))
             for j in tl.static_range(K):
                 src = t + (j - (K - 1))
                 m = cmask & (src >= 0) & (src < L)

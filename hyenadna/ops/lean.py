@@ -70,6 +70,15 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
+def _weight_grad(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """a @ b, a weight gradient, in its parameter's dtype. For half-precision inputs and a
+    float32 parameter on CUDA, cuBLAS writes float32 itself (``out_dtype``): no cast kernel
+    after it, and no rounding to half precision in between (autocast's Linear rounds)."""
+    if a.is_cuda and dtype == torch.float32 and a.dtype in (torch.bfloat16, torch.float16):
+        return torch.mm(a, b, out_dtype=torch.float32)
+    return (a @ b).to(dtype)
+
+
 def _prefix_forward(x, w_c, in_b, sc_w, sc_b):
     """proj = in_proj(x) (B, L, 3D) and u3 = short_conv(proj) (B, 3D, L), in x's dtype;
     w_c: in_proj's weight already in x's dtype (the backward reuses it)."""
@@ -93,7 +102,7 @@ def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need):
         # weight gradients widen to the parameters' dtype.
         dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
         dx = (dproj @ w_c) if need[0] else None  # (B, L, D)
-        din_w = (dproj2.t() @ x2).to(w_dtype) if need[1] else None  # (3D, D)
+        din_w = _weight_grad(dproj2.t(), x2, w_dtype) if need[1] else None  # (3D, D)
     return dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b)
 
 
@@ -328,12 +337,12 @@ class _GeluMlp(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             h = F.linear(x2, w1.to(dt), _cast(b1, dt))  # (N, d_inner), bitwise the forward's
             act = F.gelu(h, approximate="tanh")  # (N, d_inner)
-            dw2 = (dout2.t() @ act).to(w2.dtype) if need[3] else None  # (o, d_inner)
+            dw2 = _weight_grad(dout2.t(), act, w2.dtype) if need[3] else None  # (o, d_inner)
             db2 = column_sum(dout2).to(b2.dtype) if need[4] and b2 is not None else None
             del act
             dh = torch.ops.aten.gelu_backward(dout2 @ w2.to(dt), h, approximate="tanh")
             del h
-            dw1 = (dh.t() @ x2).to(w1.dtype) if need[1] else None  # (d_inner, d)
+            dw1 = _weight_grad(dh.t(), x2, w1.dtype) if need[1] else None  # (d_inner, d)
             db1 = column_sum(dh).to(b1.dtype) if need[2] and b1 is not None else None
             dx = (dh @ w1.to(dt)).reshape(x.shape) if need[0] else None  # (..., d)
         return dx, dw1, db1, dw2, db2
@@ -359,7 +368,7 @@ class _Dense(torch.autograd.Function):
         x2, dout2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])  # (N, d), (N, o)
         with torch.autocast(x.device.type, enabled=False):
             dx = (dout @ wc) if need[0] else None  # (..., d)
-            dw = (dout2.t() @ x2).to(ctx.w_dtype) if need[1] else None  # (o, d)
+            dw = _weight_grad(dout2.t(), x2, ctx.w_dtype) if need[1] else None  # (o, d)
             db = (column_sum(dout2).to(ctx.b_dtype) if need[2] and ctx.b_dtype is not None
                   else None)
         return dx, dw, db

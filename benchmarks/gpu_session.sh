@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -584,6 +584,47 @@ if [ "$phase" = s8c ]; then  # issue 6, eighth session: sums kernel on 2-D tiles
     AB_NAMES="head fs1" filter_stream_ab 100 80 100 1024 8192
     on 0 profile 100 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
         --out "$R/profile_8k_b1.json"
+fi
+
+ab_rounds() {  # ab_rounds ROUNDS LENGTH...: the graphed operator and flash attention at batch
+    # 1 and 8, the session-start package (.old_head/) and the current one interleaved ROUNDS
+    # times (single runs at batch 1 vary by 10-30%); one summary JSON, the runs deleted
+    local rounds=$1 r name
+    shift
+    for r in $(seq "$rounds"); do
+        for name in head new; do
+            local pp=$PYTHONPATH
+            [ "$name" = head ] && pp=/tmp/site:$PWD/.old_head:$PWD
+            PYTHONPATH=$pp on 0 ab_${name}_$r 60 python3 benchmarks/bench_operator.py \
+                --batches 1 8 --reps 100 --lengths "$@" --variants op_fast_graphed attn_flash \
+                --out "$R/ab_${name}_$r" --budget-s 50
+        done
+    done
+    python3 - "$R" <<'PY'
+import glob, json, statistics, sys
+root = sys.argv[1]
+rows = {}
+for path in sorted(glob.glob(f"{root}/ab_*_*/results.json")):
+    name, rnd = path.split("/")[-2].split("_")[1:]
+    for rec in json.load(open(path))["records"]:
+        if rec.get("ms"):
+            rows.setdefault(f"{name} {rec['variant']} b{rec['batch']} L{rec['L']}", []).append(
+                rec["ms"])
+json.dump({"device": json.load(open(path))["meta"].get("device"), "ms": rows},
+          open(f"{root}/ab_summary.json", "w"), indent=1)
+for key, ms in rows.items():
+    print(f"{key:40s} median {statistics.median(ms):.4f}  runs {' '.join(f'{m:.4f}' for m in ms)}")
+PY
+    rm -rf "$R"/ab_*_*/ "$R"/ab_*_*.log
+}
+
+if [ "$phase" = s8d ]; then  # issue 6, eighth session: fused short-conv backward, float32 GEMMs
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    ab_rounds 3 1024 8192
+    on 0 profile 100 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
+        --out "$R/profile_8k_b1.json"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -625,6 +625,17 @@ if [ "$phase" = s8d ]; then  # issue 6, eighth session: fused short-conv backwar
         --out "$R/profile_8k_b1.json"
     on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
         tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py
+fi
+
+if [ "$phase" = s8e ]; then  # issue 6, eighth session: the mixer casts x itself (dx in float32
+    # from the GEMM)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    ab_rounds 3 8192
+    on 0 profile 100 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
+        --out "$R/profile_8k_b1.json"
+    on 0 pytest_gpu 260 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py \
+        tests/test_onchip.py -k "not twin and not stockham"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -226,10 +226,11 @@ class HyenaOperator(nn.Module):
             # (D, L), time contiguous as the FFT wants
             k = self.filter_fn.filter_t(seqlen) if side is None else self._filter_on(side, seqlen)
         dtype = _compute_dtype(u)  # the autocast dtype, as in_proj would run in on the plain path
-        return hyena_mixer(u.to(dtype), self.in_proj.weight, self.in_proj.bias,
+        return hyena_mixer(u, self.in_proj.weight, self.in_proj.bias,
                            self.short_filter.weight, self.short_filter.bias, k,
                            self.filter_fn.bias, fft_policy=fft_policy(),
-                           fft_engine=fft_engine(), k_stream=side)  # (B, L, D)
+                           fft_engine=fft_engine(), k_stream=side,
+                           compute_dtype=dtype)  # (B, L, D)
 
     @torch.compiler.disable  # stream switches stay out of compiled graphs
     def _filter_on(self, stream: torch.cuda.Stream, seqlen: int) -> torch.Tensor:

@@ -204,6 +204,27 @@ def test_hyena_mixer_kept_prefix_gives_the_recomputed_gradients(monkeypatch):
         torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("keep", [1 << 13, 0])
+def test_hyena_mixer_casts_to_the_compute_dtype_itself(keep, monkeypatch, device):
+    # compute_dtype: the mixer casts x (float32) itself and returns dx in float32, the same
+    # numbers as casting first and letting autograd widen the gradient (two nodes or one)
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+    inputs = [t.requires_grad_() for t in _mixer_inputs(300, torch.float32, device)]
+    x = inputs[0]
+    dy = torch.randn(2, 300, 8, generator=torch.Generator().manual_seed(1)).to(device)
+    y = hyena_mixer(*inputs, compute_dtype=torch.bfloat16)
+    assert y.dtype == torch.bfloat16
+    got = [y, *torch.autograd.grad(y, inputs, dy.bfloat16())]
+    y_ref = hyena_mixer(x.bfloat16(), *inputs[1:])
+    want = [y_ref, *torch.autograd.grad(y_ref, inputs, dy.bfloat16())]
+    assert got[1].dtype == torch.float32
+    for a, b in zip(got, want):
+        if device.type == "cpu":  # the same kernels in the same order
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        else:  # on CUDA dx comes out of the GEMM in float32, without a bf16 rounding
+            assert _rel_err(a, b) < 1e-2
+
+
 def test_hyena_mixer_float64_is_exact_to_rounding():
     inputs = [t.double().requires_grad_() for t in _mixer_inputs(300, torch.float64, "cpu")]
     y = hyena_mixer(*inputs, chunk_elems=1000)

@@ -70,10 +70,11 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
-def _weight_grad(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """a @ b, a weight gradient, in its parameter's dtype. For half-precision inputs and a
-    float32 parameter on CUDA, cuBLAS writes float32 itself (``out_dtype``): no cast kernel
-    after it, and no rounding to half precision in between (autocast's Linear rounds)."""
+def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """a @ b (2-D) in ``dtype``: a weight gradient in its parameter's dtype, an input gradient
+    in the input's. For half-precision inputs and float32 out on CUDA, cuBLAS writes float32
+    itself (``out_dtype``): no cast kernel after it, and no rounding to half precision in
+    between (autocast's Linear rounds)."""
     if a.is_cuda and dtype == torch.float32 and a.dtype in (torch.bfloat16, torch.float16):
         return torch.mm(a, b, out_dtype=torch.float32)
     return (a @ b).to(dtype)
@@ -89,9 +90,10 @@ def _prefix_forward(x, w_c, in_b, sc_w, sc_b):
         return proj, short_conv_t(proj, sc_w, sc_b)  # weights in x's dtype
 
 
-def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need):
+def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtype=None):
     """Gradients of ``_prefix_forward`` for (x, in_w, in_b, sc_w, sc_b) given du3 (B, 3D, L);
-    w_c: in_proj's weight in x's dtype, w_dtype: its parameter's; need: which are wanted."""
+    w_c: in_proj's weight in x's dtype, w_dtype: its parameter's; need: which are wanted;
+    dx_dtype: dx's dtype (default x's: the caller's input before its cast to x's dtype)."""
     with torch.autocast(x.device.type, enabled=False):
         # in_proj's bias gradient from the short conv's (no reduction over dproj)
         dproj, dsc_w, dsc_b, din_b = short_conv_t_backward(
@@ -101,8 +103,9 @@ def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need):
         # The same matmuls autocast's autograd runs: in x's dtype with float32 accumulation;
         # weight gradients widen to the parameters' dtype.
         dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
-        dx = (dproj @ w_c) if need[0] else None  # (B, L, D)
-        din_w = _weight_grad(dproj2.t(), x2, w_dtype) if need[1] else None  # (3D, D)
+        dx = (_matmul_in(dproj2, w_c, dx_dtype or x.dtype).view(x.shape) if need[0]
+              else None)  # (B, L, D)
+        din_w = _matmul_in(dproj2.t(), x2, w_dtype) if need[1] else None  # (3D, D)
     return dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b)
 
 
@@ -172,18 +175,22 @@ class _MixerPrefix(torch.autograd.Function):
     """x → u3 = short_conv(in_proj(x)) (B, 3D, L); keeps x and proj (L <= KEEP_PREFIX_MAX_LEN)."""
 
     @staticmethod
-    def forward(ctx, x, in_w, in_b, sc_w, sc_b):
-        w_c = in_w.to(x.dtype)  # kept for the backward's dx: one cast per step, not two
-        proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b)
-        ctx.save_for_backward(x, proj, w_c, in_b, sc_w, sc_b)
-        ctx.w_dtype = in_w.dtype
+    def forward(ctx, x, in_w, in_b, sc_w, sc_b, dtype):
+        # dtype: the compute dtype. x is cast here rather than by the caller so that the
+        # backward's GEMM can write dx in x's own dtype (no cast kernel either way).
+        x_c = x.to(dtype)
+        w_c = in_w.to(dtype)  # kept for the backward's dx: one cast per step, not two
+        proj, u3 = _prefix_forward(x_c, w_c, in_b, sc_w, sc_b)
+        ctx.save_for_backward(x_c, proj, w_c, in_b, sc_w, sc_b)
+        ctx.w_dtype, ctx.x_dtype = in_w.dtype, x.dtype
         return u3
 
     @staticmethod
     def backward(ctx, du3):
-        x, proj, w_c, in_b, sc_w, sc_b = ctx.saved_tensors
-        return _prefix_backward(du3, x, proj, w_c, ctx.w_dtype, in_b, sc_w, sc_b,
-                                ctx.needs_input_grad)
+        x_c, proj, w_c, in_b, sc_w, sc_b = ctx.saved_tensors
+        grads = _prefix_backward(du3, x_c, proj, w_c, ctx.w_dtype, in_b, sc_w, sc_b,
+                                 ctx.needs_input_grad, ctx.x_dtype)
+        return (*grads, None)
 
 
 class _MixerConv(torch.autograd.Function):
@@ -262,7 +269,8 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
                 sc_w: torch.Tensor, sc_b: torch.Tensor | None, k: torch.Tensor,
                 D: torch.Tensor | None, *, fft_policy: str = "pow2",
                 chunk_elems: int = CHUNK_ELEMS, fft_engine: str = "auto",
-                k_stream: torch.cuda.Stream | None = None) -> torch.Tensor:
+                k_stream: torch.cuda.Stream | None = None,
+                compute_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Order-2 Hyena mixer up to out_proj, as memory-lean autograd nodes.
 
     Up to L = ``KEEP_PREFIX_MAX_LEN`` two nodes: the prefix (in_proj and the short conv,
@@ -270,39 +278,44 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
     that keeps x, z and K'/n and recomputes the prefix in its backward.
 
     Args:
-        x: (B, L, D) normalised input, in the compute dtype (bf16 under autocast: cast it first).
+        x: (B, L, D) normalised input.
         in_w, in_b: in_proj weight (3D, D) and bias (3D,), any float dtype (cast to x's).
         sc_w, sc_b: short_filter weight (3D, 1, K) and bias (3D,).
         k: long filter (D, L_k), L_k <= L (float32 in the model). D: skip weights (D,) or None.
         fft_policy, chunk_elems, fft_engine: as in ``gated_fftconv``.
         k_stream: the CUDA stream k was computed on when not the current one
             (``filter_stream``); the convolution waits for it, the prefix does not.
+        compute_dtype: the dtype everything runs in (bf16 under autocast); default x's.
 
     Returns:
-        y (B, L, D) in x's dtype: x0 · (k ∗ (v · x1) + D · (v · x1)), in out_proj's layout.
+        y (B, L, D) in the compute dtype: x0 · (k ∗ (v · x1) + D · (v · x1)), in out_proj's
+        layout.
     """
+    dtype = compute_dtype or x.dtype
     if k.dim() != 2 or 3 * k.shape[0] != in_w.shape[0] or k.shape[1] > x.shape[1]:
         raise ValueError(f"k must be (D, L_k <= L) with 3D = {in_w.shape[0]}, got "
                          f"{tuple(k.shape)}")
     n = conv_fft_size(x.shape[1], k.shape[-1], fft_policy)
-    # x stands in for v (same device and dtype): the short conv writes v and the gates
-    # time-contiguous, as the on-chip engine wants
-    use_onchip = pick_onchip(x, n, fft_engine)
-    n1 = None if use_onchip else pick_fourstep_n1(x, n, fft_engine)
+    # a stand-in for v (its device and dtype; time-contiguous, as the short conv writes v and
+    # the gates)
+    v_like = x if x.dtype == dtype else x.new_empty(0, dtype=dtype)
+    use_onchip = pick_onchip(v_like, n, fft_engine)
+    n1 = None if use_onchip else pick_fourstep_n1(v_like, n, fft_engine)
     if not needs_grad(x, in_w, in_b, sc_w, sc_b, k, D):  # inference: keep nothing
         _join(k_stream, k)
-        return _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False, n1,
-                              use_onchip)[0]
+        return _mixer_forward(x.to(dtype), in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False,
+                              n1, use_onchip)[0]
     if x.shape[1] <= KEEP_PREFIX_MAX_LEN:
         k_spec = None
         if k_stream is not None and use_onchip:  # K'/n on the filter's stream too
             with torch.cuda.stream(k_stream):
                 k_spec = onchip_filter_spectrum(k, D, n)
-        u3 = _MixerPrefix.apply(x, in_w, in_b, sc_w, sc_b)  # (B, 3D, L)
+        u3 = _MixerPrefix.apply(x, in_w, in_b, sc_w, sc_b, dtype)  # (B, 3D, L)
         _join(k_stream, k, k_spec)
         return _MixerConv.apply(u3, k, D, n, chunk_elems, n1, use_onchip, k_spec)
     _join(k_stream, k)
-    return _HyenaMixer.apply(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip)
+    return _HyenaMixer.apply(x.to(dtype), in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1,
+                             use_onchip)
 
 
 def hyena_mixer_ref(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
@@ -337,12 +350,12 @@ class _GeluMlp(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             h = F.linear(x2, w1.to(dt), _cast(b1, dt))  # (N, d_inner), bitwise the forward's
             act = F.gelu(h, approximate="tanh")  # (N, d_inner)
-            dw2 = _weight_grad(dout2.t(), act, w2.dtype) if need[3] else None  # (o, d_inner)
+            dw2 = _matmul_in(dout2.t(), act, w2.dtype) if need[3] else None  # (o, d_inner)
             db2 = column_sum(dout2).to(b2.dtype) if need[4] and b2 is not None else None
             del act
             dh = torch.ops.aten.gelu_backward(dout2 @ w2.to(dt), h, approximate="tanh")
             del h
-            dw1 = _weight_grad(dh.t(), x2, w1.dtype) if need[1] else None  # (d_inner, d)
+            dw1 = _matmul_in(dh.t(), x2, w1.dtype) if need[1] else None  # (d_inner, d)
             db1 = column_sum(dh).to(b1.dtype) if need[2] and b1 is not None else None
             dx = (dh @ w1.to(dt)).reshape(x.shape) if need[0] else None  # (..., d)
         return dx, dw1, db1, dw2, db2
@@ -368,7 +381,7 @@ class _Dense(torch.autograd.Function):
         x2, dout2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])  # (N, d), (N, o)
         with torch.autocast(x.device.type, enabled=False):
             dx = (dout @ wc) if need[0] else None  # (..., d)
-            dw = _weight_grad(dout2.t(), x2, ctx.w_dtype) if need[1] else None  # (o, d)
+            dw = _matmul_in(dout2.t(), x2, ctx.w_dtype) if need[1] else None  # (o, d)
             db = (column_sum(dout2).to(ctx.b_dtype) if need[2] and ctx.b_dtype is not None
                   else None)
         return dx, dw, db

@@ -427,11 +427,14 @@ if triton is not None:
             for t in tl.static_range(K - 1):
                 head = tl.zeros((BLOCK_C,), dtype=tl.float32)
                 at = cr.to(tl.int64)[None, :] * sg_c + t * sg_l
+                # t < L as a tensor: Triton 3.9's interpreter widens a constexpr-vs-scalar
+                # comparison to int64 and then refuses it as a load mask
+                tmask = cmask & (tl.full((BLOCK_C,), t, tl.int32) < L)
                 b0 = 0
                 while b0 < B:
                     bb = b0 + rr
                     head += tl.sum(tl.load(g_ptr + at + bb * sg_b,
-                                           mask=(bb < B) & cmask[None, :] & (t < L),
+                                           mask=(bb < B) & tmask[None, :],
                                            other=0.0).to(tl.float32), axis=0)
                     b0 += BLOCK_R
                 w_part = tl.zeros((BLOCK_C,), dtype=tl.float32)

@@ -16,7 +16,7 @@
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -636,6 +636,33 @@ if [ "$phase" = s8e ]; then  # issue 6, eighth session: the mixer casts x itself
     on 0 pytest_gpu 260 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
         tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py \
         tests/test_onchip.py -k "not twin and not stockham"
+fi
+
+if [ "$phase" = s9a ]; then  # issue 6, next session with a GPU: check what the eighth and ninth
+    # sessions changed without one (the mixer casting x itself, dx from an out_dtype GEMM; the
+    # short-conv sums kernel's tensor mask), then the 8k A/B against the eighth session's start
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 260 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py \
+        tests/test_onchip.py -k "not twin and not stockham"
+    ab_rounds 2 8192
+    on 0 profile 80 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
+        --out "$R/profile_8k_b1.json"
+fi
+
+if [ "$phase" = s9b ]; then  # issue 6: the operator tables (batch 1 and 8), current code
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 bench_operator 230 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --budget-s 180
+    on 0 bench_operator_b8 230 python3 benchmarks/bench_operator.py --batches 8 \
+        --out "$R/operator_b8" --budget-s 180
+    rm -f "$R/operator_b8/results.png"
+fi
+
+if [ "$phase" = s9c ]; then  # issue 6: training throughput against the official model, current code
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 160
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

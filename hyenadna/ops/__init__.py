@@ -10,6 +10,8 @@ path's FFT length rounding, ``pow2`` (default) or ``smooth`` (see ``conv_fft_siz
 ``hyenadna.ops.onchip`` for bf16/float32 on CUDA up to an FFT of 2^14 points (L = 8k), the
 four-step engine of ``hyenadna.ops.fourstep`` for bf16/fp16 from 2^16 points (L = 32k), where
 each measured faster; cuFFT otherwise), ``cufft``, ``fourstep`` or ``onchip``.
+``HYENADNA_FILTER_STREAM=0`` keeps the implicit filter on the current CUDA stream (by default it
+runs on a side stream while training at L <= 8k; ``hyenadna.ops.lean.filter_stream``).
 """
 
 from __future__ import annotations

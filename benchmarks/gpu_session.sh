@@ -12,7 +12,8 @@
 #                    last-token pooling; then both GPUs: ddp_scaling.py (1 vs 2 GPUs).
 #
 # Inputs travel in git-ignored folders named in the device call's `carry`: .whl/ (pyfaidx,
-# biopython, einops wheels for the image's Python 3.12), .gpu_data/ (hg19_chr22.fa.gz and the
+# biopython, einops wheels for the image's Python 3.12; `benchmarks/gpu_wheels.sh [REF]` fetches
+# them and, given a git ref, puts that commit's package in .old_head/ for the A/B phases), .gpu_data/ (hg19_chr22.fa.gz and the
 # GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
 # that phase a returned). Everything comes back as one tarball under $OUT.
 set -u

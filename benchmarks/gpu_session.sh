@@ -491,7 +491,8 @@ if [ "$phase" = s7e ]; then  # issue 6, seventh session: final code: tests, engi
     on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 160
 fi
 
-if [ "$phase" = s7f ]; then  # issue 6, seventh session: the operator tables, final code
+if [ "$phase" = s7f ] || [ "$phase" = s9b ]; then  # issue 6: the operator tables (batch 1
+    # and 8) of the current code (seventh session: s7f; the next one with a GPU: s9b)
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 bench_operator 260 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
         --budget-s 200
@@ -649,15 +650,6 @@ if [ "$phase" = s9a ]; then  # issue 6, next session with a GPU: check what the 
     ab_rounds 2 8192
     on 0 profile 80 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
         --out "$R/profile_8k_b1.json"
-fi
-
-if [ "$phase" = s9b ]; then  # issue 6: the operator tables (batch 1 and 8), current code
-    rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 bench_operator 230 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
-        --budget-s 180
-    on 0 bench_operator_b8 230 python3 benchmarks/bench_operator.py --batches 8 \
-        --out "$R/operator_b8" --budget-s 180
-    rm -f "$R/operator_b8/results.png"
 fi
 
 if [ "$phase" = s9c ]; then  # issue 6: training throughput against the official model, current code

@@ -13,9 +13,9 @@
 #
 # Inputs travel in git-ignored folders named in the device call's `carry`: .whl/ (pyfaidx,
 # biopython, einops wheels for the image's Python 3.12; `benchmarks/gpu_wheels.sh [REF]` fetches
-# them and, given a git ref, puts that commit's package in .old_head/ for the A/B phases), .gpu_data/ (hg19_chr22.fa.gz and the
-# GUE CSVs copied from the project's shared data), .gpu_ckpt/ (phase b: the chr22 checkpoint
-# that phase a returned). Everything comes back as one tarball under $OUT.
+# them and, given a git ref, puts that commit's package in .old_head/ for the A/B phases),
+# .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
+# .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
 phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

@@ -12,14 +12,22 @@ it is timed (relative error ‖out − ref‖/‖ref‖ of the output and every 
     op_plain/op_fast  the whole HyenaOperator (in_proj, short conv, filter, long conv, out_proj)
                       under bf16 autocast, HYENADNA_OPS=ref / fast
     op_fast_graphed   op_fast captured with torch.cuda.make_graphed_callables (short L only,
-                      where ~150 kernel launches per fwd+bwd dominate)
+                      where ~150 kernel launches per fwd+bwd dominate): two graphs, with
+                      autograd's host work between them
+    op_fast_stepgraph the whole fwd+bwd step of op_fast (grads written to fixed .grad
+                      tensors) captured as ONE CUDA graph, as a training loop graphs its step;
+                      short L only
     attn_flash        causal scaled_dot_product_attention, flash backend, 4 heads of 64, bf16
                       (the issue's baseline: the attention kernel alone)
+    attn_flash_stepgraph  attn_flash's fwd+bwd step captured the same way (the like-for-like
+                      partner of op_fast_stepgraph: both lose their host launch latency)
     attn_layer        a whole attention layer for comparison with the whole operator: qkv
                       projection, attn_flash, output projection, from the same float32 (B, L, D)
                       input under bf16 autocast (reported beside, not instead of, attn_flash)
 
 Times are medians of --reps CUDA-event-timed calls after --warmup calls (plus the check call).
+Each call is timed alone (synchronised), so host launch latency counts: at batch 1 and L <= 8k
+the host side of an ungraphed or two-graph step can outlast its GPU work.
 Every cell that does not run says why (OOM, error, skipped: reason); nothing is extrapolated.
 The long conv's bytes floor at each (B, L): every input read once and every output written once,
 forward and backward, bf16 (B, D, L) tensors and the float32 (D, L) filter as the model has them:
@@ -59,6 +67,7 @@ GATED = ["gated_plain", "gated_fast"]
 OPERATOR = ["op_plain", "op_fast"]
 GRAPHED = ["op_fast_graphed"]
 ATTENTION = ["attn_flash", "attn_layer"]
+STEP_GRAPHED = ["op_fast_stepgraph", "attn_flash_stepgraph"]
 COMPILE_RESERVE_S = 45.0  # a compiled cell starts only with this much budget left
 T0 = time.perf_counter()
 
@@ -157,6 +166,27 @@ def _fwd_bwd(fn, leaves, dy):
     return step
 
 
+def _step_graph(step, leaves):
+    """step (one fwd+bwd that sets the leaves' .grad) captured as one CUDA graph; returns replay.
+
+    Warm-up runs on a side stream first, as capture requires (lazy cuBLAS/cuFFT/Triton set-up
+    must not happen inside it). The .grad tensors the captured step allocates live in the
+    graph's pool: every replay overwrites them in place, like a graphed training step.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    for t in leaves:
+        t.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
 def _check_vs(fn, ref_fn, leaves, dy):
     """Worst rel. error of fn's output and leaf grads vs ref_fn on float32 copies."""
     out = fn()
@@ -214,6 +244,10 @@ def build_operator(variant, batch, seqlen, width, device):
                                             cache_enabled=False):
             return fn(u)
 
+    def reference():  # the plain operator in float32 (no autocast, no TF32)
+        with ops_mode("ref"):
+            return op(u)
+
     if variant == "op_fast_graphed":  # the whole fwd+bwd replayed as two CUDA graphs
         # Graphing replaces a module's forward in place: graph a copy (same weights), so the
         # check's reference below still runs the original module.
@@ -222,13 +256,30 @@ def build_operator(variant, batch, seqlen, width, device):
                                               cache_enabled=False):
             graphed = torch.cuda.make_graphed_callables(gop, (u,), num_warmup_iters=3)
         fn, fn_leaves = (lambda: run("fast", graphed)), [u, *gop.parameters()]
+    elif variant == "op_fast_stepgraph":
+        u_g = u.detach().clone().requires_grad_()  # own leaf: its .grad lives in the graph pool
+        fn_leaves, last = [u_g, *op.parameters()], {}
+
+        def graphed_step():
+            with ops_mode("fast"), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                  cache_enabled=False):
+                out = op(u_g)
+            out.backward(dy)
+            last["y"] = out.detach()
+        step = _step_graph(graphed_step, fn_leaves)
+
+        def check():  # one replay vs the float32 plain operator: y, du, every weight grad
+            step()
+            torch.cuda.synchronize()
+            got = [last["y"].clone(), *(t.grad.clone() for t in fn_leaves)]
+            ref = reference()  # autograd.grad below leaves the graph's .grad tensors alone
+            names = ["y", "du", *(n for n, _ in op.named_parameters())]
+            want = [ref.detach(), *torch.autograd.grad(ref, leaves, dy.to(ref.dtype))]
+            return _worst(names, got, want)
+        return step, check
     else:
         fn, fn_leaves = (lambda: run("fast" if variant == "op_fast" else "ref")), leaves
     step = _fwd_bwd(fn, fn_leaves, dy)
-
-    def reference():  # the plain operator in float32 (no autocast, no TF32)
-        with ops_mode("ref"):
-            return op(u)
 
     def check():  # this variant vs the float32 plain operator: y, du, every weight grad
         names = ["y", "du", *(n for n, _ in op.named_parameters())]
@@ -270,12 +321,16 @@ def build_attention(variant, batch, seqlen, width, device):
     def fn():
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    return _fwd_bwd(fn, [q, k, v], dy), lambda: None  # torch's own kernel: nothing to check
+    step = _fwd_bwd(fn, [q, k, v], dy)
+    if variant == "attn_flash_stepgraph":
+        step = _step_graph(step, [q, k, v])
+    return step, lambda: None  # torch's own kernel: nothing to check
 
 
 BUILDERS = {**{v: build_conv for v in CONV}, **{v: build_gated for v in GATED},
             "gated_compiled": build_gated, **{v: build_operator for v in OPERATOR + GRAPHED},
-            "attn_flash": build_attention, "attn_layer": build_attention}
+            "op_fast_stepgraph": build_operator, "attn_flash": build_attention,
+            "attn_layer": build_attention, "attn_flash_stepgraph": build_attention}
 
 
 def _free(device):
@@ -337,8 +392,10 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
     def want(variant, seqlen, batch):
         if variant == "conv_fast_smooth":
             return conv_fft_size(seqlen, seqlen, "smooth") != conv_fft_size(seqlen, seqlen)
-        if variant == "op_fast_graphed":
+        if variant in ("op_fast_graphed", "op_fast_stepgraph"):
             return not args.quick and seqlen <= args.graph_max_len
+        if variant == "attn_flash_stepgraph":
+            return want("attn_flash", seqlen, batch) and seqlen <= args.graph_max_len
         if variant in ATTENTION:  # B=1 up to attn_max_len; B=8 up to a quarter of it
             return (not args.quick and seqlen <= args.attn_max_len
                     and batch * seqlen <= 2 * args.attn_max_len)
@@ -350,7 +407,8 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
             # the plain ones do not fit there
             if batch > 1 and (seqlen >= BIG or seqlen & (seqlen - 1)):
                 continue
-            cells += [(batch, seqlen, v, True) for v in kernels + GRAPHED + ATTENTION
+            cells += [(batch, seqlen, v, True)
+                      for v in kernels + GRAPHED + ATTENTION + STEP_GRAPHED
                       if want(v, seqlen, batch)]
     if not args.quick:  # phase 3: big batch, long L (checked at B=1); 4: compiled chain
         if big_b > 1:  # unchecked: the float32 references do not fit at B > 1 there (a run
@@ -364,7 +422,7 @@ def plan(args) -> list[tuple[int, int, str, bool]]:
     return cells
 
 
-COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + GRAPHED + ATTENTION
+COLUMNS = CONV + GATED + ["gated_compiled"] + OPERATOR + GRAPHED + ATTENTION + STEP_GRAPHED
 
 
 def _cell_text(rec: dict | None, key: str = "ms") -> str:
@@ -387,7 +445,7 @@ def markdown(records: list[dict], meta: dict, args) -> str:
     for batch in sorted({r["batch"] for r in records}):
         rows = sorted({r["L"] for r in records if r["batch"] == batch})
         head = ["L", *COLUMNS, "attn / best op_fast", "attn layer / best op_fast",
-                "conv floor", "conv_fast ×floor",
+                "attn / op, both step-graphed", "conv floor", "conv_fast ×floor",
                 "gated floor", "gated_fast ×floor"]
         lines += [f"## batch {batch}: time (ms)", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
@@ -399,6 +457,8 @@ def markdown(records: list[dict], meta: dict, args) -> str:
             for variant in ATTENTION:
                 attn = by.get((batch, seqlen, variant), {})
                 extra.append(f"{attn['ms'] / min(ops):.1f}x" if "ms" in attn and ops else "–")
+            op_g, attn_g = (by.get((batch, seqlen, v), {}).get("ms") for v in STEP_GRAPHED)
+            extra.append(f"{attn_g / op_g:.2f}x" if op_g and attn_g else "–")
             for kind, variant in (("conv", "conv_fast"), ("gated", "gated_fast")):
                 floor = floor_bytes(kind, batch, seqlen, args.d_model) / bw * 1e3
                 rec = by.get((batch, seqlen, variant))

@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -656,6 +656,19 @@ if [ "$phase" = s9c ]; then  # issue 6: training throughput against the official
     rm -f "$R/gpus.csv" "$R/versions.txt"
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
     on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 160
+fi
+
+if [ "$phase" = s10a ]; then  # issue 6, tenth session: the step-graphed operator and attention
+    # (one CUDA graph per fwd+bwd, no host latency) beside the two-graph operator and plain
+    # attention, batch 1 and 8, three interleaved rounds of 100 timed calls
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    for r in 1 2 3; do
+        on 0 stepgraph_$r 120 python3 benchmarks/bench_operator.py --batches 1 8 --reps 100 \
+            --lengths 1024 2048 4096 8192 16384 32768 65536 --out "$R/stepgraph_$r" \
+            --variants op_fast_graphed op_fast_stepgraph attn_flash attn_flash_stepgraph \
+            --budget-s 100
+        rm -f "$R/stepgraph_$r/results.png"
+    done
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

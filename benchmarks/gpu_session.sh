@@ -663,10 +663,10 @@ if [ "$phase" = s10a ]; then  # issue 6, tenth session: the step-graphed operato
     # attention, batch 1 and 8, three interleaved rounds of 100 timed calls
     rm -f "$R/gpus.csv" "$R/versions.txt"
     for r in 1 2 3; do
-        on 0 stepgraph_$r 120 python3 benchmarks/bench_operator.py --batches 1 8 --reps 100 \
-            --lengths 1024 2048 4096 8192 16384 32768 65536 --out "$R/stepgraph_$r" \
+        on 0 stepgraph_$r 90 python3 benchmarks/bench_operator.py --batches 1 8 --reps 100 \
+            --lengths 1024 4096 8192 16384 65536 --out "$R/stepgraph_$r" \
             --variants op_fast_graphed op_fast_stepgraph attn_flash attn_flash_stepgraph \
-            --budget-s 100
+            --budget-s 75
         rm -f "$R/stepgraph_$r/results.png"
     done
 fi

@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -668,6 +668,19 @@ if [ "$phase" = s10a ]; then  # issue 6, tenth session: the step-graphed operato
             --variants op_fast_graphed op_fast_stepgraph attn_flash attn_flash_stepgraph \
             --budget-s 75
         rm -f "$R/stepgraph_$r/results.png"
+    done
+fi
+
+if [ "$phase" = s10b ]; then  # issue 6, tenth session: what the filter's side stream buys when
+    # the whole step is one graph (1k and 8k), stream off and on interleaved, two rounds
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    for r in 1 2; do
+        for fs in 0 1; do
+            HYENADNA_FILTER_STREAM=$fs on 0 filterstream${fs}_$r 60 python3 \
+                benchmarks/bench_operator.py --batches 1 8 --reps 100 --lengths 1024 8192 \
+                --variants op_fast_stepgraph --out "$R/filterstream${fs}_$r" --budget-s 45
+            rm -f "$R/filterstream${fs}_$r/results.png"
+        done
     done
 fi
 

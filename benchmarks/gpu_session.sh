@@ -672,13 +672,13 @@ if [ "$phase" = s10a ]; then  # issue 6, tenth session: the step-graphed operato
 fi
 
 if [ "$phase" = s10b ]; then  # issue 6, tenth session: what the filter's side stream buys when
-    # the whole step is one graph (1k and 8k), stream off and on interleaved, two rounds
+    # the whole step is one graph (8k), stream off and on interleaved, two rounds
     rm -f "$R/gpus.csv" "$R/versions.txt"
     for r in 1 2; do
         for fs in 0 1; do
-            HYENADNA_FILTER_STREAM=$fs on 0 filterstream${fs}_$r 60 python3 \
-                benchmarks/bench_operator.py --batches 1 8 --reps 100 --lengths 1024 8192 \
-                --variants op_fast_stepgraph --out "$R/filterstream${fs}_$r" --budget-s 45
+            HYENADNA_FILTER_STREAM=$fs on 0 filterstream${fs}_$r 45 python3 \
+                benchmarks/bench_operator.py --batches 1 8 --reps 100 --lengths 8192 \
+                --variants op_fast_stepgraph --out "$R/filterstream${fs}_$r" --budget-s 30
             rm -f "$R/filterstream${fs}_$r/results.png"
         done
     done

@@ -672,7 +672,8 @@ if [ "$phase" = s10a ]; then  # issue 6, tenth session: the step-graphed operato
 fi
 
 if [ "$phase" = s10b ]; then  # issue 6, tenth session: what the filter's side stream buys when
-    # the whole step is one graph (8k), stream off and on interleaved, two rounds
+    # the whole step is one graph (8k), stream off and on interleaved, two rounds (not run yet:
+    # the tenth session had no device time left for it)
     rm -f "$R/gpus.csv" "$R/versions.txt"
     for r in 1 2; do
         for fs in 0 1; do

@@ -244,9 +244,16 @@ def build_operator(variant, batch, seqlen, width, device):
                                             cache_enabled=False):
             return fn(u)
 
-    def reference():  # the plain operator in float32 (no autocast, no TF32)
-        with ops_mode("ref"):
-            return op(u)
+    def against_reference(got):  # got: y, du, every weight grad of this variant
+        names = ["y", "du", *(n for n, _ in op.named_parameters())]
+        try:  # the plain operator in float32 (no autocast, no TF32)
+            with ops_mode("ref"):
+                ref = op(u)
+        except torch.cuda.OutOfMemoryError:  # float32 too big here: the bf16 plain operator
+            ref, names = run("ref"), [f"{n} (vs bf16 plain)" for n in names]
+        # autograd.grad leaves .grad alone (a step graph's grads live there)
+        want = [ref.detach(), *torch.autograd.grad(ref, leaves, dy.to(ref.dtype))]
+        return _worst(names, got, want)
 
     if variant == "op_fast_graphed":  # the whole fwd+bwd replayed as two CUDA graphs
         # Graphing replaces a module's forward in place: graph a copy (same weights), so the
@@ -268,30 +275,20 @@ def build_operator(variant, batch, seqlen, width, device):
             last["y"] = out.detach()
         step = _step_graph(graphed_step, fn_leaves)
 
-        def check():  # one replay vs the float32 plain operator: y, du, every weight grad
+        def check():  # one replay vs the float32 plain operator
             step()
             torch.cuda.synchronize()
-            got = [last["y"].clone(), *(t.grad.clone() for t in fn_leaves)]
-            ref = reference()  # autograd.grad below leaves the graph's .grad tensors alone
-            names = ["y", "du", *(n for n, _ in op.named_parameters())]
-            want = [ref.detach(), *torch.autograd.grad(ref, leaves, dy.to(ref.dtype))]
-            return _worst(names, got, want)
+            return against_reference([last["y"].clone(), *(t.grad.clone() for t in fn_leaves)])
         return step, check
     else:
         fn, fn_leaves = (lambda: run("fast" if variant == "op_fast" else "ref")), leaves
     step = _fwd_bwd(fn, fn_leaves, dy)
 
-    def check():  # this variant vs the float32 plain operator: y, du, every weight grad
-        names = ["y", "du", *(n for n, _ in op.named_parameters())]
+    def check():  # this variant vs the float32 plain operator
         out = fn()
         got = [out.detach().clone(), *torch.autograd.grad(out, fn_leaves, dy)]
         del out
-        try:
-            ref = reference()
-        except torch.cuda.OutOfMemoryError:  # float32 too big here: the bf16 plain operator
-            ref, names = run("ref"), [f"{n} (vs bf16 plain)" for n in names]
-        want = [ref.detach(), *torch.autograd.grad(ref, leaves, dy.to(ref.dtype))]
-        return _worst(names, got, want)
+        return against_reference(got)
     return step, check
 
 

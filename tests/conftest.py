@@ -1,7 +1,9 @@
 """Shared fixtures: the compute device (cuda marked `gpu`, skipped without CUDA) and data paths."""
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DATA = Path(__file__).parent / "data"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 GENOME_SLICE = "hg19_chr22_30.0-30.2Mb.fa.gz"
 """Real 200-kb slice of hg19 chr22 (BGZF), see tests/data/README.md."""
 
@@ -48,3 +51,18 @@ def genome_file(tmp_path) -> Path:
     path.parent.mkdir()
     shutil.copy(DATA / GENOME_SLICE, path)
     return path
+
+
+@pytest.fixture
+def load_benchmark():
+    """load_benchmark("gue") imports benchmarks/gue.py (a script, not a package module)."""
+    def load(name: str):
+        sys.path.insert(0, str(BENCHMARKS))  # a script's own imports are relative to its folder
+        try:
+            spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(BENCHMARKS))
+        return module
+    return load

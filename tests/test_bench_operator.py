@@ -5,30 +5,14 @@ benchmarks/bench_operator.py on the device machine.
 """
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _bench_operator():
-    sys.path.insert(0, str(BENCH))  # bench_operator's own imports are relative to its folder
-    try:
-        spec = importlib.util.spec_from_file_location("bench_operator", BENCH / "bench_operator.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
 
 
 def _rec(variant, ms, **extra):
     return {"variant": variant, "batch": 1, "L": 8192, "status": "ok", "ms": ms, **extra}
 
 
-def test_step_graph_ratio_compares_the_two_step_graphed_cells():
-    bench = _bench_operator()
+def test_step_graph_ratio_compares_the_two_step_graphed_cells(load_benchmark):
+    bench = load_benchmark("bench_operator")
     records = [_rec("op_fast_graphed", 0.5, peak_gib=0.1), _rec("attn_flash", 0.8, peak_gib=0.05),
                _rec("op_fast_stepgraph", 0.32), _rec("attn_flash_stepgraph", 0.72)]
     meta = {"device": "synthetic", "torch": "x", "date": "d", "copy_bytes_per_s": 3e12}
@@ -42,8 +26,8 @@ def test_step_graph_ratio_compares_the_two_step_graphed_cells():
     assert "| 8,192 | " in memory and "n/a" in memory  # step-graph cells carry no peak
 
 
-def test_step_graph_variants_are_planned_only_on_the_gpu_run():
-    bench = _bench_operator()
+def test_step_graph_variants_are_planned_only_on_the_gpu_run(load_benchmark):
+    bench = load_benchmark("bench_operator")
     quick = bench.parse_args(["--out", "/tmp/unused", "--quick"])
     assert not any(v in bench.STEP_GRAPHED for _, _, v, _ in bench.plan(quick))
     full = bench.parse_args(["--out", "/tmp/unused", "--lengths", "8192", "131072"])

@@ -165,17 +165,6 @@ def test_cli_finetune_embedded_sample_says_so_first(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["embedded_sample"] is True
 
 
-def _gue_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gue.py"
-    spec = importlib.util.spec_from_file_location("gue_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _bench_args(tmp_path, data_dir, *extra):
     return [str(data_dir / "gue"), "--accelerator", "cpu", "--max-steps", "1",
             "--batch-size", "8", "--num-workers", "0", "--budget-minutes", "0",
@@ -183,8 +172,8 @@ def _bench_args(tmp_path, data_dir, *extra):
             "--set", "model.n_layer=1", *extra]
 
 
-def test_gue_benchmark_writes_json_and_markdown(tmp_path, data_dir):
-    gue = _gue_benchmark()
+def test_gue_benchmark_writes_json_and_markdown(tmp_path, data_dir, load_benchmark):
+    gue = load_benchmark("gue")
     args = _bench_args(tmp_path, data_dir, "--tasks", "prom/prom_300_all,tf/0")
     assert gue.main(args) == 0
     rows = json.loads((tmp_path / "gue.json").read_text())["rows"]
@@ -195,8 +184,8 @@ def test_gue_benchmark_writes_json_and_markdown(tmp_path, data_dir):
     assert "| task | protocol | init | dev MCC | test MCC |" in md
 
 
-def test_gue_benchmark_finds_tasks_and_rejects_unknown(data_dir):
-    gue = _gue_benchmark()
+def test_gue_benchmark_finds_tasks_and_rejects_unknown(data_dir, load_benchmark):
+    gue = load_benchmark("gue")
     assert gue.select_tasks(data_dir / "gue", None) == [
         "prom/prom_core_all", "prom/prom_300_all", "splice/reconstructed", "tf/0"]
     with pytest.raises(SystemExit, match="unknown GUE task 'tf/9'"):
@@ -207,9 +196,9 @@ def test_gue_benchmark_finds_tasks_and_rejects_unknown(data_dir):
 
 
 @pytest.mark.slow
-def test_gue_benchmark_splits_tasks_over_devices(tmp_path, data_dir):
+def test_gue_benchmark_splits_tasks_over_devices(tmp_path, data_dir, load_benchmark):
     # two child processes (CPU stands in for two GPUs); their rows are merged in task order
-    gue = _gue_benchmark()
+    gue = load_benchmark("gue")
     tasks = "tf/0,prom/prom_core_all,splice/reconstructed"
     args = _bench_args(tmp_path, data_dir, "--tasks", tasks,
                        "--devices", "0,1")

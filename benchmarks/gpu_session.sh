@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -683,6 +683,30 @@ if [ "$phase" = s10b ]; then  # issue 6, tenth session: what the filter's side s
             rm -f "$R/filterstream${fs}_$r/results.png"
         done
     done
+fi
+
+if [ "$phase" = s11a ]; then  # issue 6, eleventh session: the four-step engine's row stage on
+    # chip (onchip.rows_fwd / rows_bwd): GPU tests, the conv sweep with rows on chip and on cuFFT
+    # side by side (and the row kernels' register bound), then the step-graphed operator with
+    # rows on cuFFT (HYENADNA_ONCHIP_ROWS=0) and on chip, and attention beside them
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_fourstep.py tests/test_fftconv_fast.py -k "not twin and not stockham"
+    on 0 sweep_b1 140 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 256 \
+        --lengths 16384 32768 65536 131072 262144 1048576 --row-sm-threads 0 1024 \
+        --profile-lengths 65536 --out "$R/sweep_b1.json"
+    on 0 sweep_b8 70 python3 benchmarks/sweep_fourstep.py --batch 8 --n1 32 64 \
+        --lengths 16384 32768 65536 --profile-lengths --out "$R/sweep_b8.json"
+    for rows in 0 1; do
+        HYENADNA_ONCHIP_ROWS=$rows on 0 stepgraph_rows$rows 60 python3 benchmarks/bench_operator.py \
+            --batches 1 8 --reps 30 --lengths 32768 65536 131072 --graph-max-len 131072 \
+            --variants op_fast_stepgraph --out "$R/stepgraph_rows$rows" --budget-s 50
+        rm -f "$R/stepgraph_rows$rows/results.png"
+    done
+    on 0 stepgraph_attn 60 python3 benchmarks/bench_operator.py --batches 1 8 --reps 20 \
+        --lengths 32768 65536 131072 --graph-max-len 131072 --variants attn_flash_stepgraph \
+        --out "$R/stepgraph_attn" --budget-s 50
+    rm -f "$R/stepgraph_attn/results.png"
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

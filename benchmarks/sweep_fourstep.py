@@ -1,10 +1,12 @@
 """The four-step FFT engine's split N1 × N2, against the cuFFT engine, in one run (GPU).
 
 For each L (B = 1, d_model 256, bf16 value, float32 filter, skip term): forward+backward time of
-``fftconv_fast`` on the cuFFT engine and on the four-step engine at every valid N1, each checked
-against the plain float32 ``fftconv`` (relative error of y and every gradient), and the bytes
-floor of the long conv (bench_operator.floor_bytes) at the copy bandwidth measured here. Then a
-per-kernel CUDA profile of both engines at each --profile-lengths L. Writes JSON, prints a table.
+``fftconv_fast`` on the cuFFT engine and on the four-step engine at every valid N1, its row stage
+on chip (``onchip``'s row kernels, where N2 <= onchip.MAX_M) and on cuFFT side by side, each
+checked against the plain float32 ``fftconv`` (relative error of y and every gradient), and the
+bytes floor of the long conv (bench_operator.floor_bytes) at the copy bandwidth measured here.
+Then a per-kernel CUDA profile of both engines at each --profile-lengths L. Writes JSON, prints
+a table.
 
     PYTHONPATH=. python benchmarks/sweep_fourstep.py --out sweep.json
 """
@@ -12,14 +14,16 @@ per-kernel CUDA profile of both engines at each --profile-lengths L. Writes JSON
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import time
 
 import torch
 from bench_operator import copy_bandwidth, floor_bytes, median_ms, rel_err
 from profile_operator import profile_rows
 
-from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast
+from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, onchip
 from hyenadna.ops.fftconv_fast import pick_fourstep_n1
 
 
@@ -50,20 +54,39 @@ def cell(fn, leaves, dy, reference):
     return {"ms": ms, "fwd_ms": fwd, "rel_err": err}
 
 
+@contextlib.contextmanager
+def row_engine(rows: str):
+    """The four-step engine's row stage: "onchip" (the row kernels) or "cufft"."""
+    old = os.environ.get(onchip.ROWS_ENV)
+    os.environ[onchip.ROWS_ENV] = "1" if rows == "onchip" else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(onchip.ROWS_ENV, None)
+        else:
+            os.environ[onchip.ROWS_ENV] = old
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--n1", type=int, nargs="+", default=[32, 64, 128, 256], help="splits")
+    ap.add_argument("--rows", nargs="+", default=["onchip", "cufft"],
+                    choices=["onchip", "cufft"], help="four-step row stages to time")
+    ap.add_argument("--row-sm-threads", type=int, nargs="+", default=[onchip.ROW_SM_THREADS],
+                    help="onchip.ROW_SM_THREADS values to time the row kernels at")
     ap.add_argument("--profile-lengths", type=int, nargs="*", default=[65536, 1 << 20])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     bw = copy_bandwidth(torch.device("cuda"))
+    default_sm_threads = onchip.ROW_SM_THREADS
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
            "date": time.strftime("%Y-%m-%d %H:%M"), "copy_bytes_per_s": bw, "cells": []}
     print(f"{res['device']}  copy {bw / 1e9:.0f} GB/s")
-    print(f"{'L':>9} {'engine':>12} {'fwd+bwd ms':>10} {'fwd ms':>8} {'x floor':>8} {'rel err':>8}")
+    print(f"{'L':>9} {'engine':>29} {'fwd+bwd ms':>10} {'fwd ms':>8} {'x floor':>8} {'rel err':>8}")
     for seqlen in args.lengths:
         leaves, dy = inputs(args.batch, args.width, seqlen)
         ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
@@ -73,20 +96,29 @@ def main() -> None:
         del ref_out, ref_leaves
         n = conv_fft_size(seqlen, seqlen)
         floor_ms = floor_bytes("conv", args.batch, seqlen, args.width) / bw * 1e3
-        engines = [("cufft", None)] + [("fourstep", n1) for n1 in args.n1 if n1 <= n // 16]
+        engines = [("cufft", None, "cufft", None)]
+        for n1 in (n1 for n1 in args.n1 if n1 <= n // 16):
+            if "onchip" in args.rows and onchip.MIN_M <= n // n1 <= onchip.MAX_M:
+                engines += [("fourstep", n1, "onchip", t) for t in args.row_sm_threads]
+            if "cufft" in args.rows:
+                engines.append(("fourstep", n1, "cufft", None))
         default_n1 = pick_fourstep_n1(leaves[0], n, "fourstep")
-        for engine, n1 in engines:
+        for engine, n1, rows, sm_threads in engines:
             fn = lambda e=engine, s=n1, x=leaves: fftconv_fast(*x, fft_engine=e, fourstep_n1=s)
+            onchip.ROW_SM_THREADS = default_sm_threads if sm_threads is None else sm_threads
             try:
-                rec = cell(fn, leaves, dy, reference)
+                with row_engine(rows):
+                    rec = cell(fn, leaves, dy, reference)
             except torch.cuda.OutOfMemoryError:
                 rec = {"status": "OOM"}
-            rec.update(L=seqlen, engine=engine, n1=n1, default=n1 == default_n1,
-                       floor_ms=floor_ms)
+            onchip.ROW_SM_THREADS = default_sm_threads
+            rec.update(L=seqlen, engine=engine, n1=n1, rows=rows, row_sm_threads=sm_threads,
+                       default=n1 == default_n1, floor_ms=floor_ms)
             res["cells"].append(rec)
-            name = engine if n1 is None else f"4step {n1}x{n // n1}"
+            name = engine if n1 is None else f"4step {n1}x{n // n1} {rows}"
+            name += "" if sm_threads is None else f" {sm_threads}"
             if "ms" in rec:
-                print(f"{seqlen:>9,} {name:>12} {rec['ms']:>10.3f} {rec['fwd_ms']:>8.3f} "
+                print(f"{seqlen:>9,} {name:>29} {rec['ms']:>10.3f} {rec['fwd_ms']:>8.3f} "
                       f"{rec['ms'] / floor_ms:>8.1f} {rec['rel_err']:>8.1e}"
                       + ("  (default split)" if rec["default"] and n1 else ""))
             torch.cuda.empty_cache()

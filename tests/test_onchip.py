@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 
-from hyenadna.ops import gated_fftconv, hyena_mixer, onchip
+from hyenadna.ops import fourstep, gated_fftconv, hyena_mixer, onchip
 from hyenadna.ops.fftconv_fast import conv_fft_size, pick_fourstep_n1, pick_onchip
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
@@ -66,6 +66,106 @@ def test_disabled_by_environment(monkeypatch):
     assert not onchip.enabled()
     monkeypatch.setenv(onchip.ENV, "1")
     assert onchip.enabled()
+
+
+def _row_operands(m, dtype, seed=0):
+    """(g, w, k): (2, 3, 5, M) rows and (3, 5, M) filter rows (broadcast over the batch)."""
+    g = torch.Generator().manual_seed(seed)
+    rows = [torch.randn(2, 3, 5, m, dtype=torch.complex128, generator=g) for _ in range(2)]
+    k = torch.randn(3, 5, m, dtype=torch.complex128, generator=g) / m
+    return [t.to(dtype) for t in (*rows, k)]
+
+
+@pytest.mark.parametrize("m", [512, 4096])
+def test_row_conv_twins_are_fft_products(m):
+    g, w, k = _row_operands(m, torch.complex128, seed=m)
+    G, W = torch.fft.fft(g), torch.fft.fft(w)
+    torch.testing.assert_close(onchip.row_conv_forward_torch(g, k),
+                               torch.fft.ifft(G * k, norm="forward"), rtol=1e-10, atol=1e-10)
+    dg, dw = onchip.row_conv_backward_torch(g, w, k)
+    torch.testing.assert_close(dg, torch.fft.ifft(G * k.conj(), norm="forward"), rtol=1e-10,
+                               atol=1e-10)
+    torch.testing.assert_close(dw, torch.fft.ifft(G * W.conj(), norm="forward"), rtol=1e-10,
+                               atol=1e-10)
+    assert onchip.row_conv_backward_torch(g, None, k)[1] is None
+
+
+def _rows_by_twins(monkeypatch):
+    """Make the four-step row stage take its on-chip branch on the CPU, the kernels replaced by
+    their twins (in place, as the kernels write), so the branch's bookkeeping is tested here."""
+    def fwd(x, k):
+        onchip._row_counts(x, k)
+        x.copy_(onchip.row_conv_forward_torch(x, k))
+
+    def bwd(g, w, k):
+        onchip._row_counts(g, k, w)
+        dg, dw = onchip.row_conv_backward_torch(g, w, k)
+        g.copy_(dg)
+        if w is not None:
+            w.copy_(dw)
+
+    monkeypatch.setattr(onchip, "rows_supported", lambda x: True)
+    monkeypatch.setattr(onchip, "rows_forward", fwd)
+    monkeypatch.setattr(onchip, "rows_backward", bwd)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("need_cross", [True, False])
+def test_row_stage_on_chip_branch_matches_cufft_branch(batch, need_cross, monkeypatch):
+    g, w, k = _row_operands(512, torch.complex64, seed=batch)
+    cols = torch.stack([g[:batch], w[:batch]])  # (parts, B, C, H, N2)
+    q_ref = fourstep.row_conv_forward(cols[0].clone(), k)
+    qg_ref, qc_ref = fourstep.row_conv_backward(cols.clone(), k, need_cross)
+    _rows_by_twins(monkeypatch)
+    q = fourstep.row_conv_forward(cols[0].clone(), k)
+    qg, qc = fourstep.row_conv_backward(cols.clone(), k, need_cross)
+    torch.testing.assert_close(q, q_ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(qg, qg_ref, rtol=1e-4, atol=1e-5)
+    if need_cross:  # the batch summed after the per-row inverses, not before the one inverse
+        assert qc.shape == k.shape
+        torch.testing.assert_close(qc, qc_ref, rtol=1e-4, atol=1e-5)
+    else:
+        assert qc is None and qc_ref is None
+
+
+def test_four_step_conv_through_the_on_chip_row_branch(monkeypatch):
+    # the whole gated conv on the four-step engine, rows through the on-chip branch (twins),
+    # against the float64 reference
+    g = torch.Generator().manual_seed(3)
+    seqlen = 5000
+    v, pre, post, dy = (torch.randn(2, 3, seqlen, generator=g) for _ in range(4))
+    k = torch.randn(3, seqlen, generator=g) * torch.exp(-torch.arange(seqlen) / 300.0)
+    skip = torch.randn(3, generator=g)
+    ref_leaves = [t.double().requires_grad_() for t in (v, pre, post, k, skip)]
+    ref = gated_fftconv(*ref_leaves, fft_engine="cufft")
+    ref_grads = torch.autograd.grad(ref, ref_leaves, dy.double())
+    _rows_by_twins(monkeypatch)
+    leaves = [t.clone().requires_grad_() for t in (v, pre, post, k, skip)]
+    y = gated_fftconv(*leaves, fft_engine="fourstep")
+    grads = torch.autograd.grad(y, leaves, dy)
+    for a, b in zip((y, *grads), (ref, *ref_grads)):
+        assert _rel(a, b) < 1e-3  # the column DFT's TF32-like tolerance is not at play on CPU
+
+
+def test_rows_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv(onchip.ROWS_ENV, "0")
+    assert not onchip.rows_enabled() and onchip.enabled()
+    monkeypatch.setenv(onchip.ROWS_ENV, "1")
+    monkeypatch.setenv(onchip.ENV, "0")
+    assert not onchip.rows_enabled()
+    assert not onchip.rows_supported(torch.zeros(2, 512, dtype=torch.complex64))
+
+
+def test_row_operands_are_checked():
+    x = torch.zeros(2, 3, 512, dtype=torch.complex64)
+    with pytest.raises(ValueError, match="repeat"):
+        onchip._row_counts(x, torch.zeros(4, 512, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="contiguous complex64"):
+        onchip._row_counts(x.transpose(0, 1), torch.zeros(3, 512, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="one shape"):
+        onchip._row_counts(x, torch.zeros(3, 512, dtype=torch.complex64),
+                           torch.zeros(1, 3, 512, dtype=torch.complex64))
+    assert onchip._row_counts(x, torch.zeros(3, 512, dtype=torch.complex64)) == (6, 3)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
@@ -214,3 +314,43 @@ def test_kernels_launch_from_a_fresh_thread():
     thread.join()
     assert not errors, errors
     torch.testing.assert_close(z_thread, z_main, rtol=0, atol=0)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("m", [512, 1024, 2048, 4096, 8192])
+def test_row_kernels_match_fft(m):
+    g, w, k = (t.cuda() for t in _row_operands(m, torch.complex64, seed=m))
+    G, W = torch.fft.fft(g.to(torch.complex128)), torch.fft.fft(w.to(torch.complex128))
+    k64 = k.to(torch.complex128)
+    x = g.clone()
+    onchip.rows_forward(x, k)
+    assert _rel(torch.view_as_real(x), torch.view_as_real(
+        torch.fft.ifft(G * k64, norm="forward"))) < 1e-5
+    dg, dw = g.clone(), w.clone()
+    onchip.rows_backward(dg, dw, k)
+    assert _rel(torch.view_as_real(dg), torch.view_as_real(
+        torch.fft.ifft(G * k64.conj(), norm="forward"))) < 1e-5
+    assert _rel(torch.view_as_real(dw), torch.view_as_real(
+        torch.fft.ifft(G * W.conj(), norm="forward"))) < 1e-5
+    dg2, w_before = g.clone(), w.clone()
+    onchip.rows_backward(dg2, None, k)  # one shared-memory row: the same dg
+    torch.testing.assert_close(dg2, dg, rtol=0, atol=0)
+    torch.testing.assert_close(w, w_before, rtol=0, atol=0)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("seqlen,batch", [(16384, 2), (32768, 1), (65536, 2), (131072, 1)])
+def test_four_step_rows_on_chip_match_cufft_rows(seqlen, batch, monkeypatch):
+    v, pre, post, dy, k, skip = _inputs(batch, 4, seqlen, seqlen, torch.bfloat16, seed=seqlen)
+    n = conv_fft_size(seqlen, seqlen)
+    assert onchip.rows_supported(torch.empty(1, n // 32, dtype=torch.complex64, device="cuda"))
+    results = []
+    for rows in ("1", "0"):
+        monkeypatch.setenv(onchip.ROWS_ENV, rows)
+        leaves = [t.clone().requires_grad_() for t in (v, pre, post, k, skip)]
+        y = gated_fftconv(*leaves, fft_engine="fourstep", fourstep_n1=32)
+        results.append([y, *torch.autograd.grad(y, leaves, dy)])
+    for a, b in zip(*results):
+        assert _rel(a, b) < 1e-2

@@ -274,11 +274,10 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
                              None if k_spec is None else k_spec[sl].unsqueeze(0))[0]
         if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
             k_spec = k_f
-        spec = fourstep.rfft4(v[:, sl], None if pre is None else pre[:, sl], n, n1)
-        spec.mul_(k_f)  # (B, c, H, N2)
-        del k_f
-        q = torch.fft.ifft(spec, dim=-1, norm="forward")  # unscaled; 1/n rode on K'
-        del spec
+        cols = torch.empty(batch, sl.stop - sl.start, half, n2, dtype=cdt, device=v.device)
+        fourstep.rfft4_cols(cols, v[:, sl], None if pre is None else pre[:, sl], n, n1)
+        q = fourstep.row_conv_forward(cols, k_f)  # unscaled; 1/n rode on K'
+        del k_f, cols
         y_sl = y[:, sl]
         if post is None:
             fourstep.irfft4_cols(q, n, n1, seqlen, y_sl)
@@ -358,20 +357,11 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
         if need_cross:  # w/n: the 1/n of dk's inverse transform
             fourstep.rfft4_cols(cols[1], v[:, sl], None if pre is None else pre[:, sl], n, n1,
                                 1.0 / n)
-        spec = torch.fft.fft(cols, dim=-1)  # (parts, B, c, H, N2)
+        q, q_cross = fourstep.row_conv_backward(cols, k_spec[sl], need_cross)
         del cols
-        g_f = spec[0]
         if need_cross:
-            w_f = spec[1]
-            backward_products(g_f, w_f, k_spec[sl])  # W ← G · conj(W), G ← G · conj(K'/n)
-            cross = w_f[0] if batch == 1 else w_f.sum(0)  # (c, H, N2)
-            q = torch.fft.ifft(cross, dim=-1, norm="forward")
-            fourstep.irfft4_cols(q.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0))
-            del w_f, cross, q
-        else:
-            mul_spectra(g_f, g_f, k_spec[sl], conj_b=True)
-        q = torch.fft.ifft(g_f, dim=-1, norm="forward")
-        del spec, g_f
+            fourstep.irfft4_cols(q_cross.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0))
+            del q_cross
         if pre is None:
             fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl])
         else:

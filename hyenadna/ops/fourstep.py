@@ -46,7 +46,9 @@ import math
 
 import torch
 
+from hyenadna.ops import onchip
 from hyenadna.ops.layout import triton, use_triton
+from hyenadna.ops.spectral import backward_products, mul_spectra
 
 if triton is not None:
     import triton.language as tl
@@ -203,6 +205,54 @@ def irfft4(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor:
     y = torch.empty(*spec.shape[:2], seqlen, dtype=real, device=spec.device)
     irfft4_cols(q, n, n1, seqlen, y, scale=1.0 / n)
     return y
+
+
+# ------------------------------------------------------------------------------------------
+# the row stage of a convolution: on chip (hyenadna.ops.onchip's row kernels) or cuFFT
+# ------------------------------------------------------------------------------------------
+
+
+def row_conv_forward(cols: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
+    """The forward's row stage: the unscaled inverse row FFT of (row FFT of cols) · k_spec.
+
+    cols (B, C, H, N2) complex, the column stage of the signal; k_spec (C, H, N2) the filter's
+    half spectrum (K'/n). Where the row kernels take N2 (CUDA, N2 <= onchip.MAX_M) a row is
+    transformed, multiplied and transformed back in one kernel, in place (cols returned);
+    otherwise cuFFT's transform, the product and cuFFT's inverse, three passes over the rows.
+    """
+    if onchip.rows_supported(cols):
+        onchip.rows_forward(cols, k_spec)
+        return cols
+    spec = torch.fft.fft(cols, dim=-1)
+    spec.mul_(k_spec)
+    return torch.fft.ifft(spec, dim=-1, norm="forward")
+
+
+def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The backward's row stage. cols (parts, B, C, H, N2): the column stages of g and, with
+    need_cross, of w/n. Returns the unscaled inverse row FFTs of G · conj(k_spec) (B, C, H, N2)
+    and of the batch's sum of G · conj(W) (C, H, N2; None without need_cross).
+
+    On chip (``row_conv_forward``) each row is inverted in place and the batch summed after
+    (the inverse is linear); on cuFFT the batch is summed before the one inverse.
+    """
+    batch = cols.shape[1]
+    if onchip.rows_supported(cols):
+        onchip.rows_backward(cols[0], cols[1] if need_cross else None, k_spec)
+        if not need_cross:
+            return cols[0], None
+        return cols[0], cols[1][0] if batch == 1 else cols[1].sum(0)
+    spec = torch.fft.fft(cols, dim=-1)
+    g_f, q_cross = spec[0], None
+    if need_cross:
+        w_f = spec[1]
+        backward_products(g_f, w_f, k_spec)  # W ← G · conj(W), G ← G · conj(K'/n)
+        cross = w_f[0] if batch == 1 else w_f.sum(0)
+        q_cross = torch.fft.ifft(cross, dim=-1, norm="forward")
+    else:
+        mul_spectra(g_f, g_f, k_spec, conj_b=True)
+    return torch.fft.ifft(g_f, dim=-1, norm="forward"), q_cross
 
 
 # Tiles of the column kernels: (N1/2) x BJ values per program. H100, N1 = 32, L = 64k and 1M

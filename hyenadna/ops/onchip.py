@@ -43,7 +43,13 @@ keeps 16 values per thread: fewer stages and barriers, but ~128 registers in the
 holds two rows) and fewer threads per row. Radix 8 measured faster on an H100 in 14 of the 18
 (shape, kernel) cells of benchmarks/bench_onchip.py, e.g. 0.036 / 0.062 ms against 0.043 /
 0.080 for the forward / backward at 1 × 256 × 8k (benchmarks/results/onchip/)."""
+ROW_RADIX = 8
+"""Radix of the four-step row kernels' stages (``rows_fwd``, ``rows_bwd``)."""
+ROW_SM_THREADS = 1024
+"""Threads per SM the row kernels' register budget is set for (``__launch_bounds__``'s
+minimum blocks = ROW_SM_THREADS / threads per block; 0: no bound)."""
 ENV = "HYENADNA_ONCHIP"
+ROWS_ENV = "HYENADNA_ONCHIP_ROWS"
 _SOURCE = Path(__file__).with_name("onchip_conv.cu")
 _modules: dict = {}
 _failed: list[str] = []
@@ -170,13 +176,50 @@ def conv_backward_torch(g: torch.Tensor, w: torch.Tensor, k_spec: torch.Tensor, 
     return dw, dk
 
 
+def row_conv_forward_torch(x: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
+    """``rows_fwd``'s maths: the unscaled inverse DFT of DFT(x) · k_spec along the last dim
+    (k_spec broadcast over x's leading dims), by the kernel's Stockham stages."""
+    return stockham_torch(stockham_torch(x, -1, ROW_RADIX) * k_spec, 1, ROW_RADIX)
+
+
+def row_conv_backward_torch(g: torch.Tensor, w: torch.Tensor | None, k_spec: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``rows_bwd``'s maths: with G, W the DFTs of g, w, the unscaled inverse DFTs of
+    G · conj(k_spec) and (w given) G · conj(W)."""
+    spec_g = stockham_torch(g, -1, ROW_RADIX)
+    dg = stockham_torch(spec_g * k_spec.conj(), 1, ROW_RADIX)
+    if w is None:
+        return dg, None
+    return dg, stockham_torch(spec_g * stockham_torch(w, -1, ROW_RADIX).conj(), 1, ROW_RADIX)
+
+
 # ------------------------------------------------------------------------------------------
 # the CUDA kernels
 # ------------------------------------------------------------------------------------------
 
 def enabled() -> bool:
     """``HYENADNA_ONCHIP`` not set to 0 (the escape hatch: the cuFFT engine then runs)."""
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "off", "false")
+    return _env_on(ENV)
+
+
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() not in ("0", "off", "false")
+
+
+def rows_enabled() -> bool:
+    """Neither ``HYENADNA_ONCHIP`` nor ``HYENADNA_ONCHIP_ROWS`` set to 0 (the latter keeps the
+    on-chip engine but runs the four-step engine's rows on cuFFT)."""
+    return enabled() and _env_on(ROWS_ENV)
+
+
+def rows_supported(x: torch.Tensor) -> bool:
+    """Whether the row kernels take x's rows: CUDA complex64, M = x.shape[-1] a power of two in
+    [MIN_M, MAX_M], and the module compiles."""
+    m = x.shape[-1]
+    if not (x.is_cuda and x.dtype == torch.complex64 and rows_enabled()
+            and MIN_M <= m <= MAX_M and m & (m - 1) == 0):
+        return False
+    return _module(m, False, ROW_RADIX, x.device, ROW_KERNELS) is not None
 
 
 def supported(v: torch.Tensor, n: int) -> bool:
@@ -190,9 +233,14 @@ def supported(v: torch.Tensor, n: int) -> bool:
     return all(_module(m, bf16, STAGE_RADIX[k], v.device) is not None for k in ("fwd", "bwd"))
 
 
-def _module(m: int, bf16: bool, radix: int, device: torch.device):
-    """The compiled (forward, backward) kernels for (M, dtype, radix) on this device, or None."""
-    key = (m, bf16, radix,
+CONV_KERNELS = ("onchip_fwd", "onchip_bwd")
+ROW_KERNELS = ("rows_fwd", "rows_bwd")
+
+
+def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KERNELS):
+    """The compiled (forward, backward) kernels ``names`` for (M, dtype, radix) on this
+    device, or None. The backward of either pair keeps two rows in shared memory."""
+    key = (m, bf16, radix, names, ROW_SM_THREADS,
            device.index if device.index is not None else torch.cuda.current_device())
     if key in _modules:
         return _modules[key]
@@ -201,16 +249,17 @@ def _module(m: int, bf16: bool, radix: int, device: torch.device):
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
             src = (f"#define ONCHIP_M {m}\n#define ONCHIP_R {radix}\n"
-                   f"#define ONCHIP_BF16 {int(bf16)}\n" + _SOURCE.read_text())
-            fwd = compile_kernel(src, "onchip_fwd")
-            bwd = compile_kernel(src, "onchip_bwd")
+                   f"#define ONCHIP_BF16 {int(bf16)}\n"
+                   f"#define ONCHIP_ROW_SM_THREADS {ROW_SM_THREADS}\n" + _SOURCE.read_text())
+            fwd = compile_kernel(src, names[0])
+            bwd = compile_kernel(src, names[1])
             for kernel, rows in ((fwd, 1), (bwd, 2)):
                 _allow_smem(kernel, rows * _row_bytes(m))
         kernels = (fwd, bwd)
     except Exception as exc:  # noqa: BLE001 - any failure means: use the cuFFT engine
         if not _failed:
-            warnings.warn(f"hyenadna: the on-chip FFT conv kernels did not build ({exc}); "
-                          "using the cuFFT engine", stacklevel=3)
+            warnings.warn(f"hyenadna: the on-chip FFT kernels did not build ({exc}); "
+                          "using cuFFT", stacklevel=3)
         _failed.append(str(exc))
     _modules[key] = kernels
     return kernels
@@ -331,3 +380,46 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
         bwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
             shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m),
             stream=torch.cuda.current_stream(v.device))
+
+
+def _row_counts(x: torch.Tensor, k_spec: torch.Tensor, *others: torch.Tensor | None
+                ) -> tuple[int, int]:
+    """(rows of x, rows of k_spec) for the row kernels: contiguous complex64 operands of one
+    row length, x's rows a whole number of k_spec's (the batch repeats the filter)."""
+    m = x.shape[-1]
+    for t in (x, k_spec, *others):
+        if t is not None and (not t.is_contiguous() or t.dtype != torch.complex64
+                              or t.shape[-1] != m):
+            raise ValueError("the row kernels need contiguous complex64 rows of one length")
+    rows, k_rows = x.numel() // m, k_spec.numel() // m
+    if k_rows == 0 or rows % k_rows or rows >= 2**31:
+        raise ValueError(f"{rows} rows do not repeat {k_rows} filter rows")
+    if any(t is not None and t.shape != x.shape for t in others):
+        raise ValueError("g and w must have one shape")
+    return rows, k_rows
+
+
+def rows_forward(x: torch.Tensor, k_spec: torch.Tensor) -> None:
+    """In place: each row of x (..., M) ← the unscaled inverse FFT of FFT(row) · k_spec's row;
+    k_spec (..., M) holds the rows of x's trailing dims (broadcast over the leading ones)."""
+    rows, k_rows = _row_counts(x, k_spec)
+    m = x.shape[-1]
+    if rows:
+        _ensure_context(x.device)
+        fwd = _module(m, False, ROW_RADIX, x.device, ROW_KERNELS)[0]
+        fwd(grid=(rows, 1, 1), block=(m // ROW_RADIX, 1, 1), args=[x, k_spec, k_rows],
+            shared_mem=_row_bytes(m), stream=torch.cuda.current_stream(x.device))
+
+
+def rows_backward(g: torch.Tensor, w: torch.Tensor | None, k_spec: torch.Tensor) -> None:
+    """In place, with G, W the row FFTs of g, w: g ← IFFT(G · conj(k_spec)) and, when w is
+    given, w ← IFFT(G · conj(W)), both unscaled (``rows_forward``'s layout)."""
+    rows, k_rows = _row_counts(g, k_spec, w)
+    m = g.shape[-1]
+    if rows:
+        _ensure_context(g.device)
+        bwd = _module(m, False, ROW_RADIX, g.device, ROW_KERNELS)[1]
+        bwd(grid=(rows, 1, 1), block=(m // ROW_RADIX, 1, 1),
+            args=[g, g if w is None else w, k_spec, k_rows, int(w is not None)],
+            shared_mem=(1 if w is None else 2) * _row_bytes(m),
+            stream=torch.cuda.current_stream(g.device))

@@ -443,3 +443,69 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
         backward_rest<1>(sg, sg, kr, store_dw, store_dk);
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// The four-step engine's row stage on chip (hyenadna/ops/fourstep.py: row_conv_forward,
+// row_conv_backward). Rows of M complex float32 values, contiguous, one block per row; the
+// filter's rows (K'/n in the four-step layout) repeat every k_rows rows (batch broadcast).
+// cuFFT runs this stage as three kernels per direction (transform, product, inverse), each a
+// full read and write of the complex rows; here a row crosses HBM once per direction.
+// ------------------------------------------------------------------------------------------
+
+// Blocks per SM the row kernels are compiled for: ONCHIP_ROW_SM_THREADS / THREADS (at least 1;
+// onchip.ROW_SM_THREADS). Unbounded (0), the backward takes 86-96 registers at M = 4096: one
+// block of 512 threads per SM; bounded for 1024 threads it fits 64 registers, 32 bytes spilled.
+#ifndef ONCHIP_ROW_SM_THREADS
+#define ONCHIP_ROW_SM_THREADS 1024
+#endif
+#define ROW_MIN_BLOCKS (ONCHIP_ROW_SM_THREADS > THREADS ? ONCHIP_ROW_SM_THREADS / THREADS : 1)
+
+// x <- unscaled inverse FFT of FFT(x) * K, in place (the 1/n rides on K'/n)
+extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_fwd(float2* x, const float2* kspec,
+                                                              int k_rows) {
+    extern __shared__ float2 s[];
+    float2* xr = x + (long long)blockIdx.x * M_;
+    const float2* kr = kspec + (long long)(blockIdx.x % k_rows) * M_;
+    auto load = [=](int m) { return xr[m]; };
+    forward_fft<1>(s, s, load, load);
+    for (int m = threadIdx.x; m < M_; m += THREADS) s[PAD(m)] = cmul(s[PAD(m)], kr[m]);
+    __syncthreads();
+    inverse_fft_but_last<1>(s, s);
+    auto store = [=](int m, float2 c) { xr[m] = c; };
+    last_stage<1>(s, store);
+}
+
+// In place, with G = FFT(g) and W = FFT(w): g <- IFFT(G * conj(K)) and, when flags & 1,
+// w <- IFFT(G * conj(W)) (unscaled; the filter's gradient, per row: the caller sums the batch)
+extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_bwd(float2* g, float2* w,
+                                                              const float2* kspec, int k_rows,
+                                                              int flags) {
+    extern __shared__ float2 s[];
+    float2* sg = s;
+    float2* sw = s + SMEM_LEN;
+    float2* gr = g + (long long)blockIdx.x * M_;
+    float2* wr = w + (long long)blockIdx.x * M_;
+    const float2* kr = kspec + (long long)(blockIdx.x % k_rows) * M_;
+    auto load_g = [=](int m) { return gr[m]; };
+    auto load_w = [=](int m) { return wr[m]; };
+    auto store_g = [=](int m, float2 c) { gr[m] = c; };
+    auto store_w = [=](int m, float2 c) { wr[m] = c; };
+    if (flags & 1) {
+        forward_fft<2>(sg, sw, load_g, load_w);
+        for (int m = threadIdx.x; m < M_; m += THREADS) {
+            const float2 gm = sg[PAD(m)];
+            sw[PAD(m)] = cmulc(gm, sw[PAD(m)]);
+            sg[PAD(m)] = cmulc(gm, kr[m]);
+        }
+        __syncthreads();
+        inverse_fft_but_last<2>(sg, sw);
+        last_stage<1>(sg, store_g);
+        last_stage<1>(sw, store_w);
+    } else {
+        forward_fft<1>(sg, sg, load_g, load_g);
+        for (int m = threadIdx.x; m < M_; m += THREADS) sg[PAD(m)] = cmulc(sg[PAD(m)], kr[m]);
+        __syncthreads();
+        inverse_fft_but_last<1>(sg, sg);
+        last_stage<1>(sg, store_g);
+    }
+}

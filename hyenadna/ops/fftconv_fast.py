@@ -31,7 +31,8 @@ complex spectra, and runs ~12 elementwise passes per direction: its 68.9 ms at L
    would clone its input first. The formulas below say irfft; the packed form is the same sum.
 6. Three engines run the transforms (``pick_onchip``, ``pick_fourstep_n1``): up to n = 16384 the
    on-chip engine (``hyenadna.ops.onchip``: the whole row in one CUDA kernel per direction),
-   from n = 65536 the four-step engine (``hyenadna.ops.fourstep``), cuFFT otherwise.
+   from n = 65536 the four-step engine (``hyenadna.ops.fourstep``, its row stage on chip where
+   the rows fit: ``fourstep.row_conv_forward``), cuFFT otherwise.
 
 Backward, per channel, with n >= L + L_k - 1 and zero padding (so circular = linear):
     forward:  z = irfft(K' · W)[:L]            (K' = rfft(k', n), W = rfft(w, n); 1/n in irfft)

@@ -31,9 +31,12 @@ sweep_h100.txt). After the sixth session's retiling: 21.3 / 47.4 ms at 512k / 1M
 cuFFT's 28.9 / 57.6, and at batch 8 7.08 / 13.9 ms at 32k / 64k against 7.65 / 21.8, but 3.59
 against 3.32 at 16k (sweep_*session6_h100.txt), so ``fftconv_fast.pick_fourstep_n1`` picks it
 from L = 32k for bf16/fp16 and cuFFT stays below. Larger N1 are slower (the dense column DFT
-costs more than the shorter rows save: 112.6 ms at N1 = 128, 1M). What it lacks is the row stage
-on chip: cuFFT still reads and writes every float32 complex row once per kernel, three kernels
-per row transform at 1M.
+costs more than the shorter rows save: 112.6 ms at N1 = 128, 1M).
+
+The row stage (``row_conv_forward``, ``row_conv_backward``): where N2 <= onchip.MAX_M (8192)
+one kernel per direction transforms a row in shared memory, multiplies it by the filter's row
+and transforms it back (``onchip``'s row kernels), so a row crosses HBM once per direction;
+otherwise cuFFT's transform, the product and cuFFT's inverse each read and write every row.
 
 Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
 batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the

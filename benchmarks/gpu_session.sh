@@ -690,22 +690,22 @@ if [ "$phase" = s11a ]; then  # issue 6, eleventh session: the four-step engine'
     # side by side (and the row kernels' register bound), then the step-graphed operator with
     # rows on cuFFT (HYENADNA_ONCHIP_ROWS=0) and on chip, and attention beside them
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
-        tests/test_fourstep.py tests/test_fftconv_fast.py -k "not twin and not stockham"
-    on 0 sweep_b1 140 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 256 \
+    on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
+        tests/test_fourstep.py -k "row or four_step or auto_engine or onchip_engine"
+    on 0 sweep_b1 130 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 256 \
         --lengths 16384 32768 65536 131072 262144 1048576 --row-sm-threads 0 1024 \
         --profile-lengths 65536 --out "$R/sweep_b1.json"
-    on 0 sweep_b8 70 python3 benchmarks/sweep_fourstep.py --batch 8 --n1 32 64 \
+    on 0 sweep_b8 60 python3 benchmarks/sweep_fourstep.py --batch 8 --n1 32 64 \
         --lengths 16384 32768 65536 --profile-lengths --out "$R/sweep_b8.json"
     for rows in 0 1; do
-        HYENADNA_ONCHIP_ROWS=$rows on 0 stepgraph_rows$rows 60 python3 benchmarks/bench_operator.py \
+        HYENADNA_ONCHIP_ROWS=$rows on 0 stepgraph_rows$rows 55 python3 benchmarks/bench_operator.py \
             --batches 1 8 --reps 30 --lengths 32768 65536 131072 --graph-max-len 131072 \
-            --variants op_fast_stepgraph --out "$R/stepgraph_rows$rows" --budget-s 50
+            --variants op_fast_stepgraph --out "$R/stepgraph_rows$rows" --budget-s 45
         rm -f "$R/stepgraph_rows$rows/results.png"
     done
-    on 0 stepgraph_attn 60 python3 benchmarks/bench_operator.py --batches 1 8 --reps 20 \
+    on 0 stepgraph_attn 55 python3 benchmarks/bench_operator.py --batches 1 8 --reps 20 \
         --lengths 32768 65536 131072 --graph-max-len 131072 --variants attn_flash_stepgraph \
-        --out "$R/stepgraph_attn" --budget-s 50
+        --out "$R/stepgraph_attn" --budget-s 45
     rm -f "$R/stepgraph_attn/results.png"
 fi
 

@@ -692,7 +692,7 @@ if [ "$phase" = s11a ]; then  # issue 6, eleventh session: the four-step engine'
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
         tests/test_fourstep.py -k "row or four_step or auto_engine or onchip_engine"
-    on 0 sweep_b1 130 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 256 \
+    HYENADNA_ONCHIP_ROWS=1 on 0 sweep_b1 130 python3 benchmarks/sweep_fourstep.py --n1 32 64 128 256 \
         --lengths 16384 32768 65536 131072 262144 1048576 --row-sm-threads 0 1024 \
         --profile-lengths 65536 --out "$R/sweep_b1.json"
     on 0 sweep_b8 60 python3 benchmarks/sweep_fourstep.py --batch 8 --n1 32 64 \

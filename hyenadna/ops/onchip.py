@@ -202,14 +202,19 @@ def enabled() -> bool:
     return _env_on(ENV)
 
 
-def _env_on(name: str) -> bool:
-    return os.environ.get(name, "1").strip().lower() not in ("0", "off", "false")
+def _env_on(name: str, default: str = "1") -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("0", "off", "false")
+
+
+ROWS_DEFAULT = "0"
+"""``HYENADNA_ONCHIP_ROWS`` when unset: the row kernels are opt-in until a GPU run has held
+them to torch.fft and timed them against cuFFT's rows (benchmarks/NOTES_gpu.md)."""
 
 
 def rows_enabled() -> bool:
-    """Neither ``HYENADNA_ONCHIP`` nor ``HYENADNA_ONCHIP_ROWS`` set to 0 (the latter keeps the
-    on-chip engine but runs the four-step engine's rows on cuFFT)."""
-    return enabled() and _env_on(ROWS_ENV)
+    """``HYENADNA_ONCHIP`` not 0 and ``HYENADNA_ONCHIP_ROWS`` on (default ``ROWS_DEFAULT``;
+    off keeps the on-chip engine but runs the four-step engine's rows on cuFFT)."""
+    return enabled() and _env_on(ROWS_ENV, ROWS_DEFAULT)
 
 
 def rows_supported(x: torch.Tensor) -> bool:

@@ -117,17 +117,22 @@ def copy_bandwidth(device: torch.device) -> float:
 
 
 @contextlib.contextmanager
-def ops_mode(mode: str):
-    """Temporarily set HYENADNA_OPS (the one switch between fast and plain paths)."""
-    old = os.environ.get(OPS_ENV)
-    os.environ[OPS_ENV] = mode
+def env_set(name: str, value: str):
+    """Temporarily set the environment variable ``name`` to ``value``."""
+    old = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop(OPS_ENV, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[OPS_ENV] = old
+            os.environ[name] = old
+
+
+def ops_mode(mode: str):
+    """Temporarily set HYENADNA_OPS (the one switch between fast and plain paths)."""
+    return env_set(OPS_ENV, mode)
 
 
 def floor_bytes(kind: str, batch: int, seqlen: int, width: int) -> int:

@@ -14,13 +14,11 @@ a table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import time
 
 import torch
-from bench_operator import copy_bandwidth, floor_bytes, median_ms, rel_err
+from bench_operator import copy_bandwidth, env_set, floor_bytes, median_ms, rel_err
 from profile_operator import profile_rows
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, onchip
@@ -52,20 +50,6 @@ def cell(fn, leaves, dy, reference):
             fn()
     ms, fwd = median_ms(step), median_ms(forward)
     return {"ms": ms, "fwd_ms": fwd, "rel_err": err}
-
-
-@contextlib.contextmanager
-def row_engine(rows: str):
-    """The four-step engine's row stage: "onchip" (the row kernels) or "cufft"."""
-    old = os.environ.get(onchip.ROWS_ENV)
-    os.environ[onchip.ROWS_ENV] = "1" if rows == "onchip" else "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(onchip.ROWS_ENV, None)
-        else:
-            os.environ[onchip.ROWS_ENV] = old
 
 
 def main() -> None:
@@ -107,7 +91,7 @@ def main() -> None:
             fn = lambda e=engine, s=n1, x=leaves: fftconv_fast(*x, fft_engine=e, fourstep_n1=s)
             onchip.ROW_SM_THREADS = default_sm_threads if sm_threads is None else sm_threads
             try:
-                with row_engine(rows):
+                with env_set(onchip.ROWS_ENV, "1" if rows == "onchip" else "0"):
                     rec = cell(fn, leaves, dy, reference)
             except torch.cuda.OutOfMemoryError:
                 rec = {"status": "OOM"}

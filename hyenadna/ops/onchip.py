@@ -16,6 +16,11 @@ The kernels are compiled at first use with NVRTC (through torch, no compiler nee
 time): one module per M and I/O dtype (bf16 or float32), cached per process. Where that fails
 (no NVRTC, an old torch) ``available`` says so once and the cuFFT engine runs instead.
 
+The same source holds the four-step engine's row stage (``rows_fwd``, ``rows_bwd``; used by
+``fourstep.row_conv_forward`` / ``row_conv_backward``): rows of N2 <= MAX_M complex float32
+values, each transformed, multiplied by the filter's row and transformed back in one kernel.
+Their twins are ``row_conv_forward_torch`` and ``row_conv_backward_torch``.
+
 The torch functions below are the kernel's twins, step for step with the same index maps
 (``stockham_torch``, ``pair_forward_torch``, ``pair_backward_torch``, ``conv_forward_torch``,
 ``conv_backward_torch``): the CPU tests hold them to ``torch.fft`` in float64, and the GPU tests
@@ -197,13 +202,13 @@ def row_conv_backward_torch(g: torch.Tensor, w: torch.Tensor | None, k_spec: tor
 # the CUDA kernels
 # ------------------------------------------------------------------------------------------
 
+def _env_on(name: str, default: str = "1") -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("0", "off", "false")
+
+
 def enabled() -> bool:
     """``HYENADNA_ONCHIP`` not set to 0 (the escape hatch: the cuFFT engine then runs)."""
     return _env_on(ENV)
-
-
-def _env_on(name: str, default: str = "1") -> bool:
-    return os.environ.get(name, default).strip().lower() not in ("0", "off", "false")
 
 
 ROWS_DEFAULT = "0"

@@ -20,6 +20,9 @@
 // inverse stage writes it there, so neither passes through shared memory. The backward runs its
 // two transforms (of g and of w) interleaved, sharing every barrier. Shared indices are padded
 // by one complex per 16 (PAD) so the first stage's stride-R scatter does not hit one bank.
+//
+// The same stages also run the four-step engine's row stage (rows_fwd, rows_bwd at the end of
+// this file): M is then the row length N2 and the I/O complex float32.
 
 #ifndef ONCHIP_M
 #error "ONCHIP_M must be defined"
@@ -461,8 +464,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
 #define ROW_MIN_BLOCKS (ONCHIP_ROW_SM_THREADS > THREADS ? ONCHIP_ROW_SM_THREADS / THREADS : 1)
 
 // x <- unscaled inverse FFT of FFT(x) * K, in place (the 1/n rides on K'/n)
-extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_fwd(float2* x, const float2* kspec,
-                                                              int k_rows) {
+extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_fwd(
+    float2* x, const float2* kspec, int k_rows) {
     extern __shared__ float2 s[];
     float2* xr = x + (long long)blockIdx.x * M_;
     const float2* kr = kspec + (long long)(blockIdx.x % k_rows) * M_;
@@ -477,9 +480,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_fwd(f
 
 // In place, with G = FFT(g) and W = FFT(w): g <- IFFT(G * conj(K)) and, when flags & 1,
 // w <- IFFT(G * conj(W)) (unscaled; the filter's gradient, per row: the caller sums the batch)
-extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_bwd(float2* g, float2* w,
-                                                              const float2* kspec, int k_rows,
-                                                              int flags) {
+extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_bwd(
+    float2* g, float2* w, const float2* kspec, int k_rows, int flags) {
     extern __shared__ float2 s[];
     float2* sg = s;
     float2* sw = s + SMEM_LEN;

@@ -148,6 +148,9 @@ def test_four_step_conv_through_the_on_chip_row_branch(monkeypatch):
 
 
 def test_rows_disabled_by_environment(monkeypatch):
+    monkeypatch.delenv(onchip.ROWS_ENV, raising=False)
+    monkeypatch.delenv(onchip.ENV, raising=False)
+    assert onchip.rows_enabled()  # on by default
     monkeypatch.setenv(onchip.ROWS_ENV, "0")
     assert not onchip.rows_enabled() and onchip.enabled()
     monkeypatch.setenv(onchip.ROWS_ENV, "1")

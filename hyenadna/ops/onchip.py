@@ -211,9 +211,11 @@ def enabled() -> bool:
     return _env_on(ENV)
 
 
-ROWS_DEFAULT = "0"
-"""``HYENADNA_ONCHIP_ROWS`` when unset: the row kernels are opt-in until a GPU run has held
-them to torch.fft and timed them against cuFFT's rows (benchmarks/NOTES_gpu.md)."""
+ROWS_DEFAULT = "1"
+"""``HYENADNA_ONCHIP_ROWS`` when unset: on. On an H100 the row kernels took the long conv's
+forward+backward at 64k from 2.46 to 1.91 ms (batch 1) and from 14.6 to 11.8 ms (batch 8), and
+the step-graphed operator from 3.43 to 2.95 ms (benchmarks/results/fourstep/
+rows_session11_h100/, benchmarks/NOTES_gpu.md)."""
 
 
 def rows_enabled() -> bool:

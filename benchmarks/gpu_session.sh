@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -707,6 +707,19 @@ if [ "$phase" = s11a ]; then  # issue 6, eleventh session: the four-step engine'
         --lengths 32768 65536 131072 --graph-max-len 131072 --variants attn_flash_stepgraph \
         --out "$R/stepgraph_attn" --budget-s 45
     rm -f "$R/stepgraph_attn/results.png"
+fi
+
+if [ "$phase" = s11b ]; then  # issue 6, next session with a GPU (not run yet): what s11a left
+    # out. The long sweep (256k and 1M, where rows fit on chip only with N1 >= 64), then the
+    # operator tables and training with the row kernels on by default.
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 sweep_long 150 python3 benchmarks/sweep_fourstep.py --n1 32 64 256 \
+        --lengths 262144 1048576 --profile-lengths --out "$R/sweep_long.json"
+    export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    on 0 bench_train 200 python3 benchmarks/bench_train.py --out "$R/train" --budget-s 160
+    unset PYTORCH_CUDA_ALLOC_CONF
+    on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
+        --budget-s 170
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -348,41 +348,39 @@ if triton is not None:
         # For one stretch of time and one (batch item, channel block), reading g = dout and
         # x = proj once: the input gradient (the causal conv's adjoint, written transposed)
         #   dp[b, c, t] = sum_j w[c, j] · g[b, c, t + K − 1 − j]
-        # and the partial sums
-        #   pw[row, c, j] = sum_t g[b, c, t] · x[b, c, t + j − (K − 1)],  pb[row, c] = sum_t g
+        # and the partial sums (g zero from L on)
+        #   pw[row, c, j] = sum_t x[b, c, t] · g[b, c, t + K − 1 − j],  pb[row, c] = sum_t g
+        # i.e. sum_t g[t] · x[t + j − (K − 1)] with the sum shifted onto x's steps: both sums
+        # use the same shifted tiles of g (L2 hits past the tile's end), and x, the transposed
+        # operand, is loaded once per tile (one shifted load per tap cost ~3× its bytes).
         pid_p = tl.program_id(0)
         pid_b = tl.program_id(2).to(tl.int64)
         cr = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
         c = cr.to(tl.int64)[:, None]
         cmask = c < C
         taps = tl.arange(0, KPOW)[None, :]
+        w_all = _rounded(tl.load(w_ptr + c * sw_c + taps * sw_k, mask=cmask & (taps < K),
+                                 other=0.0), W_ROUND)  # (BLOCK_C, KPOW)
         acc_w = tl.zeros((BLOCK_C, KPOW), dtype=tl.float32)
         acc_b = tl.zeros((BLOCK_C,), dtype=tl.float32)
         start = pid_p.to(tl.int64) * L_PER_PROGRAM
         for off in range(0, L_PER_PROGRAM, BLOCK_L):
             t = start + off + tl.arange(0, BLOCK_L).to(tl.int64)[None, :]
-            g = tl.load(g_ptr + pid_b * sg_b + c * sg_c + t * sg_l, mask=cmask & (t < L),
+            m = cmask & (t < L)
+            x = tl.load(x_ptr + pid_b * sx_b + c * sx_c + t * sx_l, mask=m,
                         other=0.0).to(tl.float32)
-            acc_b += tl.sum(g, axis=1)
             dp = tl.zeros((BLOCK_C, BLOCK_L), dtype=tl.float32)
             for j in tl.static_range(K):
-                wj = _rounded(tl.load(w_ptr + c * sw_c + j * sw_k, mask=cmask, other=0.0),
-                              W_ROUND)
+                src = t + (K - 1 - j)
+                gs = tl.load(g_ptr + pid_b * sg_b + c * sg_c + src * sg_l,
+                             mask=cmask & (src < L), other=0.0).to(tl.float32)
                 if j == K - 1:
-                    dp += wj * g
-                else:
-                    src = t + (K - 1 - j)  # L2 hits: the next tile's first steps
-                    gs = tl.load(g_ptr + pid_b * sg_b + c * sg_c + src * sg_l,
-                                 mask=cmask & (src < L), other=0.0)
-                    dp += wj * gs.to(tl.float32)
+                    acc_b += tl.sum(gs, axis=1)  # the unshifted tile
+                wj = tl.sum(tl.where(taps == j, w_all, 0.0), axis=1)[:, None]
+                dp += wj * gs
+                acc_w += tl.where(taps == j, tl.sum(gs * x, axis=1)[:, None], 0.0)
             tl.store(dp_ptr + pid_b * sd_b + c * sd_c + t * sd_l,
-                     dp.to(dp_ptr.dtype.element_ty), mask=cmask & (t < L))
-            for j in tl.static_range(K):
-                src = t + (j - (K - 1))
-                m = cmask & (src >= 0) & (src < L)
-                x = tl.load(x_ptr + pid_b * sx_b + c * sx_c + src * sx_l, mask=m,
-                            other=0.0).to(tl.float32)
-                acc_w += tl.where(taps == j, tl.sum(g * x, axis=1)[:, None], 0.0)
+                     dp.to(dp_ptr.dtype.element_ty), mask=m)
         row = pid_b * P + pid_p
         tl.store(pw_ptr + (row * C + c) * KPOW + taps, acc_w, mask=cmask & (taps < KPOW))
         tl.store(pb_ptr + row * C + cr, acc_b, mask=cr < C)

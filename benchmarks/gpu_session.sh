@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -720,6 +720,34 @@ if [ "$phase" = s11b ]; then  # issue 6, next session with a GPU (not run yet): 
     unset PYTORCH_CUDA_ALLOC_CONF
     on 0 bench_operator 200 python3 benchmarks/bench_operator.py --batches 1 --out "$R/operator" \
         --budget-s 170
+fi
+
+if [ "$phase" = s12a ]; then  # issue 6, twelfth session: the four-step column kernels with
+    # several signals per program, the short conv's backward loading x once. GPU tests, the
+    # column tiling sweep, then old (.old_head, carried: the package before the change) against
+    # new in the same call: the 64k profile and the step-graphed operator; attention beside.
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 130 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_layout.py tests/test_onchip.py \
+        -k "column or tilings or short_conv or four_step or row or onchip_engine or auto_engine"
+    on 0 tune 150 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --out "$R/tune.json"
+    for v in old new; do
+        pkg=$PWD
+        [ $v = old ] && pkg=$PWD/.old_head
+        PYTHONPATH=/tmp/site:$pkg on 0 profile_$v 40 python3 benchmarks/profile_operator.py \
+            --lengths 65536 --out "$R/profile_$v.json"
+        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 50 python3 benchmarks/bench_operator.py --batches 1 \
+            --reps 20 --lengths 8192 65536 1048576 --graph-max-len 1048576 \
+            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 40
+        mv "$R/op_$v/results.json" "$R/op_$v.json"
+        rm -rf "$R/op_$v"
+    done
+    on 0 attn 40 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
+        --graph-max-len 65536 --variants attn_flash_stepgraph --out "$R/attn" --budget-s 30
+    mv "$R/attn/results.json" "$R/attn.json"
+    rm -rf "$R/attn"
+    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
+    rm -f "$R"/*.log
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

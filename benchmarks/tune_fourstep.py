@@ -2,11 +2,12 @@
 
 For each L (B = 1, width 256, N1 = 32; at 1M the 32-channel chunk the conv runs per call):
 ``rfft4_cols_triton`` (bf16 value times bf16 gate, as the forward's first stage) and
-``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), median
+``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps,
+signals_per_program), median
 CUDA-event time and effective bandwidth (bytes each call must move / time) against the copy
-bandwidth measured here. Then, with the best tiling of each kernel patched in, forward+backward
-of ``fftconv_fast`` on cuFFT and on the four-step engine side by side, checked against float32
-``fftconv``. Writes JSON, prints tables.
+bandwidth measured here. Then forward+backward of ``fftconv_fast`` on cuFFT and on the four-step
+engine side by side (one signal per program, the defaults, the best tiling of each kernel
+patched in), checked against float32 ``fftconv``. Writes JSON, prints tables.
 
     PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
 """
@@ -25,7 +26,7 @@ from sweep_fourstep import cell, inputs
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
 
-TILINGS = list(itertools.product((16, 32, 64, 128, 256, 512), (2, 4, 8)))
+TILINGS = list(itertools.product((32, 64, 128), (4, 8), (1, 4, 8, 16)))
 
 
 def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
@@ -39,8 +40,8 @@ def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
     spec_bytes = cols.numel() * 8
     moved = {"rfft": 2 * v.numel() * 2 + spec_bytes, "irfft": spec_bytes + 2 * v.numel() * 2}
     rows = []
-    for bj, warps in TILINGS:
-        tiling = dict(block_j=bj, num_warps=warps)
+    for bj, warps, spp in TILINGS:
+        tiling = dict(block_j=bj, num_warps=warps, signals_per_program=spp)
         runs = {"rfft": lambda t=tiling: fourstep.rfft4_cols_triton(cols, v, gate, n, n1, **t),
                 "irfft": lambda t=tiling: fourstep.irfft4_cols_triton(cols, n, n1, seqlen, out,
                                                                       gate, **t)}
@@ -74,21 +75,28 @@ def main() -> None:
         rows = tune(seqlen, channels, args.n1, bw)
         res["tilings"] += rows
         best = {}
+        knobs = ("block_j", "num_warps", "signals_per_program")
         for kernel in ("rfft", "irfft"):
             ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r),
                         key=lambda r: r["ms"])
-            tile, warps = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS) if kernel == "rfft"
-                           else (fourstep.IRFFT_TILE, fourstep.IRFFT_WARPS))
-            dflt = next(r for r in ok if r["num_warps"] == warps and r["block_j"]
-                        == fourstep._block_j(args.n1 // 2, 1 << 30, tile))
+            tile, warps, spp = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS, fourstep.RFFT_SPP)
+                                if kernel == "rfft" else (fourstep.IRFFT_TILE,
+                                                          fourstep.IRFFT_WARPS,
+                                                          fourstep.IRFFT_SPP))
+            bj = fourstep._block_j(args.n1 // 2, 1 << 30, tile)
+            dflt = next((r for r in ok if (r["block_j"], r["num_warps"],
+                                           r["signals_per_program"]) == (bj, warps, spp)), None)
             best[kernel] = ok[0]
             print(f"L={seqlen:,} C={channels} {kernel:>5}: best {ok[0]['ms']:.3f} ms "
                   f"({ok[0]['of_copy_bw']:.0%} of copy bw) "
-                  f"BJ={ok[0]['block_j']} warps={ok[0]['num_warps']}; current default "
-                  f"{dflt['ms']:.3f} ms ({dflt['of_copy_bw']:.0%}); 5 best: "
+                  + " ".join(f"{k}={ok[0][k]}" for k in knobs)
+                  + ("" if dflt is None else f"; default {dflt['ms']:.3f} ms "
+                     f"({dflt['of_copy_bw']:.0%})") + "; 5 best: "
                   + ", ".join(f"{r['ms']:.3f}" for r in ok[:5]))
-        # the conv with the best tilings patched in, against cuFFT, same inputs
-        tiled = {k: {t: best[k][t] for t in ("block_j", "num_warps")} for k in best}
+        # the conv with one signal per program (as before), the defaults and the best tilings
+        # patched in, against cuFFT, same inputs
+        tiled = {k: {t: best[k][t] for t in knobs} for k in best}
+        single = {k: {"signals_per_program": 1} for k in best}
         leaves, dy = inputs(1, 256, seqlen)
         ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
         ref_out = fftconv(*ref_leaves)
@@ -96,18 +104,18 @@ def main() -> None:
             ref_out, ref_leaves, dy.float()))]
         del ref_out, ref_leaves
         floor_ms = floor_bytes("conv", 1, seqlen, 256) / bw * 1e3
-        for name, patch in (("cufft", False), ("fourstep default tiles", False),
-                            ("fourstep tuned tiles", True)):
-            fourstep.rfft4_cols_triton = (functools.partial(default_rfft, **tiled["rfft"])
+        for name, patch in (("cufft", None), ("fourstep 1 signal/program", single),
+                            ("fourstep default tiles", None), ("fourstep tuned tiles", tiled)):
+            fourstep.rfft4_cols_triton = (functools.partial(default_rfft, **patch["rfft"])
                                           if patch else default_rfft)
-            fourstep.irfft4_cols_triton = (functools.partial(default_irfft, **tiled["irfft"])
+            fourstep.irfft4_cols_triton = (functools.partial(default_irfft, **patch["irfft"])
                                            if patch else default_irfft)
             engine = "cufft" if name == "cufft" else "fourstep"
             rec = cell(lambda e=engine, x=leaves: fftconv_fast(*x, fft_engine=e), leaves, dy,
                        reference)
-            rec.update(L=seqlen, variant=name, floor_ms=floor_ms, tiles=tiled if patch else None)
+            rec.update(L=seqlen, variant=name, floor_ms=floor_ms, tiles=patch)
             res["conv"].append(rec)
-            print(f"   conv fwd+bwd {name:>22}: {rec['ms']:.3f} ms (fwd {rec['fwd_ms']:.3f}), "
+            print(f"   conv fwd+bwd {name:>26}: {rec['ms']:.3f} ms (fwd {rec['fwd_ms']:.3f}), "
                   f"{rec['ms'] / floor_ms:.1f}x floor, rel err {rec['rel_err']:.1e}")
         fourstep.rfft4_cols_triton, fourstep.irfft4_cols_triton = default_rfft, default_irfft
         del leaves, dy, reference

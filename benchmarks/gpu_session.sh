@@ -727,27 +727,27 @@ if [ "$phase" = s12a ]; then  # issue 6, twelfth session: the four-step column k
     # column tiling sweep, then old (.old_head, carried: the package before the change) against
     # new in the same call: the 64k profile and the step-graphed operator; attention beside.
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+    on 0 pytest_gpu 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
         tests/test_layout.py tests/test_onchip.py \
         -k "column or tilings or short_conv or four_step or row or onchip_engine or auto_engine"
-    on 0 tune 150 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --out "$R/tune.json"
+    on 0 tune 100 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --out "$R/tune.json"
     for v in old new; do
         pkg=$PWD
         [ $v = old ] && pkg=$PWD/.old_head
-        PYTHONPATH=/tmp/site:$pkg on 0 profile_$v 40 python3 benchmarks/profile_operator.py \
+        PYTHONPATH=/tmp/site:$pkg on 0 profile_$v 35 python3 benchmarks/profile_operator.py \
             --lengths 65536 --out "$R/profile_$v.json"
-        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 50 python3 benchmarks/bench_operator.py --batches 1 \
+        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 45 python3 benchmarks/bench_operator.py --batches 1 \
             --reps 20 --lengths 8192 65536 1048576 --graph-max-len 1048576 \
-            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 40
+            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 35
         mv "$R/op_$v/results.json" "$R/op_$v.json"
         rm -rf "$R/op_$v"
     done
-    on 0 attn 40 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
+    on 0 attn 35 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
         --graph-max-len 65536 --variants attn_flash_stepgraph --out "$R/attn" --budget-s 30
     mv "$R/attn/results.json" "$R/attn.json"
     rm -rf "$R/attn"
     # 256k: does N1 = 64 (rows on chip) beat N1 = 32 (rows on cuFFT) with the cheaper columns?
-    on 0 sweep_256k 45 python3 benchmarks/sweep_fourstep.py --n1 32 64 --lengths 262144 \
+    on 0 sweep_256k 40 python3 benchmarks/sweep_fourstep.py --n1 32 64 --lengths 262144 \
         --profile-lengths --out "$R/sweep_256k.json"
     rm -f "$R/sweep_256k.json"
     for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"

@@ -26,7 +26,8 @@ from sweep_fourstep import cell, inputs
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
 
-TILINGS = list(itertools.product((32, 64, 128), (4, 8), (1, 4, 8, 16)))
+# (block_j, num_warps, signals_per_program); 8 warps only beside the default spp (fewer builds)
+TILINGS = [*itertools.product((32, 64, 128), (4,), (1, 4, 8, 16)), (32, 8, 8), (64, 8, 8)]
 
 
 def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:

@@ -266,18 +266,6 @@ def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
 # at a stride the compiler did not know).
 RFFT_TILE, RFFT_WARPS = 512, 4
 IRFFT_TILE, IRFFT_WARPS = 1024, 4
-# Signals per program: a program computes its tile's DFT matrix and twiddles (sin/cos, ~one per
-# value stored) once and reuses them for this many (b, c) signals. At one signal per program
-# those sin/cos were about as many instructions as the tile's loads and stores could hide.
-RFFT_SPP = IRFFT_SPP = 8
-
-
-def _signals_per_program(signals: int, want: int) -> int:
-    """The largest power of two <= ``want`` that divides ``signals`` (no partial programs)."""
-    spp = 1
-    while spp * 2 <= want and signals % (spp * 2) == 0:
-        spp *= 2
-    return spp
 
 
 def _block_j(half: int, n2: int, tile: int) -> int:
@@ -305,10 +293,10 @@ def _round_code(a: torch.dtype, b: torch.dtype) -> int:
 
 
 def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None, *, block_j=None,
-                      num_warps=None, signals_per_program=None) -> None:
+                      num_warps=None) -> None:
     """Triton ``rfft4_cols`` (CUDA, or any device under TRITON_INTERPRET=1). block_j,
-    num_warps, signals_per_program: tile width, warps and (b, c) signals per program, None =
-    the tuned defaults (benchmarks/tune_fourstep.py varies them)."""
+    num_warps: tile width and warps, None = the tuned defaults (benchmarks/tune_fourstep.py
+    varies them)."""
     n1, n2 = split_size(n, n1)
     batch, channels, seqlen = a.shape
     half = n1 // 2
@@ -319,21 +307,19 @@ def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None, *, block_j=None,
     bb = a if b is None else b
     # one flat grid, column blocks fastest: neighbouring programs write neighbouring pieces of
     # each spectrum row (and no grid axis limits the number of rows)
-    spp = _signals_per_program(batch * channels, signals_per_program or RFFT_SPP)
-    grid = (batch * channels // spp * (n2 // bj),)
+    grid = (batch * channels * (n2 // bj),)
     _rfft4_cols_kernel[grid](
         sv, a, bb, a if bias is None else bias, channels, seqlen, float(scale), *a.stride(),
         *bb.stride(), sv.stride(1), sv.stride(2), N=n, N2=n2, HALF=half,
-        ROWS=rows_in, BJ=bj, SPP=spp, HAS_B=b is not None, HAS_BIAS=bias is not None,
+        ROWS=rows_in, BJ=bj, HAS_B=b is not None, HAS_BIAS=bias is not None,
         ROUND=0 if b is None else _round_code(a.dtype, b.dtype),
         num_warps=num_warps or RFFT_WARPS)
 
 
 def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None,
-                       scale=1.0, *, block_j=None, num_warps=None,
-                       signals_per_program=None) -> None:
+                       scale=1.0, *, block_j=None, num_warps=None) -> None:
     """Triton ``irfft4_cols`` (complex64 q; CUDA, or any device under TRITON_INTERPRET=1);
-    block_j, num_warps, signals_per_program as in ``rfft4_cols_triton``."""
+    block_j, num_warps as in ``rfft4_cols_triton``."""
     n1, n2 = split_size(n, n1)
     batch, channels = q.shape[:2]
     half = n1 // 2
@@ -344,12 +330,11 @@ def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None
     g1 = out1 if gate1 is None else gate1
     o2 = out1 if out2 is None else out2
     g2 = o2 if gate2 is None else gate2
-    spp = _signals_per_program(batch * channels, signals_per_program or IRFFT_SPP)
-    grid = (batch * channels // spp * (n2 // bj),)
+    grid = (batch * channels * (n2 // bj),)
     _irfft4_cols_kernel[grid](
         qv, out1, g1, o2, g2, channels, seqlen, float(scale), qv.stride(1), qv.stride(2),
         *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(), N=n, N2=n2,
-        HALF=half, ROWS=rows_out, BJ=bj, SPP=spp, HAS_G1=gate1 is not None, HAS_O2=out2 is not None,
+        HALF=half, ROWS=rows_out, BJ=bj, HAS_G1=gate1 is not None, HAS_O2=out2 is not None,
         HAS_G2=gate2 is not None,
         num_warps=num_warps or IRFFT_WARPS)
 
@@ -366,112 +351,95 @@ if triton is not None:
     def _rfft4_cols_kernel(out_ptr, a_ptr, b_ptr, bias_ptr, C, L, scale,
                            sa_b, sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k,
                            N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
-                           ROWS: tl.constexpr, BJ: tl.constexpr, SPP: tl.constexpr,
-                           HAS_B: tl.constexpr, HAS_BIAS: tl.constexpr, ROUND: tl.constexpr):
-        # One block of BJ columns j2 of SPP signals r = b·C + c (spectrum rows r0 .. r0+SPP−1):
-        # x[j1, j2] = a·b·scale at t = j1·N2 + j2 (zero past L),
-        # P[k1, j2] = ω_N^(j2·k1) · sum_j1 ω_N1^(j1·k1) · x[j1, j2] for k1 = 0 .. HALF.
-        # The DFT matrix and the twiddles depend on (k1, j2) only: computed once per program and
-        # reused for its SPP signals (their sin/cos, not the bytes, bounded the one-signal tile).
+                           ROWS: tl.constexpr, BJ: tl.constexpr, HAS_B: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, ROUND: tl.constexpr):
+        # One (row, block of BJ columns j2): x[j1, j2] = a·b·scale at t = j1·N2 + j2 (zero past
+        # L), P[k1, j2] = ω_N^(j2·k1) · sum_j1 ω_N1^(j1·k1) · x[j1, j2] for k1 = 0 .. HALF.
         pid = tl.program_id(0).to(tl.int64)
-        r0 = pid // (N2 // BJ) * SPP
+        r = pid // (N2 // BJ)
+        bi = r // C
+        ci = r % C
         j1 = tl.arange(0, ROWS)[:, None]
         j2 = (pid % (N2 // BJ)).to(tl.int32) * BJ + tl.arange(0, BJ)[None, :]
         t = (j1 * N2 + j2).to(tl.int64)
         mask = t < L
+        x = tl.load(a_ptr + bi * sa_b + ci * sa_c + t * sa_l, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+        if HAS_B:
+            x = x * tl.load(b_ptr + bi * sb_b + ci * sb_c + t * sb_l, mask=mask,
+                            other=0.0).to(tl.float32)
+            if ROUND == 1:
+                x = x.to(tl.bfloat16).to(tl.float32)
+            if ROUND == 2:
+                x = x.to(tl.float16).to(tl.float32)
+        x = x * scale
+        if HAS_BIAS:
+            x += tl.where(t == 0, tl.load(bias_ptr + ci).to(tl.float32) * scale, 0.0)
+        # column DFT rows k1 < HALF on tensor cores (TF32, float32 accumulation)
         k1 = tl.arange(0, HALF)[:, None]
         ph = _angle((k1 * tl.arange(0, ROWS)[None, :]) % (2 * HALF), 2 * HALF)  # (HALF, ROWS)
-        dft_c = tl.cos(ph)
-        dft_s = tl.sin(ph)
+        sr = tl.dot(tl.cos(ph), x, input_precision="tf32")  # (HALF, BJ)
+        si = -tl.dot(tl.sin(ph), x, input_precision="tf32")
         th = _angle((k1 * j2) % N, N)  # twiddle ω_N^(j2·k1) = cos θ − i sin θ
         c = tl.cos(th)
         s = tl.sin(th)
+        part = tl.arange(0, 2)[None, None, :]  # real, imaginary: side by side, one store
+        base = out_ptr + r * so_r + 2 * j2  # (1, BJ)
+        tl.store((base + k1 * so_k)[:, :, None] + part,
+                 tl.join(sr * c + si * s, si * c - sr * s))
         # Nyquist row k1 = HALF: ω_N1^(j1·HALF) = (−1)^j1, real
         sgn = tl.where(j1 % 2 == 0, 1.0, -1.0)
-        th_nyq = _angle((HALF * j2) % N, N)
-        c_nyq = tl.cos(th_nyq)
-        s_nyq = tl.sin(th_nyq)
-        part = tl.arange(0, 2)[None, None, :]  # real, imaginary: side by side, one store
-        for i in range(SPP):
-            r = r0 + i
-            bi = r // C
-            ci = r % C
-            x = tl.load(a_ptr + bi * sa_b + ci * sa_c + t * sa_l, mask=mask, other=0.0)
-            x = x.to(tl.float32)
-            if HAS_B:
-                x = x * tl.load(b_ptr + bi * sb_b + ci * sb_c + t * sb_l, mask=mask,
-                                other=0.0).to(tl.float32)
-                if ROUND == 1:
-                    x = x.to(tl.bfloat16).to(tl.float32)
-                if ROUND == 2:
-                    x = x.to(tl.float16).to(tl.float32)
-            x = x * scale
-            if HAS_BIAS:
-                x += tl.where(t == 0, tl.load(bias_ptr + ci).to(tl.float32) * scale, 0.0)
-            # column DFT rows k1 < HALF on tensor cores (TF32, float32 accumulation)
-            sr = tl.dot(dft_c, x, input_precision="tf32")  # (HALF, BJ)
-            si = -tl.dot(dft_s, x, input_precision="tf32")
-            base = out_ptr + r * so_r + 2 * j2  # (1, BJ)
-            tl.store((base + k1 * so_k)[:, :, None] + part,
-                     tl.join(sr * c + si * s, si * c - sr * s))
-            nyq = tl.sum(x * sgn, axis=0)[None, :]  # (1, BJ)
-            tl.store((base + HALF * so_k)[:, :, None] + part,
-                     tl.join(nyq * c_nyq, -nyq * s_nyq))
+        nyq = tl.sum(x * sgn, axis=0)[None, :]  # (1, BJ)
+        th = _angle((HALF * j2) % N, N)
+        tl.store((base + HALF * so_k)[:, :, None] + part,
+                 tl.join(nyq * tl.cos(th), -nyq * tl.sin(th)))
 
     @triton.jit
     def _irfft4_cols_kernel(q_ptr, o1_ptr, g1_ptr, o2_ptr, g2_ptr, C, L, scale,
                             sq_r, sq_k, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l,
                             so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l,
                             N: tl.constexpr, N2: tl.constexpr, HALF: tl.constexpr,
-                            ROWS: tl.constexpr, BJ: tl.constexpr, SPP: tl.constexpr,
-                            HAS_G1: tl.constexpr, HAS_O2: tl.constexpr, HAS_G2: tl.constexpr):
-        # One block of BJ columns j2 of SPP signals (as _rfft4_cols_kernel):
-        # R[k1, j2] = c_k1 · ω_N^(−j2·k1) · Q[k1, j2],
+                            ROWS: tl.constexpr, BJ: tl.constexpr, HAS_G1: tl.constexpr,
+                            HAS_O2: tl.constexpr, HAS_G2: tl.constexpr):
+        # One (row, block of BJ columns j2): R[k1, j2] = c_k1 · ω_N^(−j2·k1) · Q[k1, j2],
         # y[j1, j2] = scale · sum_k1 Re(ω_N1^(−j1·k1) · R[k1, j2]) at t = j1·N2 + j2 < L.
         pid = tl.program_id(0).to(tl.int64)
-        r0 = pid // (N2 // BJ) * SPP
+        r = pid // (N2 // BJ)
+        bi = r // C
+        ci = r % C
         k1 = tl.arange(0, HALF)[:, None]
         j2 = (pid % (N2 // BJ)).to(tl.int32) * BJ + tl.arange(0, BJ)[None, :]
+        base = q_ptr + r * sq_r + 2 * j2
+        qr = tl.load(base + k1 * sq_k)
+        qi = tl.load(base + k1 * sq_k + 1)
         th = _angle((k1 * j2) % N, N)
+        c = tl.cos(th)
+        s = tl.sin(th)
         w = tl.where(k1 == 0, 1.0, 2.0)
-        c = tl.cos(th) * w
-        s = tl.sin(th) * w
+        rr = (qr * c - qi * s) * w
+        ri = (qr * s + qi * c) * w
         j1 = tl.arange(0, ROWS)[:, None]
         ph = _angle((j1 * tl.arange(0, HALF)[None, :]) % (2 * HALF), 2 * HALF)  # (ROWS, HALF)
-        idft_c = tl.cos(ph)
-        idft_s = tl.sin(ph)
+        y = tl.dot(tl.cos(ph), rr, input_precision="tf32")
+        y -= tl.dot(tl.sin(ph), ri, input_precision="tf32")  # (ROWS, BJ)
         # Nyquist row k1 = HALF: (−1)^j1 · Re(ω_N^(−j2·HALF) · Q[HALF, j2])
-        th_nyq = _angle((HALF * j2) % N, N)
-        c_nyq = tl.cos(th_nyq)
-        s_nyq = tl.sin(th_nyq)
-        sgn = tl.where(j1 % 2 == 0, 1.0, -1.0)
+        nr = tl.load(base + HALF * sq_k)
+        ni = tl.load(base + HALF * sq_k + 1)
+        th = _angle((HALF * j2) % N, N)
+        y += tl.where(j1 % 2 == 0, 1.0, -1.0) * (nr * tl.cos(th) - ni * tl.sin(th))
+        y = y * scale
         t = (j1 * N2 + j2).to(tl.int64)
         mask = t < L
-        for i in range(SPP):
-            r = r0 + i
-            bi = r // C
-            ci = r % C
-            base = q_ptr + r * sq_r + 2 * j2
-            qr = tl.load(base + k1 * sq_k)
-            qi = tl.load(base + k1 * sq_k + 1)
-            rr = qr * c - qi * s
-            ri = qr * s + qi * c
-            y = tl.dot(idft_c, rr, input_precision="tf32")
-            y -= tl.dot(idft_s, ri, input_precision="tf32")  # (ROWS, BJ)
-            nr = tl.load(base + HALF * sq_k)
-            ni = tl.load(base + HALF * sq_k + 1)
-            y += sgn * (nr * c_nyq - ni * s_nyq)
-            y = y * scale
-            v1 = y
-            if HAS_G1:
-                v1 = y * tl.load(g1_ptr + bi * sg1_b + ci * sg1_c + t * sg1_l, mask=mask,
+        v1 = y
+        if HAS_G1:
+            v1 = y * tl.load(g1_ptr + bi * sg1_b + ci * sg1_c + t * sg1_l, mask=mask,
+                             other=0.0).to(tl.float32)
+        tl.store(o1_ptr + bi * so1_b + ci * so1_c + t * so1_l,
+                 v1.to(o1_ptr.dtype.element_ty), mask=mask)
+        if HAS_O2:
+            v2 = y
+            if HAS_G2:
+                v2 = y * tl.load(g2_ptr + bi * sg2_b + ci * sg2_c + t * sg2_l, mask=mask,
                                  other=0.0).to(tl.float32)
-            tl.store(o1_ptr + bi * so1_b + ci * so1_c + t * so1_l,
-                     v1.to(o1_ptr.dtype.element_ty), mask=mask)
-            if HAS_O2:
-                v2 = y
-                if HAS_G2:
-                    v2 = y * tl.load(g2_ptr + bi * sg2_b + ci * sg2_c + t * sg2_l, mask=mask,
-                                     other=0.0).to(tl.float32)
-                tl.store(o2_ptr + bi * so2_b + ci * so2_c + t * so2_l,
-                         v2.to(o2_ptr.dtype.element_ty), mask=mask)
+            tl.store(o2_ptr + bi * so2_b + ci * so2_c + t * so2_l,
+                     v2.to(o2_ptr.dtype.element_ty), mask=mask)

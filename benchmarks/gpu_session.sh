@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -750,6 +750,31 @@ if [ "$phase" = s12a ]; then  # issue 6, twelfth session: the four-step column k
     on 0 sweep_256k 40 python3 benchmarks/sweep_fourstep.py --n1 32 64 --lengths 262144 \
         --profile-lengths --out "$R/sweep_256k.json"
     rm -f "$R/sweep_256k.json"
+    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
+    rm -f "$R"/*.log
+fi
+
+if [ "$phase" = s12b ]; then  # issue 6, twelfth session: s12a measured signals per program
+    # slower, so they are gone and the inverse column kernel is retiled (512 values); GPU tests
+    # and old (.old_head) against new again: the 64k profile and the step-graphed operator
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_layout.py -k "column or tilings or short_conv or four_step"
+    for v in old new; do
+        pkg=$PWD
+        [ $v = old ] && pkg=$PWD/.old_head
+        PYTHONPATH=/tmp/site:$pkg on 0 profile_$v 30 python3 benchmarks/profile_operator.py \
+            --lengths 65536 --out "$R/profile_$v.json"
+        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 40 python3 benchmarks/bench_operator.py --batches 1 \
+            --reps 20 --lengths 8192 65536 1048576 --graph-max-len 1048576 \
+            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 30
+        mv "$R/op_$v/results.json" "$R/op_$v.json"
+        rm -rf "$R/op_$v"
+    done
+    on 0 attn 30 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
+        --graph-max-len 65536 --variants attn_flash_stepgraph --out "$R/attn" --budget-s 20
+    mv "$R/attn/results.json" "$R/attn.json"
+    rm -rf "$R/attn"
     for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
     rm -f "$R"/*.log
 fi

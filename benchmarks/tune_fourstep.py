@@ -2,12 +2,11 @@
 
 For each L (B = 1, width 256, N1 = 32; at 1M the 32-channel chunk the conv runs per call):
 ``rfft4_cols_triton`` (bf16 value times bf16 gate, as the forward's first stage) and
-``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps,
-signals_per_program), median
+``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), median
 CUDA-event time and effective bandwidth (bytes each call must move / time) against the copy
 bandwidth measured here. Then forward+backward of ``fftconv_fast`` on cuFFT and on the four-step
-engine side by side (one signal per program, the defaults, the best tiling of each kernel
-patched in), checked against float32 ``fftconv``. Writes JSON, prints tables.
+engine side by side (the defaults, the best tiling of each kernel patched in), checked against
+float32 ``fftconv``. Writes JSON, prints tables.
 
     PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
 """
@@ -26,8 +25,7 @@ from sweep_fourstep import cell, inputs
 
 from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
 
-# (block_j, num_warps, signals_per_program); 8 warps only beside the default spp (fewer builds)
-TILINGS = [*itertools.product((32, 64, 128), (4,), (1, 4, 8, 16)), (32, 8, 8), (64, 8, 8)]
+TILINGS = list(itertools.product((16, 32, 64, 128), (2, 4, 8)))  # (block_j, num_warps)
 
 
 def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
@@ -41,8 +39,8 @@ def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
     spec_bytes = cols.numel() * 8
     moved = {"rfft": 2 * v.numel() * 2 + spec_bytes, "irfft": spec_bytes + 2 * v.numel() * 2}
     rows = []
-    for bj, warps, spp in TILINGS:
-        tiling = dict(block_j=bj, num_warps=warps, signals_per_program=spp)
+    for bj, warps in TILINGS:
+        tiling = dict(block_j=bj, num_warps=warps)
         runs = {"rfft": lambda t=tiling: fourstep.rfft4_cols_triton(cols, v, gate, n, n1, **t),
                 "irfft": lambda t=tiling: fourstep.irfft4_cols_triton(cols, n, n1, seqlen, out,
                                                                       gate, **t)}
@@ -76,17 +74,14 @@ def main() -> None:
         rows = tune(seqlen, channels, args.n1, bw)
         res["tilings"] += rows
         best = {}
-        knobs = ("block_j", "num_warps", "signals_per_program")
+        knobs = ("block_j", "num_warps")
         for kernel in ("rfft", "irfft"):
             ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r),
                         key=lambda r: r["ms"])
-            tile, warps, spp = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS, fourstep.RFFT_SPP)
-                                if kernel == "rfft" else (fourstep.IRFFT_TILE,
-                                                          fourstep.IRFFT_WARPS,
-                                                          fourstep.IRFFT_SPP))
+            tile, warps = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS) if kernel == "rfft"
+                           else (fourstep.IRFFT_TILE, fourstep.IRFFT_WARPS))
             bj = fourstep._block_j(args.n1 // 2, 1 << 30, tile)
-            dflt = next((r for r in ok if (r["block_j"], r["num_warps"],
-                                           r["signals_per_program"]) == (bj, warps, spp)), None)
+            dflt = next((r for r in ok if (r["block_j"], r["num_warps"]) == (bj, warps)), None)
             best[kernel] = ok[0]
             print(f"L={seqlen:,} C={channels} {kernel:>5}: best {ok[0]['ms']:.3f} ms "
                   f"({ok[0]['of_copy_bw']:.0%} of copy bw) "
@@ -94,10 +89,9 @@ def main() -> None:
                   + ("" if dflt is None else f"; default {dflt['ms']:.3f} ms "
                      f"({dflt['of_copy_bw']:.0%})") + "; 5 best: "
                   + ", ".join(f"{r['ms']:.3f}" for r in ok[:5]))
-        # the conv with one signal per program (as before), the defaults and the best tilings
-        # patched in, against cuFFT, same inputs
+        # the conv with the defaults and with the best tilings patched in, against cuFFT,
+        # same inputs
         tiled = {k: {t: best[k][t] for t in knobs} for k in best}
-        single = {k: {"signals_per_program": 1} for k in best}
         leaves, dy = inputs(1, 256, seqlen)
         ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
         ref_out = fftconv(*ref_leaves)
@@ -105,8 +99,8 @@ def main() -> None:
             ref_out, ref_leaves, dy.float()))]
         del ref_out, ref_leaves
         floor_ms = floor_bytes("conv", 1, seqlen, 256) / bw * 1e3
-        for name, patch in (("cufft", None), ("fourstep 1 signal/program", single),
-                            ("fourstep default tiles", None), ("fourstep tuned tiles", tiled)):
+        for name, patch in (("cufft", None), ("fourstep default tiles", None),
+                            ("fourstep tuned tiles", tiled)):
             fourstep.rfft4_cols_triton = (functools.partial(default_rfft, **patch["rfft"])
                                           if patch else default_rfft)
             fourstep.irfft4_cols_triton = (functools.partial(default_irfft, **patch["irfft"])

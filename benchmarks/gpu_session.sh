@@ -754,22 +754,29 @@ if [ "$phase" = s12a ]; then  # issue 6, twelfth session: the four-step column k
     rm -f "$R"/*.log
 fi
 
-if [ "$phase" = s12b ]; then  # issue 6, twelfth session: s12a measured signals per program
-    # slower, so they are gone and the inverse column kernel is retiled (512 values); GPU tests,
-    # old (.old_head) against new step-graphed operator, the new 64k profile (short on time)
+if [ "$phase" = s12b ]; then  # issue 6, next session with a GPU (not run yet): s12a measured
+    # signals per program slower, so the column kernels are back as they were; its tune found the
+    # inverse faster on 512-value tiles on that variant: the tiling sweep on the shipped kernels,
+    # GPU tests, old (.old_head: the package before the short conv change; make it with
+    # `mkdir .old_head && git archive f76297c hyenadna | tar x -C .old_head`, carry it) against new
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 70 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
-        -k "column or tilings or four_step"
+    on 0 pytest_gpu 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_layout.py -k "column or tilings or short_conv or four_step"
+    on 0 tune 150 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --out "$R/tune.json"
     for v in old new; do
         pkg=$PWD
         [ $v = old ] && pkg=$PWD/.old_head
-        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 35 python3 benchmarks/bench_operator.py --batches 1 \
+        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 45 python3 benchmarks/bench_operator.py --batches 1 \
             --reps 20 --lengths 8192 65536 1048576 --graph-max-len 1048576 \
-            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 25
+            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 35
         mv "$R/op_$v/results.json" "$R/op_$v.json"
         rm -rf "$R/op_$v"
     done
-    on 0 profile_new 30 python3 benchmarks/profile_operator.py --lengths 65536 \
+    on 0 attn 35 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
+        --graph-max-len 65536 --variants attn_flash_stepgraph --out "$R/attn" --budget-s 30
+    mv "$R/attn/results.json" "$R/attn.json"
+    rm -rf "$R/attn"
+    on 0 profile_new 35 python3 benchmarks/profile_operator.py --lengths 65536 \
         --out "$R/profile_new.json"
     for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
     rm -f "$R"/*.log

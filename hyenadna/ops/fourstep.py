@@ -264,12 +264,12 @@ def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
 # 4 warps (BJ = 64). The first tuning (tune_h100.json) had picked 1024 / 4096-value tiles for the
 # kernels as they were then (rows on the grid's first axis, each complex value two 4-byte stores
 # at a stride the compiler did not know). Twelfth session (results/fourstep/s12_h100/tune.json,
-# H100): the inverse is now fastest with 512 values too (BJ = 32: 0.166 against 0.220 ms per
-# call at 64k, equal at 1M); programs that reused their DFT matrix and twiddles over several
-# signals were no faster for the forward and 1.4-1.7x slower for the inverse, so sin/cos are
-# not what holds these kernels at ~40% of copy bandwidth.
+# H100), on a variant of these kernels that reused its DFT matrix and twiddles over several
+# signals per program (no faster for the forward, 1.4-1.7x slower for the inverse, so reverted):
+# at one signal per program its inverse was fastest on 512 values (0.166 against 0.220 ms per
+# call at 64k). Not yet timed on these kernels; gpu_session.sh s12b does.
 RFFT_TILE, RFFT_WARPS = 512, 4
-IRFFT_TILE, IRFFT_WARPS = 512, 4
+IRFFT_TILE, IRFFT_WARPS = 1024, 4
 
 
 def _block_j(half: int, n2: int, tile: int) -> int:

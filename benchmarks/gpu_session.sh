@@ -51,6 +51,22 @@ graphed_ab() {  # graphed_ab SECONDS BUDGET REPS LENGTH...: the graphed operator
     done
 }
 
+stepgraph_b1() {  # stepgraph_b1 NAME SECONDS BUDGET VARIANT LENGTH...: one step-graphed
+    # bench_operator variant at batch 1, 20 calls per cell, its JSON kept as $R/NAME.json
+    local name=$1 secs=$2 budget=$3 variant=$4
+    shift 4
+    on 0 "$name" "$secs" python3 benchmarks/bench_operator.py --batches 1 --reps 20 \
+        --lengths "$@" --graph-max-len "${@: -1}" --variants "$variant" --out "$R/$name" \
+        --budget-s "$budget"
+    mv "$R/$name/results.json" "$R/$name.json"
+    rm -rf "$R/$name"
+}
+
+pack_logs() {  # every log into one logs.txt (fewer files to bring back)
+    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
+    rm -f "$R"/*.log
+}
+
 if [ "$phase" = a ]; then
     (
         PT=(python3 cli.py pretrain --config configs/pretrain/tiny-1k.yaml --genome $G
@@ -736,22 +752,14 @@ if [ "$phase" = s12a ]; then  # issue 6, twelfth session: the four-step column k
         [ $v = old ] && pkg=$PWD/.old_head
         PYTHONPATH=/tmp/site:$pkg on 0 profile_$v 35 python3 benchmarks/profile_operator.py \
             --lengths 65536 --out "$R/profile_$v.json"
-        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 45 python3 benchmarks/bench_operator.py --batches 1 \
-            --reps 20 --lengths 8192 65536 1048576 --graph-max-len 1048576 \
-            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 35
-        mv "$R/op_$v/results.json" "$R/op_$v.json"
-        rm -rf "$R/op_$v"
+        PYTHONPATH=/tmp/site:$pkg stepgraph_b1 op_$v 45 35 op_fast_stepgraph 8192 65536 1048576
     done
-    on 0 attn 35 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
-        --graph-max-len 65536 --variants attn_flash_stepgraph --out "$R/attn" --budget-s 30
-    mv "$R/attn/results.json" "$R/attn.json"
-    rm -rf "$R/attn"
+    stepgraph_b1 attn 35 30 attn_flash_stepgraph 8192 65536
     # 256k: does N1 = 64 (rows on chip) beat N1 = 32 (rows on cuFFT) with the cheaper columns?
     on 0 sweep_256k 40 python3 benchmarks/sweep_fourstep.py --n1 32 64 --lengths 262144 \
         --profile-lengths --out "$R/sweep_256k.json"
     rm -f "$R/sweep_256k.json"
-    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
-    rm -f "$R"/*.log
+    pack_logs
 fi
 
 if [ "$phase" = s12b ]; then  # issue 6, next session with a GPU (not run yet): s12a measured
@@ -766,20 +774,12 @@ if [ "$phase" = s12b ]; then  # issue 6, next session with a GPU (not run yet): 
     for v in old new; do
         pkg=$PWD
         [ $v = old ] && pkg=$PWD/.old_head
-        PYTHONPATH=/tmp/site:$pkg on 0 op_$v 45 python3 benchmarks/bench_operator.py --batches 1 \
-            --reps 20 --lengths 8192 65536 1048576 --graph-max-len 1048576 \
-            --variants op_fast_stepgraph --out "$R/op_$v" --budget-s 35
-        mv "$R/op_$v/results.json" "$R/op_$v.json"
-        rm -rf "$R/op_$v"
+        PYTHONPATH=/tmp/site:$pkg stepgraph_b1 op_$v 45 35 op_fast_stepgraph 8192 65536 1048576
     done
-    on 0 attn 35 python3 benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 8192 65536 \
-        --graph-max-len 65536 --variants attn_flash_stepgraph --out "$R/attn" --budget-s 30
-    mv "$R/attn/results.json" "$R/attn.json"
-    rm -rf "$R/attn"
+    stepgraph_b1 attn 35 30 attn_flash_stepgraph 8192 65536
     on 0 profile_new 35 python3 benchmarks/profile_operator.py --lengths 65536 \
         --out "$R/profile_new.json"
-    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
-    rm -f "$R"/*.log
+    pack_logs
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -1,10 +1,17 @@
-"""The operator benchmark's report: its table and ratio columns, from hand-made records.
+"""The operator benchmark's report (its table and ratio columns, from hand-made records), and the
+offline build report of the four-step column kernels.
 
 The records below are synthetic (made-up times), not measurements; the GPU run itself is
 benchmarks/bench_operator.py on the device machine.
 """
 
 import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 
 def _rec(variant, ms, **extra):
@@ -34,3 +41,18 @@ def test_step_graph_variants_are_planned_only_on_the_gpu_run(load_benchmark):
     planned = {(seqlen, v) for _, seqlen, v, _ in bench.plan(full)}
     assert (8192, "op_fast_stepgraph") in planned and (8192, "attn_flash_stepgraph") in planned
     assert not any(v in bench.STEP_GRAPHED for s, v in planned if s > full.graph_max_len)
+
+
+def test_column_kernels_compile_offline_and_report_resources(tmp_path):
+    # the inspection script builds for sm_90a without a GPU and reads back what ptxas gave
+    pytest.importorskip("triton")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "inspect_column_kernels.py"
+    out = tmp_path / "inspect.json"
+    subprocess.run([sys.executable, script, "--block-j", "32", "--out", out], check=True,
+                   capture_output=True, timeout=300)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["kernel"], r["block_j"], r["num_warps"]) for r in rows] == [
+        ("rfft", 32, 4), ("irfft", 32, 4)]
+    for r in rows:
+        assert 0 < r["registers"] <= 255 and r["mma"] > 0 and r["sass_instructions"] > 100
+        assert r["st.global 8B"] + r["st.global <=4B"] + r["st.global 16B"] > 0

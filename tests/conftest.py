@@ -54,6 +54,12 @@ def genome_file(tmp_path) -> Path:
 
 
 @pytest.fixture
+def benchmarks_dir() -> Path:
+    """The project's benchmarks/ folder (scripts, run as subprocesses or via load_benchmark)."""
+    return BENCHMARKS
+
+
+@pytest.fixture
 def load_benchmark():
     """load_benchmark("gue") imports benchmarks/gue.py (a script, not a package module)."""
     def load(name: str):

@@ -9,7 +9,6 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -43,10 +42,10 @@ def test_step_graph_variants_are_planned_only_on_the_gpu_run(load_benchmark):
     assert not any(v in bench.STEP_GRAPHED for s, v in planned if s > full.graph_max_len)
 
 
-def test_column_kernels_compile_offline_and_report_resources(tmp_path):
+def test_column_kernels_compile_offline_and_report_resources(tmp_path, benchmarks_dir):
     # the inspection script builds for sm_90a without a GPU and reads back what ptxas gave
     pytest.importorskip("triton")
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "inspect_column_kernels.py"
+    script = benchmarks_dir / "inspect_column_kernels.py"
     out = tmp_path / "inspect.json"
     subprocess.run([sys.executable, script, "--block-j", "32", "--out", out], check=True,
                    capture_output=True, timeout=300)

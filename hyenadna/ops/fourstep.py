@@ -414,8 +414,8 @@ if triton is not None:
         k1 = tl.arange(0, HALF)[:, None]
         j2 = (pid % (N2 // BJ)).to(tl.int32) * BJ + tl.arange(0, BJ)[None, :]
         base = q_ptr + r * sq_r + 2 * j2
-        qr = tl.load(base + k1 * sq_k)
-        qi = tl.load(base + k1 * sq_k + 1)
+        part = tl.arange(0, 2)[None, None, :]  # real, imaginary: side by side, one 8-byte load
+        qr, qi = tl.split(tl.load((base + k1 * sq_k)[:, :, None] + part))
         th = _angle((k1 * j2) % N, N)
         c = tl.cos(th)
         s = tl.sin(th)
@@ -427,8 +427,7 @@ if triton is not None:
         y = tl.dot(tl.cos(ph), rr, input_precision="tf32")
         y -= tl.dot(tl.sin(ph), ri, input_precision="tf32")  # (ROWS, BJ)
         # Nyquist row k1 = HALF: (−1)^j1 · Re(ω_N^(−j2·HALF) · Q[HALF, j2])
-        nr = tl.load(base + HALF * sq_k)
-        ni = tl.load(base + HALF * sq_k + 1)
+        nr, ni = tl.split(tl.load((base + HALF * sq_k)[:, :, None] + part))
         th = _angle((HALF * j2) % N, N)
         y += tl.where(j1 % 2 == 0, 1.0, -1.0) * (nr * tl.cos(th) - ni * tl.sin(th))
         y = y * scale

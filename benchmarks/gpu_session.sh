@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -778,6 +778,36 @@ if [ "$phase" = s12b ]; then  # issue 6, next session with a GPU (not run yet): 
     done
     stepgraph_b1 attn 35 30 attn_flash_stepgraph 8192 65536
     on 0 profile_new 35 python3 benchmarks/profile_operator.py --lengths 65536 \
+        --out "$R/profile_new.json"
+    pack_logs
+fi
+
+if [ "$phase" = s13a ]; then  # issue 6: what holds the column kernels (ncu), the inverse's
+    # paired loads, and its tiling on the shipped kernels; .mid_head = the package of 1505814
+    # (`mkdir .mid_head && git archive 1505814 hyenadna | tar x -C .mid_head`, carry it)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    command -v ncu >/dev/null || export PATH=$PATH:/usr/local/cuda/bin
+    NCU=(ncu --clock-control none --kernel-name regex:cols_kernel --launch-skip 3 --launch-count 3
+         --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy
+         --section LaunchStats --section WarpStateStats --section SchedulerStats)
+    on 0 ncu_new 120 "${NCU[@]}" python3 benchmarks/launch_column_kernels.py --rfft 0 --irfft 0 32
+    PYTHONPATH=/tmp/site:$PWD/.mid_head on 0 ncu_mid 90 "${NCU[@]}" python3 \
+        benchmarks/launch_column_kernels.py --rfft 0 --irfft 0 32
+    on 0 tune 150 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --out "$R/tune.json"
+    for v in mid new; do
+        pkg=$PWD
+        [ $v = mid ] && pkg=$PWD/.mid_head
+        PYTHONPATH=/tmp/site:$pkg stepgraph_b1 op_$v 45 35 op_fast_stepgraph 8192 65536 1048576
+    done
+    stepgraph_b1 attn 35 30 attn_flash_stepgraph 8192 65536
+    pack_logs
+fi
+
+if [ "$phase" = s13b ]; then  # issue 6: GPU tests of the kernels and the profile at 64k
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        tests/test_layout.py
+    on 0 profile_new 45 python3 benchmarks/profile_operator.py --lengths 65536 \
         --out "$R/profile_new.json"
     pack_logs
 fi

@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -809,6 +809,27 @@ if [ "$phase" = s13b ]; then  # issue 6: GPU tests of the kernels and the profil
         tests/test_layout.py
     on 0 profile_new 45 python3 benchmarks/profile_operator.py --lengths 65536 \
         --out "$R/profile_new.json"
+    pack_logs
+fi
+
+if [ "$phase" = s13c ]; then  # issue 6: the CUDA column kernels (hyenadna/ops/columns.cu, one
+    # thread per column) against the Triton ones: GPU tests, ncu, kernel and conv times, the
+    # operator with either (HYENADNA_COLUMNS), the profile at 64k
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
+        tests/test_fourstep.py
+    command -v ncu >/dev/null || export PATH=$PATH:/usr/local/cuda/bin
+    on 0 ncu 90 ncu --clock-control none --kernel-name regex:cols --launch-skip 4 \
+        --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+        --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section SchedulerStats python3 benchmarks/launch_column_kernels.py --rfft 0 --irfft 0 \
+        --cuda
+    on 0 tune 150 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --out "$R/tune.json"
+    for c in triton cuda; do
+        HYENADNA_COLUMNS=$c stepgraph_b1 op_$c 45 35 op_fast_stepgraph 8192 65536 1048576
+    done
+    on 0 profile_cuda 45 python3 benchmarks/profile_operator.py --lengths 65536 \
+        --out "$R/profile_cuda.json"
     pack_logs
 fi
 

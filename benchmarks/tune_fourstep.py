@@ -1,12 +1,13 @@
-"""Tile the four-step engine's Triton column kernels, then time the long conv with the best (GPU).
+"""Tile the four-step engine's Triton column kernels, time the CUDA ones, then the long conv (GPU).
 
 For each L (B = 1, width 256, N1 = 32; at 1M the 32-channel chunk the conv runs per call):
 ``rfft4_cols_triton`` (bf16 value times bf16 gate, as the forward's first stage) and
-``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), median
-CUDA-event time and effective bandwidth (bytes each call must move / time) against the copy
-bandwidth measured here. Then forward+backward of ``fftconv_fast`` on cuFFT and on the four-step
-engine side by side (the defaults, the best tiling of each kernel patched in), checked against
-float32 ``fftconv``. Writes JSON, prints tables.
+``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), and the same
+two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time and effective
+bandwidth (bytes each call must move / time) against the copy bandwidth measured here. Then
+forward+backward of ``fftconv_fast`` on cuFFT and on the four-step engine with the Triton and
+with the CUDA column kernels (``HYENADNA_COLUMNS``) side by side, checked against float32
+``fftconv``. Writes JSON, prints tables.
 
     PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
 """
@@ -14,16 +15,16 @@ float32 ``fftconv``. Writes JSON, prints tables.
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import json
+import os
 import time
 
 import torch
 from bench_operator import copy_bandwidth, floor_bytes, median_ms
 from sweep_fourstep import cell, inputs
 
-from hyenadna.ops import conv_fft_size, fftconv, fftconv_fast, fourstep
+from hyenadna.ops import columns, conv_fft_size, fftconv, fftconv_fast, fourstep
 
 TILINGS = list(itertools.product((16, 32, 64, 128), (2, 4, 8)))  # (block_j, num_warps)
 
@@ -53,6 +54,14 @@ def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
                 continue
             rows.append({"L": seqlen, "kernel": kernel, **tiling, "ms": ms,
                          "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
+    # the CUDA kernels, through the dispatch that picks them
+    runs = {"rfft": lambda: fourstep.rfft4_cols(cols, v, gate, n, n1),
+            "irfft": lambda: fourstep.irfft4_cols(cols, n, n1, seqlen, out, gate)}
+    for kernel, fn in runs.items():
+        os.environ[columns.ENV] = "cuda"
+        ms = median_ms(fn)
+        rows.append({"L": seqlen, "kernel": kernel, "engine": "cuda", "ms": ms,
+                     "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
     return rows
 
 
@@ -67,31 +76,27 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d %H:%M"), "copy_bytes_per_s": bw, "tilings": [],
            "conv": []}
     print(f"{res['device']}  copy {bw / 1e9:.0f} GB/s")
-    default_rfft = fourstep.rfft4_cols_triton
-    default_irfft = fourstep.irfft4_cols_triton
     for seqlen in args.lengths:
         channels = 256 if seqlen <= 1 << 17 else 32  # the conv's chunk at long L
         rows = tune(seqlen, channels, args.n1, bw)
         res["tilings"] += rows
-        best = {}
         knobs = ("block_j", "num_warps")
         for kernel in ("rfft", "irfft"):
-            ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r),
-                        key=lambda r: r["ms"])
+            ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r
+                         and "engine" not in r), key=lambda r: r["ms"])
+            cuda = next(r for r in rows if r["kernel"] == kernel and r.get("engine") == "cuda")
             tile, warps = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS) if kernel == "rfft"
                            else (fourstep.IRFFT_TILE, fourstep.IRFFT_WARPS))
             bj = fourstep._block_j(args.n1 // 2, 1 << 30, tile)
             dflt = next((r for r in ok if (r["block_j"], r["num_warps"]) == (bj, warps)), None)
-            best[kernel] = ok[0]
-            print(f"L={seqlen:,} C={channels} {kernel:>5}: best {ok[0]['ms']:.3f} ms "
-                  f"({ok[0]['of_copy_bw']:.0%} of copy bw) "
+            print(f"L={seqlen:,} C={channels} {kernel:>5}: CUDA {cuda['ms']:.3f} ms "
+                  f"({cuda['of_copy_bw']:.0%} of copy bw); Triton best {ok[0]['ms']:.3f} ms "
+                  f"({ok[0]['of_copy_bw']:.0%}) "
                   + " ".join(f"{k}={ok[0][k]}" for k in knobs)
-                  + ("" if dflt is None else f"; default {dflt['ms']:.3f} ms "
+                  + ("" if dflt is None else f", default {dflt['ms']:.3f} ms "
                      f"({dflt['of_copy_bw']:.0%})") + "; 5 best: "
                   + ", ".join(f"{r['ms']:.3f}" for r in ok[:5]))
-        # the conv with the defaults and with the best tilings patched in, against cuFFT,
-        # same inputs
-        tiled = {k: {t: best[k][t] for t in knobs} for k in best}
+        # the conv on cuFFT and on the four-step engine with either column kernels, same inputs
         leaves, dy = inputs(1, 256, seqlen)
         ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
         ref_out = fftconv(*ref_leaves)
@@ -99,20 +104,17 @@ def main() -> None:
             ref_out, ref_leaves, dy.float()))]
         del ref_out, ref_leaves
         floor_ms = floor_bytes("conv", 1, seqlen, 256) / bw * 1e3
-        for name, patch in (("cufft", None), ("fourstep default tiles", None),
-                            ("fourstep tuned tiles", tiled)):
-            fourstep.rfft4_cols_triton = (functools.partial(default_rfft, **patch["rfft"])
-                                          if patch else default_rfft)
-            fourstep.irfft4_cols_triton = (functools.partial(default_irfft, **patch["irfft"])
-                                           if patch else default_irfft)
-            engine = "cufft" if name == "cufft" else "fourstep"
+        for name, engine, cols in (("cufft", "cufft", "cuda"),
+                                   ("fourstep, Triton columns", "fourstep", "triton"),
+                                   ("fourstep, CUDA columns", "fourstep", "cuda")):
+            os.environ[columns.ENV] = cols
             rec = cell(lambda e=engine, x=leaves: fftconv_fast(*x, fft_engine=e), leaves, dy,
                        reference)
-            rec.update(L=seqlen, variant=name, floor_ms=floor_ms, tiles=patch)
+            rec.update(L=seqlen, variant=name, floor_ms=floor_ms)
             res["conv"].append(rec)
             print(f"   conv fwd+bwd {name:>26}: {rec['ms']:.3f} ms (fwd {rec['fwd_ms']:.3f}), "
                   f"{rec['ms'] / floor_ms:.1f}x floor, rel err {rec['rel_err']:.1e}")
-        fourstep.rfft4_cols_triton, fourstep.irfft4_cols_triton = default_rfft, default_irfft
+        os.environ.pop(columns.ENV)
         del leaves, dy, reference
         torch.cuda.empty_cache()
         with open(args.out, "w") as f:

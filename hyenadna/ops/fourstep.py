@@ -49,7 +49,7 @@ import math
 
 import torch
 
-from hyenadna.ops import onchip
+from hyenadna.ops import columns, onchip
 from hyenadna.ops.layout import triton, use_triton
 from hyenadna.ops.spectral import backward_products, mul_spectra
 
@@ -167,6 +167,12 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
     """
     if a.shape[-1] > n:
         raise ValueError(f"signal of {a.shape[-1]} samples does not fit an FFT of {n}")
+    if a.is_cuda and columns.supported(n1, out, a, b):
+        _check_rows(torch.view_as_real(out))
+        round_bf16 = b is not None and torch.promote_types(a.dtype, b.dtype) == torch.bfloat16
+        if columns.rfft4_cols(out, a, b, n, n1, _rows_held(a.shape[-1], n, n1), scale, bias,
+                              round_bf16):
+            return
     if use_triton(a):
         rfft4_cols_triton(out, a, b, n, n1, scale, bias)
     else:
@@ -192,6 +198,11 @@ def irfft4_cols(q: torch.Tensor, n: int, n1: int, seqlen: int, out1: torch.Tenso
     signal whose half spectrum's unscaled inverse row FFT is q (B, C, N1/2 + 1, N2), times
     ``scale``: out1 = y · gate1 (or y), out2 = y · gate2 (or y), products in float32, one
     rounding to each output's dtype. Outputs and gates (B, C, seqlen), any strides."""
+    if q.is_cuda and columns.supported(n1, q, out1, gate1, out2, gate2):
+        _check_rows(torch.view_as_real(q))
+        if columns.irfft4_cols(q, n, n1, _rows_held(seqlen, n, n1), seqlen, out1, gate1, out2,
+                               gate2, scale):
+            return
     if use_triton(out1) and q.dtype == torch.complex64:
         irfft4_cols_triton(q, n, n1, seqlen, out1, gate1, out2, gate2, scale)
         return
@@ -275,6 +286,13 @@ IRFFT_TILE, IRFFT_WARPS = 1024, 4
 def _block_j(half: int, n2: int, tile: int) -> int:
     """Columns per program: a (N1/2, BJ) tile of about ``tile`` values, BJ in [16, N2]."""
     return max(16, min(n2, tile // half))
+
+
+def _rows_held(seqlen: int, n: int, n1: int) -> int:
+    """Rows of the (N1, N2) tile that hold the first ``seqlen`` samples, rounded up to a power of
+    two (the CUDA kernels are built per row count: few builds, at most one idle row in two)."""
+    n2 = n // n1
+    return min(n1, 1 << max(0, (-(-seqlen // n2) - 1).bit_length()))
 
 
 def _rows_pow2(seqlen: int, n2: int) -> int:

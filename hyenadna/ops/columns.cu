@@ -1,0 +1,170 @@
+// The four-step FFT's column stages (hyenadna/ops/fourstep.py) as CUDA kernels, one thread per
+// column: no shared memory at all. Under Nsight Compute the Triton column kernels were bound by
+// L1/TEX throughput (85-95%) while DRAM ran at 35-50%: their tensor-core DFT needs the tile
+// re-laid out through shared memory around each tl.dot. A column of N1 points is small enough to
+// transform in one thread's registers with a direct DFT whose coefficients are compile-time
+// constants, and neighbouring threads take neighbouring columns, so every global load and store
+// of a warp is contiguous. hyenadna/ops/columns.py compiles this file with NVRTC, one module per
+// (N1, ROWS), and fourstep.py's torch twins (rfft4_cols_torch, irfft4_cols_torch) are what the
+// GPU tests hold both kernels to.
+//
+//   COLS_N1    N1, a power of two (32 or 64): the column length, n = N1 * N2
+//   COLS_ROWS  rows of the (N1, N2) signal tile that hold samples (forward: loaded, inverse:
+//              written), a power of two <= N1; the rest are zero (forward) or past L (inverse)
+//
+// Index maps (t = j1 * N2 + j2, f = k1 + N1 * k2, H = N1 / 2, w_m = exp(-2 pi i / m)):
+//   forward  P[k1, j2] = w_N^(j2 k1) * sum_j1 w_N1^(j1 k1) x[j1, j2],  k1 = 0 .. H
+//   inverse  y[j1, j2] = scale * sum_k1 c_k1 Re(w_N1^(-j1 k1) w_N^(-j2 k1) Q[k1, j2]),
+//            c_0 = c_H = 1, c_k1 = 2 otherwise (the rows k1 > H of a real signal's spectrum)
+// Arithmetic is float32 throughout (the Triton kernels' column DFT is TF32).
+
+#ifndef COLS_N1
+#error "COLS_N1 must be defined"
+#endif
+#ifndef COLS_ROWS
+#error "COLS_ROWS must be defined"
+#endif
+
+#define N1_ COLS_N1
+#define H_ (COLS_N1 / 2)
+#define ROWS_ COLS_ROWS
+#define THREADS 128
+
+// cos and sin of 2 pi m / N1, m = 0 .. N1 - 1 (COLS_COS and COLS_SIN: brace lists that
+// columns.py writes in front of this file, from float64 values rounded once)
+__constant__ float kCos[N1_] = COLS_COS;
+__constant__ float kSin[N1_] = COLS_SIN;
+
+// I/O words: bf16 (raw 16-bit, round to nearest even) or float32, chosen per pointer at run time
+// (one uniform branch per value)
+__device__ __forceinline__ float load_io(const void* p, long long i, int bf16) {
+    if (bf16) return __uint_as_float(((unsigned int)((const unsigned short*)p)[i]) << 16);
+    return ((const float*)p)[i];
+}
+__device__ __forceinline__ unsigned short bf16_bits(float f) {
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)0x7fc0;  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+__device__ __forceinline__ void store_io(void* p, long long i, float v, int bf16) {
+    if (bf16) ((unsigned short*)p)[i] = bf16_bits(v);
+    else ((float*)p)[i] = v;
+}
+
+// The twiddle w_N^(j2 k) of output row k, k = 0 .. H, comes from rotating (cos, sin)(2 pi j2 / N)
+// (sincospif of an exact argument) k times: ~1 ulp per step, 2^-19 relative at k = 16, far below
+// the bf16 I/O's 2^-9; one rotation per row keeps just two twiddle values live.
+struct Rotor {
+    float c1, s1, c, s;
+    __device__ __forceinline__ Rotor(int j2, int n) : c(1.0f), s(0.0f) {
+        sincospif(2.0f * (float)j2 / (float)n, &s1, &c1);
+    }
+    __device__ __forceinline__ void step() {
+        const float c_next = c * c1 - s * s1;
+        s = s * c1 + c * s1;
+        c = c_next;
+    }
+};
+
+// x = a * b * scale (+ bias * scale at t = 0), zero-padded to n = N1 * n2; out: the twiddled column
+// DFT, complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r, in
+// complex values). round_bf16: a * b rounded to bf16 first, as torch's bf16 product is.
+extern "C" __global__ void __launch_bounds__(THREADS)
+cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+         const float* __restrict__ bias, int total, int channels, int length, int n2, double scale_d,
+         int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r, int so_k,
+         int a_bf16, int b_bf16, int has_b, int has_bias, int round_bf16) {
+    const long long col = (long long)blockIdx.x * THREADS + threadIdx.x;  // r * n2 + j2
+    if (col >= total) return;
+    const long long r = col / n2;
+    const int j2 = (int)(col - r * n2);
+    const int bi = (int)(r / channels), ci = (int)(r - (long long)bi * channels);
+    const float scale = (float)scale_d;
+    const long long a0 = (long long)bi * sa_b + (long long)ci * sa_c;
+    const long long b0 = (long long)bi * sb_b + (long long)ci * sb_c;
+
+    float x[ROWS_];
+#pragma unroll
+    for (int j1 = 0; j1 < ROWS_; ++j1) {
+        const long long t = (long long)j1 * n2 + j2;
+        float v = 0.0f;
+        if (t < length) {
+            v = load_io(a, a0 + t * sa_l, a_bf16);
+            if (has_b) {
+                v *= load_io(b, b0 + t * sb_l, b_bf16);
+                if (round_bf16) v = __uint_as_float(((unsigned int)bf16_bits(v)) << 16);
+            }
+        }
+        x[j1] = v * scale;
+    }
+    if (has_bias && j2 == 0) x[0] += bias[ci] * scale;
+
+    float re[H_ + 1], im[H_ + 1];
+#pragma unroll
+    for (int k1 = 0; k1 <= H_; ++k1) {
+        re[k1] = 0.0f;
+        im[k1] = 0.0f;
+#pragma unroll
+        for (int j1 = 0; j1 < ROWS_; ++j1) {  // w_N1^(j1 k1) = cos - i sin
+            re[k1] += x[j1] * kCos[(j1 * k1) % N1_];
+            im[k1] -= x[j1] * kSin[(j1 * k1) % N1_];
+        }
+    }
+    Rotor w(j2, N1_ * n2);
+    float2* o = out + r * so_r + j2;
+#pragma unroll
+    for (int k1 = 0; k1 <= H_; ++k1, w.step())  // times w_N^(j2 k1) = c - i s
+        o[(long long)k1 * so_k] = make_float2(re[k1] * w.c + im[k1] * w.s,
+                                              im[k1] * w.c - re[k1] * w.s);
+}
+
+// q: the unscaled inverse row FFT of a half spectrum, complex float32 rows k1 = 0 .. H (strides as
+// cols_fwd's out). y = the real signal's first `length` samples times scale;
+// out1 = y * gate1 (or y), and when has_o2, out2 = y * gate2 (or y); one rounding per output.
+extern "C" __global__ void __launch_bounds__(THREADS)
+cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
+         int total, int channels, int length, int n2, double scale_d, int sq_r, int sq_k,
+         int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
+         int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l,
+         int o1_bf16, int g1_bf16, int o2_bf16, int g2_bf16, int has_g1, int has_o2,
+         int has_g2) {
+    const long long col = (long long)blockIdx.x * THREADS + threadIdx.x;
+    if (col >= total) return;
+    const long long r = col / n2;
+    const int j2 = (int)(col - r * n2);
+    const int bi = (int)(r / channels), ci = (int)(r - (long long)bi * channels);
+    const float scale = (float)scale_d;
+
+    Rotor w(j2, N1_ * n2);
+    const float2* src = q + r * sq_r + j2;
+    float rr[H_ + 1], ri[H_ + 1];  // c_k1 * w_N^(-j2 k1) * Q[k1] * scale, w_N^(-j2 k1) = c + i s
+#pragma unroll
+    for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
+        const float2 v = src[(long long)k1 * sq_k];
+        const float ck = (k1 == 0 || k1 == H_) ? scale : 2.0f * scale;
+        rr[k1] = (v.x * w.c - v.y * w.s) * ck;
+        ri[k1] = (v.x * w.s + v.y * w.c) * ck;
+    }
+    const long long o1_0 = (long long)bi * so1_b + (long long)ci * so1_c;
+    const long long g1_0 = (long long)bi * sg1_b + (long long)ci * sg1_c;
+    const long long o2_0 = (long long)bi * so2_b + (long long)ci * so2_c;
+    const long long g2_0 = (long long)bi * sg2_b + (long long)ci * sg2_c;
+#pragma unroll
+    for (int j1 = 0; j1 < ROWS_; ++j1) {
+        const long long t = (long long)j1 * n2 + j2;
+        if (t >= length) break;  // rows run in time order: the rest are past L too
+        float y = 0.0f;
+#pragma unroll
+        for (int k1 = 0; k1 <= H_; ++k1)  // Re(w_N1^(-j1 k1) R) = Rr cos - Ri sin
+            y += rr[k1] * kCos[(j1 * k1) % N1_] - ri[k1] * kSin[(j1 * k1) % N1_];
+        float v1 = y;
+        if (has_g1) v1 *= load_io(g1, g1_0 + t * sg1_l, g1_bf16);
+        store_io(o1, o1_0 + t * so1_l, v1, o1_bf16);
+        if (has_o2) {
+            float v2 = y;
+            if (has_g2) v2 *= load_io(g2, g2_0 + t * sg2_l, g2_bf16);
+            store_io(o2, o2_0 + t * so2_l, v2, o2_bf16);
+        }
+    }
+}

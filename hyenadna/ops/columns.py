@@ -1,0 +1,149 @@
+"""The four-step engine's column stages as CUDA kernels, one thread per column (``columns.cu``).
+
+``fourstep.rfft4_cols`` and ``fourstep.irfft4_cols`` run these on CUDA where they build (NVRTC,
+through torch, as ``onchip`` does) and take the operands; the Triton kernels run otherwise, and
+on a CPU machine under Triton's interpreter. Why a second implementation: Nsight Compute on an
+H100 found the Triton kernels bound by L1/TEX throughput (85-95%, their tensor-core DFT re-lays
+the tile out through shared memory) with DRAM at 35-50% (benchmarks/NOTES_gpu.md, thirteenth
+session). The kernels' twins are ``fourstep.rfft4_cols_torch`` and ``irfft4_cols_torch``; the
+GPU tests hold the kernels to them.
+
+``HYENADNA_COLUMNS``: ``cuda`` (default) or ``triton`` (the escape hatch, and the A/B switch
+of benchmarks/tune_fourstep.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from hyenadna.ops import onchip
+
+ENV = "HYENADNA_COLUMNS"
+N1S = (32,)
+"""Column lengths the kernels take: a direct DFT of N1 points per thread builds to 56 / 72
+registers (forward / inverse, sm_90a) at N1 = 32 but 157 / 168 at 64, where Triton's run."""
+THREADS = 128  # columns.cu's THREADS
+_SOURCE = Path(__file__).with_name("columns.cu")
+_modules: dict = {}
+_failed: list[str] = []
+
+
+def enabled() -> bool:
+    value = os.environ.get(ENV, "cuda").strip().lower()
+    if value not in ("cuda", "triton"):
+        raise ValueError(f"{ENV} must be cuda or triton, got {value!r}")
+    return value == "cuda"
+
+
+def _table(n1: int) -> tuple[str, str]:
+    """C brace lists of cos and sin(2π m / N1), m < N1; exact at the quarter turns."""
+    exact = {0: (1.0, 0.0), 1: (0.0, 1.0), 2: (-1.0, 0.0), 3: (0.0, -1.0)}
+    cos, sin = [], []
+    for m in range(n1):
+        q, rem = divmod(4 * m, n1)
+        c, s = exact[q] if rem == 0 else (math.cos(2 * math.pi * m / n1),
+                                          math.sin(2 * math.pi * m / n1))
+        cos.append(f"{c:.9e}f")
+        sin.append(f"{s:.9e}f")
+    return "{" + ", ".join(cos) + "}", "{" + ", ".join(sin) + "}"
+
+
+def source(n1: int, rows: int) -> str:
+    """columns.cu with its macros defined for (N1, ROWS)."""
+    cos, sin = _table(n1)
+    return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
+            f"#define COLS_SIN {sin}\n" + _SOURCE.read_text())
+
+
+def _module(n1: int, rows: int, device: torch.device):
+    """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or None where they do not build."""
+    key = (n1, rows, device.index if device.index is not None else torch.cuda.current_device())
+    if key in _modules:
+        return _modules[key]
+    kernels = None
+    try:
+        compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
+        with torch.cuda.device(device):
+            src = source(n1, rows)
+            kernels = (compile_kernel(src, "cols_fwd"), compile_kernel(src, "cols_inv"))
+    except Exception as exc:  # noqa: BLE001 - any failure means: use the Triton kernels
+        if not _failed:
+            warnings.warn(f"hyenadna: the CUDA column kernels did not build ({exc}); "
+                          "using Triton's", stacklevel=3)
+        _failed.append(str(exc))
+    _modules[key] = kernels
+    return kernels
+
+
+def _io(t: torch.Tensor) -> int:
+    """1 for bf16, 0 for float32 (the kernels' two I/O types)."""
+    return int(t.dtype == torch.bfloat16)
+
+
+def _fits_int32(*tensors: torch.Tensor) -> bool:
+    return all(max((s * (d - 1) for s, d in zip(t.stride(), t.shape)), default=0) < 2**31
+               for t in tensors)
+
+
+def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> bool:
+    """Whether the kernels take this call: CUDA, enabled, N1 in ``N1S``, a complex64 spectrum,
+    bf16 / float32 signals, int32-addressable operands, and the module builds."""
+    sigs = [t for t in signals if t is not None]
+    return (spec.is_cuda and spec.dtype == torch.complex64 and n1 in N1S and enabled()
+            and all(t.dtype in (torch.bfloat16, torch.float32) for t in sigs)
+            and _fits_int32(torch.view_as_real(spec), *sigs)
+            and spec.shape[0] * spec.shape[1] * spec.shape[-1] < 2**31)
+
+
+def _launch(kernel, total: int, args: list, device: torch.device) -> None:
+    if total:
+        onchip._ensure_context(device)
+        kernel(grid=((total + THREADS - 1) // THREADS, 1, 1), block=(THREADS, 1, 1), args=args,
+               stream=torch.cuda.current_stream(device))
+
+
+def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int,
+               rows: int, scale: float, bias: torch.Tensor | None, round_bf16: bool) -> bool:
+    """``fourstep.rfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
+    build. ``rows``: rows of the (N1, N2) tile that hold samples (a power of two <= N1)."""
+    kernels = _module(n1, rows, out.device)
+    if kernels is None:
+        return False
+    batch, channels, seqlen = a.shape
+    n2 = n // n1
+    bb = a if b is None else b
+    bias32 = a if bias is None else bias.to(torch.float32).contiguous()
+    total = batch * channels * n2
+    # complex strides in complex values (the (B, C) rows evenly strided: fourstep checks)
+    _launch(kernels[0], total, [
+        out, a, bb, bias32, total, channels, seqlen, n2, float(scale), *a.stride(), *bb.stride(),
+        out.stride(1), out.stride(2), _io(a), _io(bb), int(b is not None), int(bias is not None),
+        int(round_bf16)], out.device)
+    return True
+
+
+def irfft4_cols(q: torch.Tensor, n: int, n1: int, rows: int, seqlen: int, out1: torch.Tensor,
+                gate1: torch.Tensor | None, out2: torch.Tensor | None,
+                gate2: torch.Tensor | None, scale: float) -> bool:
+    """``fourstep.irfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
+    build. ``rows``: rows of the (N1, N2) tile that hold output samples."""
+    kernels = _module(n1, rows, q.device)
+    if kernels is None:
+        return False
+    batch, channels = q.shape[:2]
+    n2 = n // n1
+    g1 = out1 if gate1 is None else gate1
+    o2 = out1 if out2 is None else out2
+    g2 = o2 if gate2 is None else gate2
+    total = batch * channels * n2
+    _launch(kernels[1], total, [
+        q, out1, g1, o2, g2, total, channels, seqlen, n2, float(scale), q.stride(1), q.stride(2),
+        *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(), _io(out1), _io(g1), _io(o2),
+        _io(g2), int(gate1 is not None), int(out2 is not None), int(gate2 is not None)],
+        q.device)
+    return True

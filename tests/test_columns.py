@@ -1,0 +1,143 @@
+"""The CUDA column kernels of the four-step engine (hyenadna.ops.columns) against the torch twins.
+
+On a CPU machine: the generated source (its DFT tables), the row counts the kernels are built
+for, the switch and the dispatch's fallback. On a GPU (marked `gpu`, skipped without CUDA):
+``fourstep.rfft4_cols`` / ``irfft4_cols`` through the CUDA kernels against the float64 twins
+(float32 arithmetic: a tight tolerance, not TF32's), over strided bf16 views, gates, a bias,
+ragged lengths and partial tiles, and against the Triton kernels. Inputs are synthetic.
+"""
+
+import math
+import re
+
+import pytest
+import torch
+
+from hyenadna.ops import columns, fourstep
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+
+
+def _rand(shape, seed, dtype=torch.float32, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(device, dtype)
+
+
+def _rel(a, b) -> float:
+    a, b = a.detach().cpu().to(b.dtype), b.detach().cpu()
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("n1", [32, 64])
+def test_source_tables_are_the_unit_circle(n1):
+    src = columns.source(n1, 16)
+    assert f"#define COLS_N1 {n1}\n" in src and "#define COLS_ROWS 16\n" in src
+    cos = [float(v) for v in re.findall(r"([-+.\de]+)f", re.search(r"COLS_COS \{(.*)\}", src)[1])]
+    sin = [float(v) for v in re.findall(r"([-+.\de]+)f", re.search(r"COLS_SIN \{(.*)\}", src)[1])]
+    assert len(cos) == len(sin) == n1
+    for m in range(n1):
+        assert abs(cos[m] - math.cos(2 * math.pi * m / n1)) < 1e-9
+        assert abs(sin[m] - math.sin(2 * math.pi * m / n1)) < 1e-9
+    # the quarter turns exactly: the Nyquist row's sines must vanish, not be 1e-16
+    for m in range(0, n1, n1 // 4):
+        assert (cos[m], sin[m]) in ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
+
+
+def test_rows_held_rounds_up_to_a_power_of_two():
+    n, n1 = 1 << 17, 32  # N2 = 4096
+    assert fourstep._rows_held(65536, n, n1) == 16
+    assert fourstep._rows_held(65537, n, n1) == 32
+    assert fourstep._rows_held(4096 * 3, n, n1) == 4
+    assert fourstep._rows_held(1, n, n1) == 1
+    assert fourstep._rows_held(n, n, n1) == 32
+
+
+def test_switch_and_cpu_fallback(monkeypatch):
+    spec = torch.zeros(1, 2, 17, 64, dtype=torch.complex64)
+    a = torch.zeros(1, 2, 1000)
+    assert not columns.supported(32, spec, a)  # a CPU tensor: never the CUDA kernels
+    monkeypatch.setenv(columns.ENV, "Triton ")
+    assert not columns.enabled()
+    monkeypatch.setenv(columns.ENV, "cuda")
+    assert columns.enabled()
+    monkeypatch.setenv(columns.ENV, "cufft")
+    with pytest.raises(ValueError, match="HYENADNA_COLUMNS"):
+        columns.enabled()
+    # the dispatch on a CPU tensor still gives the twins' answer
+    monkeypatch.delenv(columns.ENV)
+    a = _rand((1, 2, 1000), 0)
+    fourstep.rfft4_cols(spec, a, None, 2048, 32)
+    assert _rel(spec, fourstep.rfft4_cols_torch(a.double(), None, 2048, 32)) < 1e-6
+
+
+# (signal length, FFT length): full tiles, a ragged end (24 rows → 32), a short filter past n/2,
+# a tile of one row
+SIZES = [(1024, 2048), (1500, 2048), (3000, 4096), (40, 2048), (65536, 1 << 17)]
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("seqlen,n", SIZES)
+def test_cuda_columns_match_twins_in_float32(seqlen, n):
+    # float32 signal with a bias on tap 0 and a scale (the filter's transform), batch 2
+    dev, n1 = torch.device("cuda"), 32
+    a, bias = _rand((2, 3, seqlen), 3, device=dev), _rand((3,), 4, device=dev)
+    cols = torch.empty(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
+    assert columns.supported(n1, cols, a)
+    fourstep.rfft4_cols(cols, a, None, n, n1, 0.5, bias)
+    ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5, bias.double().cpu())
+    assert _rel(cols, ref) < 2e-6
+    q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
+    out = torch.empty(2, 3, seqlen, device=dev)
+    fourstep.irfft4_cols(q, n, n1, seqlen, out, scale=1.0 / n)
+    assert _rel(out, fourstep.irfft4_cols_torch(q.cpu().to(torch.complex128), n, n1, seqlen,
+                                                1.0 / n)) < 2e-6
+    expect = a.double().cpu() * 0.5
+    expect[..., 0] += bias.double().cpu() * 0.5
+    assert _rel(out, expect) < 1e-5
+    # fewer output samples than the spectrum holds: only the first seqlen // 3 are written
+    short = torch.full((2, 3, seqlen), 7.0, device=dev)
+    fourstep.irfft4_cols(q, n, n1, seqlen // 3, short[..., : seqlen // 3], scale=1.0 / n)
+    assert _rel(short[..., : seqlen // 3], expect[..., : seqlen // 3]) < 1e-5
+    assert (short[..., seqlen // 3:] == 7.0).all()
+
+
+@gpu
+@pytest.mark.gpu
+def test_cuda_columns_fuse_bf16_gates_over_strided_views():
+    # bf16 value and gate as (B, L, C)-transposed views; two gated outputs, one bf16 and
+    # transposed, one float32: the kernels take any strides and either I/O type
+    dev = torch.device("cuda")
+    batch, channels, seqlen, n, n1 = 2, 5, 900, 2048, 32
+    v = _rand((batch, seqlen, channels), 5, torch.bfloat16, dev).transpose(1, 2)
+    gate = _rand((batch, channels, seqlen), 6, torch.bfloat16, dev)
+    cols = torch.empty(batch, channels, 17, 64, dtype=torch.complex64, device=dev)
+    fourstep.rfft4_cols(cols, v, gate, n, n1)
+    w = (v * gate).double().cpu()  # the product rounded to bf16, as torch rounds it
+    assert _rel(cols, fourstep.rfft4_cols_torch(w, None, n, n1)) < 2e-6
+    q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
+    g1, g2 = (_rand((batch, channels, seqlen), s, torch.bfloat16, dev) for s in (7, 8))
+    o1 = torch.empty(batch, seqlen, channels, dtype=torch.bfloat16, device=dev)
+    o2 = torch.empty(batch, channels, seqlen, dtype=torch.float32, device=dev)
+    fourstep.irfft4_cols(q, n, n1, seqlen, o1.transpose(1, 2), g1, o2, g2, 1.0 / n)
+    assert _rel(o1.transpose(1, 2), w * g1.double().cpu()) < 2**-8  # one bf16 rounding
+    assert _rel(o2, w * g2.double().cpu()) < 1e-5
+
+
+@gpu
+@pytest.mark.gpu
+def test_cuda_and_triton_columns_agree(monkeypatch):
+    # the escape hatch gives the Triton kernels, which agree within their TF32 rounding
+    dev, seqlen, n, n1 = torch.device("cuda"), 3000, 4096, 32
+    v, gate = (_rand((2, 4, seqlen), s, torch.bfloat16, dev) for s in (1, 2))
+    out = {}
+    for engine in ("cuda", "triton"):
+        monkeypatch.setenv(columns.ENV, engine)
+        cols = torch.empty(2, 4, 17, n // n1, dtype=torch.complex64, device=dev)
+        fourstep.rfft4_cols(cols, v, gate, n, n1)
+        y = torch.empty(2, 4, seqlen, dtype=torch.bfloat16, device=dev)
+        q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
+        fourstep.irfft4_cols(q, n, n1, seqlen, y, gate, scale=1.0 / n)
+        out[engine] = (cols, y)
+    assert _rel(out["triton"][0], out["cuda"][0].cpu().to(torch.complex128)) < 2e-3
+    assert _rel(out["triton"][1], out["cuda"][1].double().cpu()) < 2e-2

@@ -35,10 +35,11 @@
 __constant__ float kCos[N1_] = COLS_COS;
 __constant__ float kSin[N1_] = COLS_SIN;
 
-// I/O words: bf16 (raw 16-bit, round to nearest even) or float32, chosen per pointer at run time
-// (one uniform branch per value)
-__device__ __forceinline__ float load_io(const void* p, long long i, int bf16) {
-    if (bf16) return __uint_as_float(((unsigned int)((const unsigned short*)p)[i]) << 16);
+// I/O words: bf16 (raw 16-bit, round to nearest even) or float32, one type per call (template
+// argument: no per-value branch)
+template <bool BF16>
+__device__ __forceinline__ float load_io(const void* p, long long i) {
+    if (BF16) return __uint_as_float(((unsigned int)((const unsigned short*)p)[i]) << 16);
     return ((const float*)p)[i];
 }
 __device__ __forceinline__ unsigned short bf16_bits(float f) {
@@ -47,10 +48,20 @@ __device__ __forceinline__ unsigned short bf16_bits(float f) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return (unsigned short)(u >> 16);
 }
-__device__ __forceinline__ void store_io(void* p, long long i, float v, int bf16) {
-    if (bf16) ((unsigned short*)p)[i] = bf16_bits(v);
+template <bool BF16>
+__device__ __forceinline__ void store_io(void* p, long long i, float v) {
+    if (BF16) ((unsigned short*)p)[i] = bf16_bits(v);
     else ((float*)p)[i] = v;
 }
+
+// The grid: one thread per column, col = r * n2 + j2 for (B, C) row r = b * C + c (n2 = 2^log2_n2)
+struct Column {
+    long long r;
+    int j2, bi, ci;
+    __device__ __forceinline__ Column(long long col, int log2_n2, int channels)
+        : r(col >> log2_n2), j2((int)(col & ((1LL << log2_n2) - 1))),
+          bi((int)(r / channels)), ci((int)(r - (long long)bi * channels)) {}
+};
 
 // The twiddle w_N^(j2 k) of output row k, k = 0 .. H, comes from rotating (cos, sin)(2 pi j2 / N)
 // (sincospif of an exact argument) k times: ~1 ulp per step, 2^-19 relative at k = 16, far below
@@ -69,36 +80,31 @@ struct Rotor {
 
 // x = a * b * scale (+ bias * scale at t = 0), zero-padded to n = N1 * n2; out: the twiddled column
 // DFT, complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r, in
-// complex values). round_bf16: a * b rounded to bf16 first, as torch's bf16 product is.
-extern "C" __global__ void __launch_bounds__(THREADS)
-cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
-         const float* __restrict__ bias, int total, int channels, int length, int n2, double scale_d,
-         int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r, int so_k,
-         int a_bf16, int b_bf16, int has_b, int has_bias, int round_bf16) {
-    const long long col = (long long)blockIdx.x * THREADS + threadIdx.x;  // r * n2 + j2
-    if (col >= total) return;
-    const long long r = col / n2;
-    const int j2 = (int)(col - r * n2);
-    const int bi = (int)(r / channels), ci = (int)(r - (long long)bi * channels);
-    const float scale = (float)scale_d;
-    const long long a0 = (long long)bi * sa_b + (long long)ci * sa_c;
-    const long long b0 = (long long)bi * sb_b + (long long)ci * sb_c;
-
+// complex values). a and b share one I/O type; a bf16 product is rounded to bf16 first, as
+// torch's bf16 a * b is.
+template <bool BF16, bool HAS_B>
+__device__ __forceinline__ void fwd_body(
+        float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+        const float* __restrict__ bias, bool has_bias, const Column& col, int length, int n2,
+        float scale, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r,
+        int so_k) {
+    const long long a0 = (long long)col.bi * sa_b + (long long)col.ci * sa_c;
+    const long long b0 = (long long)col.bi * sb_b + (long long)col.ci * sb_c;
     float x[ROWS_];
 #pragma unroll
     for (int j1 = 0; j1 < ROWS_; ++j1) {
-        const long long t = (long long)j1 * n2 + j2;
+        const int t = j1 * n2 + col.j2;
         float v = 0.0f;
         if (t < length) {
-            v = load_io(a, a0 + t * sa_l, a_bf16);
-            if (has_b) {
-                v *= load_io(b, b0 + t * sb_l, b_bf16);
-                if (round_bf16) v = __uint_as_float(((unsigned int)bf16_bits(v)) << 16);
+            v = load_io<BF16>(a, a0 + (long long)t * sa_l);
+            if (HAS_B) {
+                v *= load_io<BF16>(b, b0 + (long long)t * sb_l);
+                if (BF16) v = __uint_as_float(((unsigned int)bf16_bits(v)) << 16);
             }
         }
         x[j1] = v * scale;
     }
-    if (has_bias && j2 == 0) x[0] += bias[ci] * scale;
+    if (has_bias && col.j2 == 0) x[0] += bias[col.ci] * scale;
 
     float re[H_ + 1], im[H_ + 1];
 #pragma unroll
@@ -111,33 +117,47 @@ cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __res
             im[k1] -= x[j1] * kSin[(j1 * k1) % N1_];
         }
     }
-    Rotor w(j2, N1_ * n2);
-    float2* o = out + r * so_r + j2;
+    Rotor w(col.j2, N1_ * n2);
+    float2* o = out + col.r * so_r + col.j2;
 #pragma unroll
     for (int k1 = 0; k1 <= H_; ++k1, w.step())  // times w_N^(j2 k1) = c - i s
         o[(long long)k1 * so_k] = make_float2(re[k1] * w.c + im[k1] * w.s,
                                               im[k1] * w.c - re[k1] * w.s);
 }
 
+// bias: float32 (C,), read when has_bias
+extern "C" __global__ void __launch_bounds__(THREADS)
+cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+         const float* __restrict__ bias, int total, int channels, int length, int log2_n2,
+         double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r,
+         int so_k, int bf16, int has_b, int has_bias) {
+    const long long c = (long long)blockIdx.x * THREADS + threadIdx.x;
+    if (c >= total) return;
+    const Column col(c, log2_n2, channels);
+    const int n2 = 1 << log2_n2;
+    const float scale = (float)scale_d;
+#define FWD(BF, HB) fwd_body<BF, HB>(out, a, b, bias, has_bias, col, length, n2, scale, sa_b, \
+                                     sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k)
+    if (bf16) {
+        if (has_b) FWD(true, true); else FWD(true, false);
+    } else {
+        if (has_b) FWD(false, true); else FWD(false, false);
+    }
+#undef FWD
+}
+
 // q: the unscaled inverse row FFT of a half spectrum, complex float32 rows k1 = 0 .. H (strides as
 // cols_fwd's out). y = the real signal's first `length` samples times scale;
-// out1 = y * gate1 (or y), and when has_o2, out2 = y * gate2 (or y); one rounding per output.
-extern "C" __global__ void __launch_bounds__(THREADS)
-cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
-         int total, int channels, int length, int n2, double scale_d, int sq_r, int sq_k,
-         int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
-         int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l,
-         int o1_bf16, int g1_bf16, int o2_bf16, int g2_bf16, int has_g1, int has_o2,
-         int has_g2) {
-    const long long col = (long long)blockIdx.x * THREADS + threadIdx.x;
-    if (col >= total) return;
-    const long long r = col / n2;
-    const int j2 = (int)(col - r * n2);
-    const int bi = (int)(r / channels), ci = (int)(r - (long long)bi * channels);
-    const float scale = (float)scale_d;
-
-    Rotor w(j2, N1_ * n2);
-    const float2* src = q + r * sq_r + j2;
+// out1 = y * gate1 (or y), and with O2, out2 = y * gate2 (or y); one rounding per output. All
+// four signals share one I/O type.
+template <bool BF16, bool G1, bool O2, bool G2>
+__device__ __forceinline__ void inv_body(
+        const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
+        const Column& col, int length, int n2, float scale, int sq_r, int sq_k,
+        int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
+        int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l) {
+    Rotor w(col.j2, N1_ * n2);
+    const float2* src = q + col.r * sq_r + col.j2;
     float rr[H_ + 1], ri[H_ + 1];  // c_k1 * w_N^(-j2 k1) * Q[k1] * scale, w_N^(-j2 k1) = c + i s
 #pragma unroll
     for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
@@ -146,25 +166,56 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
         rr[k1] = (v.x * w.c - v.y * w.s) * ck;
         ri[k1] = (v.x * w.s + v.y * w.c) * ck;
     }
-    const long long o1_0 = (long long)bi * so1_b + (long long)ci * so1_c;
-    const long long g1_0 = (long long)bi * sg1_b + (long long)ci * sg1_c;
-    const long long o2_0 = (long long)bi * so2_b + (long long)ci * so2_c;
-    const long long g2_0 = (long long)bi * sg2_b + (long long)ci * sg2_c;
+    const long long o1_0 = (long long)col.bi * so1_b + (long long)col.ci * so1_c;
+    const long long g1_0 = (long long)col.bi * sg1_b + (long long)col.ci * sg1_c;
+    const long long o2_0 = (long long)col.bi * so2_b + (long long)col.ci * so2_c;
+    const long long g2_0 = (long long)col.bi * sg2_b + (long long)col.ci * sg2_c;
 #pragma unroll
     for (int j1 = 0; j1 < ROWS_; ++j1) {
-        const long long t = (long long)j1 * n2 + j2;
+        const int t = j1 * n2 + col.j2;
         if (t >= length) break;  // rows run in time order: the rest are past L too
         float y = 0.0f;
 #pragma unroll
         for (int k1 = 0; k1 <= H_; ++k1)  // Re(w_N1^(-j1 k1) R) = Rr cos - Ri sin
             y += rr[k1] * kCos[(j1 * k1) % N1_] - ri[k1] * kSin[(j1 * k1) % N1_];
         float v1 = y;
-        if (has_g1) v1 *= load_io(g1, g1_0 + t * sg1_l, g1_bf16);
-        store_io(o1, o1_0 + t * so1_l, v1, o1_bf16);
-        if (has_o2) {
+        if (G1) v1 *= load_io<BF16>(g1, g1_0 + (long long)t * sg1_l);
+        store_io<BF16>(o1, o1_0 + (long long)t * so1_l, v1);
+        if (O2) {
             float v2 = y;
-            if (has_g2) v2 *= load_io(g2, g2_0 + t * sg2_l, g2_bf16);
-            store_io(o2, o2_0 + t * so2_l, v2, o2_bf16);
+            if (G2) v2 *= load_io<BF16>(g2, g2_0 + (long long)t * sg2_l);
+            store_io<BF16>(o2, o2_0 + (long long)t * so2_l, v2);
         }
     }
+}
+
+// mode: bit 0 gate1 given, bit 1 out2 given, bit 2 gate2 given (only with out2)
+extern "C" __global__ void __launch_bounds__(THREADS)
+cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
+         int total, int channels, int length, int log2_n2, double scale_d, int sq_r, int sq_k,
+         int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
+         int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l, int bf16, int mode) {
+    const long long c = (long long)blockIdx.x * THREADS + threadIdx.x;
+    if (c >= total) return;
+    const Column col(c, log2_n2, channels);
+    const int n2 = 1 << log2_n2;
+    const float scale = (float)scale_d;
+#define INV(BF, A, B, C) inv_body<BF, A, B, C>(q, o1, g1, o2, g2, col, length, n2, scale, sq_r, \
+        sq_k, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l, so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l)
+#define INV_MODES(BF)                                    \
+    switch (mode) {                                      \
+        case 0: INV(BF, false, false, false); break;     \
+        case 1: INV(BF, true, false, false); break;      \
+        case 2: INV(BF, false, true, false); break;      \
+        case 3: INV(BF, true, true, false); break;       \
+        case 6: INV(BF, false, true, true); break;       \
+        default: INV(BF, true, true, true); break;       \
+    }
+    if (bf16) {
+        INV_MODES(true)
+    } else {
+        INV_MODES(false)
+    }
+#undef INV_MODES
+#undef INV
 }

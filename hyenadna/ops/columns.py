@@ -80,11 +80,6 @@ def _module(n1: int, rows: int, device: torch.device):
     return kernels
 
 
-def _io(t: torch.Tensor) -> int:
-    """1 for bf16, 0 for float32 (the kernels' two I/O types)."""
-    return int(t.dtype == torch.bfloat16)
-
-
 def _fits_int32(*tensors: torch.Tensor) -> bool:
     return all(max((s * (d - 1) for s, d in zip(t.stride(), t.shape)), default=0) < 2**31
                for t in tensors)
@@ -92,10 +87,12 @@ def _fits_int32(*tensors: torch.Tensor) -> bool:
 
 def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> bool:
     """Whether the kernels take this call: CUDA, enabled, N1 in ``N1S``, a complex64 spectrum,
-    bf16 / float32 signals, int32-addressable operands, and the module builds."""
+    signals all bf16 or all float32, int32-addressable operands, and the module builds
+    (``rfft4_cols`` / ``irfft4_cols`` then check the build)."""
     sigs = [t for t in signals if t is not None]
     return (spec.is_cuda and spec.dtype == torch.complex64 and n1 in N1S and enabled()
-            and all(t.dtype in (torch.bfloat16, torch.float32) for t in sigs)
+            and sigs[0].dtype in (torch.bfloat16, torch.float32)
+            and all(t.dtype == sigs[0].dtype for t in sigs)
             and _fits_int32(torch.view_as_real(spec), *sigs)
             and spec.shape[0] * spec.shape[1] * spec.shape[-1] < 2**31)
 
@@ -108,7 +105,7 @@ def _launch(kernel, total: int, args: list, device: torch.device) -> None:
 
 
 def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int,
-               rows: int, scale: float, bias: torch.Tensor | None, round_bf16: bool) -> bool:
+               rows: int, scale: float, bias: torch.Tensor | None) -> bool:
     """``fourstep.rfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
     build. ``rows``: rows of the (N1, N2) tile that hold samples (a power of two <= N1)."""
     kernels = _module(n1, rows, out.device)
@@ -117,13 +114,15 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
     batch, channels, seqlen = a.shape
     n2 = n // n1
     bb = a if b is None else b
+    # a stands in for a missing bias (never read: its flag is off); every pointer argument
+    # must be a tensor (the launcher passes a Python int as a 4-byte int)
     bias32 = a if bias is None else bias.to(torch.float32).contiguous()
     total = batch * channels * n2
-    # complex strides in complex values (the (B, C) rows evenly strided: fourstep checks)
+    # spectrum strides in complex values (fourstep checks the (B, C) rows are evenly strided)
     _launch(kernels[0], total, [
-        out, a, bb, bias32, total, channels, seqlen, n2, float(scale), *a.stride(), *bb.stride(),
-        out.stride(1), out.stride(2), _io(a), _io(bb), int(b is not None), int(bias is not None),
-        int(round_bf16)], out.device)
+        out, a, bb, bias32, total, channels, seqlen, n2.bit_length() - 1, float(scale),
+        *a.stride(), *bb.stride(), out.stride(1), out.stride(2), int(a.dtype == torch.bfloat16),
+        int(b is not None), int(bias is not None)], out.device)
     return True
 
 
@@ -141,9 +140,9 @@ def irfft4_cols(q: torch.Tensor, n: int, n1: int, rows: int, seqlen: int, out1: 
     o2 = out1 if out2 is None else out2
     g2 = o2 if gate2 is None else gate2
     total = batch * channels * n2
+    mode = int(gate1 is not None) | 2 * int(out2 is not None) | 4 * int(gate2 is not None)
     _launch(kernels[1], total, [
-        q, out1, g1, o2, g2, total, channels, seqlen, n2, float(scale), q.stride(1), q.stride(2),
-        *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(), _io(out1), _io(g1), _io(o2),
-        _io(g2), int(gate1 is not None), int(out2 is not None), int(gate2 is not None)],
-        q.device)
+        q, out1, g1, o2, g2, total, channels, seqlen, n2.bit_length() - 1, float(scale),
+        q.stride(1), q.stride(2), *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(),
+        int(out1.dtype == torch.bfloat16), mode], q.device)
     return True

@@ -169,9 +169,7 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
         raise ValueError(f"signal of {a.shape[-1]} samples does not fit an FFT of {n}")
     if a.is_cuda and columns.supported(n1, out, a, b):
         _check_rows(torch.view_as_real(out))
-        round_bf16 = b is not None and torch.promote_types(a.dtype, b.dtype) == torch.bfloat16
-        if columns.rfft4_cols(out, a, b, n, n1, _rows_held(a.shape[-1], n, n1), scale, bias,
-                              round_bf16):
+        if columns.rfft4_cols(out, a, b, n, n1, _rows_held(a.shape[-1], n, n1), scale, bias):
             return
     if use_triton(a):
         rfft4_cols_triton(out, a, b, n, n1, scale, bias)

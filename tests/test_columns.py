@@ -100,6 +100,7 @@ def test_cuda_columns_match_twins_in_float32(seqlen, n):
     cols = torch.empty(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
     assert columns.supported(n1, cols, a)
     fourstep.rfft4_cols(cols, a, None, n, n1, 0.5, bias)
+    assert not columns._failed and columns._module(n1, fourstep._rows_held(seqlen, n, n1), dev)
     ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5, bias.double().cpu())
     assert _rel(cols, ref) < 2e-6
     q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")

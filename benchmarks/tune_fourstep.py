@@ -3,7 +3,7 @@
 For each L (B = 1, width 256, N1 = 32; at 1M the 32-channel chunk the conv runs per call):
 ``rfft4_cols_triton`` (bf16 value times bf16 gate, as the forward's first stage) and
 ``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), and the same
-two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time and effective
+two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time of a graph replay and effective
 bandwidth (bytes each call must move / time) against the copy bandwidth measured here. Then
 forward+backward of ``fftconv_fast`` on cuFFT and on the four-step engine with the Triton and
 with the CUDA column kernels (``HYENADNA_COLUMNS``) side by side, checked against float32
@@ -29,6 +29,17 @@ from hyenadna.ops import columns, conv_fft_size, fftconv, fftconv_fast, fourstep
 TILINGS = list(itertools.product((16, 32, 64, 128), (2, 4, 8)))  # (block_j, num_warps)
 
 
+def graphed_ms(fn) -> float:
+    """Median time of one call of fn replayed from a CUDA graph: the kernel's own time, not
+    its Python launch (the CUDA kernels' ctypes launcher takes longer to launch than they run)."""
+    fn()  # build
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return median_ms(graph.replay)
+
+
 def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
     dev = torch.device("cuda")
     n = conv_fft_size(seqlen, seqlen)
@@ -47,7 +58,7 @@ def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
                                                                       gate, **t)}
         for kernel, fn in runs.items():
             try:
-                ms = median_ms(fn)
+                ms = graphed_ms(fn)
             except Exception as err:  # a tiling Triton cannot build (registers, shared memory)
                 rows.append({"L": seqlen, "kernel": kernel, **tiling,
                              "error": str(err).splitlines()[0][:160]})
@@ -57,9 +68,9 @@ def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
     # the CUDA kernels, through the dispatch that picks them
     runs = {"rfft": lambda: fourstep.rfft4_cols(cols, v, gate, n, n1),
             "irfft": lambda: fourstep.irfft4_cols(cols, n, n1, seqlen, out, gate)}
+    os.environ[columns.ENV] = "cuda"
     for kernel, fn in runs.items():
-        os.environ[columns.ENV] = "cuda"
-        ms = median_ms(fn)
+        ms = graphed_ms(fn)
         rows.append({"L": seqlen, "kernel": kernel, "engine": "cuda", "ms": ms,
                      "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
     return rows

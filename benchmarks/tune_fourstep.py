@@ -3,8 +3,8 @@
 For each L (B = 1, width 256, N1 = 32; at 1M the 32-channel chunk the conv runs per call):
 ``rfft4_cols_triton`` (bf16 value times bf16 gate, as the forward's first stage) and
 ``irfft4_cols_triton`` (bf16 output times bf16 gate) at every (block_j, num_warps), and the same
-two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time of a graph replay and effective
-bandwidth (bytes each call must move / time) against the copy bandwidth measured here. Then
+two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time of a graph replay
+and effective bandwidth (bytes each call must move / time) against the copy bandwidth. Then
 forward+backward of ``fftconv_fast`` on cuFFT and on the four-step engine with the Triton and
 with the CUDA column kernels (``HYENADNA_COLUMNS``) side by side, checked against float32
 ``fftconv``. Writes JSON, prints tables.

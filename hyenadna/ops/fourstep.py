@@ -20,10 +20,16 @@ so the convolution never needs the other rows. The inverse folds the missing row
     n · y[j1·N2 + j2] = sum_{k1=0}^{N1/2} c_k1 · Re[ ω_N1^(−j1·k1) · ω_n^(−j2·k1) · Q[k1, j2] ],
     Q = unscaled inverse row FFT of Y,  c_0 = c_{N1/2} = 1, c_k1 = 2 otherwise.
 
-Precision: the column DFT runs in TF32 (10-bit mantissa) with float32 accumulation. Its inputs
-are bf16 signals (exact in TF32) or float32 spectra; the rounding of the DFT matrix and of the
-spectra costs ~2^-11 relative to a row's rms, below the final bf16 rounding (2^-9): the engine
-suits bf16/fp16 I/O, not float32.
+Two implementations of the column stage: on CUDA, where they build and take the call (N1 = 32,
+one I/O type per call), ``hyenadna.ops.columns``' kernels, one thread per column with a direct
+float32 DFT in registers; otherwise (and under ``HYENADNA_COLUMNS=triton``) the Triton kernels
+below, whose column DFT is a ``tl.dot`` on tensor cores. Nsight Compute found the Triton ones
+bound by L1/TEX throughput (the tile's re-layouts through shared memory around each dot).
+
+Precision: the Triton column DFT runs in TF32 (10-bit mantissa) with float32 accumulation. Its
+inputs are bf16 signals (exact in TF32) or float32 spectra; the rounding of the DFT matrix and of
+the spectra costs ~2^-11 relative to a row's rms, below the final bf16 rounding (2^-9): the
+engine suits bf16/fp16 I/O, not float32. The CUDA kernels are float32 throughout.
 
 Status (H100): with N1 = 32 the long convolution's forward+backward took 2.68 / 10.4 / 52.1 ms
 at L = 64k / 256k / 1M against cuFFT's 3.85 / 15.0 / 60.2 ms (benchmarks/results/fourstep/

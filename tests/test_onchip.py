@@ -159,6 +159,50 @@ def test_rows_disabled_by_environment(monkeypatch):
     assert not onchip.rows_supported(torch.zeros(2, 512, dtype=torch.complex64))
 
 
+def test_launcher_passes_each_argument_as_the_kernel_declares_it(monkeypatch):
+    # a C-callable stand-in for cuLaunchKernel (same signature) reads back what the launcher
+    # passes: grid, block, shared memory, stream, and the argument array (tensor → pointer,
+    # float → double, int → int)
+    import ctypes
+
+    seen = {}
+    uint = ctypes.c_uint
+    proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, uint, uint, uint, uint, uint, uint,
+                             uint, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                             ctypes.c_void_p)
+
+    def fake_launch(func, gx, gy, gz, bx, by, bz, smem, stream, args, extra):
+        seen.update(func=func, grid=(gx, gy, gz), block=(bx, by, bz), smem=smem, stream=stream,
+                    extra=extra, ptr=ctypes.c_void_p.from_address(args[0]).value,
+                    dbl=ctypes.c_double.from_address(args[1]).value,
+                    int=ctypes.c_int.from_address(args[2]).value,
+                    neg=ctypes.c_int.from_address(args[3]).value)
+        return 0
+
+    c_launch = proto(fake_launch)
+    monkeypatch.setattr(onchip, "_driver_api", [None, c_launch])
+    monkeypatch.setattr(onchip, "_ensure_context", lambda device: None)
+
+    class Stream:
+        cuda_stream = 0x1234
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+
+    class Kernel:
+        func = ctypes.c_void_p(0xBEEF)
+
+    t = torch.zeros(4)
+    onchip.launch(Kernel(), (3, 2, 1), (128, 1, 1), [t, 0.25, 7, -5], torch.device("cpu"), 512)
+    assert seen == dict(func=0xBEEF, grid=(3, 2, 1), block=(128, 1, 1), smem=512, stream=0x1234,
+                        extra=None, ptr=t.data_ptr(), dbl=0.25, int=7, neg=-5)
+    with pytest.raises(TypeError, match="str"):
+        onchip.launch(Kernel(), (1, 1, 1), (1, 1, 1), ["x"], torch.device("cpu"))
+    failing = proto(lambda *args: 700)
+    monkeypatch.setattr(onchip, "_driver_api", [None, failing])
+    with pytest.raises(RuntimeError, match="CUDA error 700"):
+        onchip.launch(Kernel(), (1, 1, 1), (1, 1, 1), [], torch.device("cpu"))
+
+
 def test_row_operands_are_checked():
     x = torch.zeros(2, 3, 512, dtype=torch.complex64)
     with pytest.raises(ValueError, match="repeat"):

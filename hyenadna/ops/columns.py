@@ -99,9 +99,8 @@ def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> boo
 
 def _launch(kernel, total: int, args: list, device: torch.device) -> None:
     if total:
-        onchip._ensure_context(device)
-        kernel(grid=((total + THREADS - 1) // THREADS, 1, 1), block=(THREADS, 1, 1), args=args,
-               stream=torch.cuda.current_stream(device))
+        onchip.launch(kernel, ((total + THREADS - 1) // THREADS, 1, 1), (THREADS, 1, 1), args,
+                      device)
 
 
 def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int,

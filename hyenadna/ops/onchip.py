@@ -277,13 +277,31 @@ def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KER
     return kernels
 
 
+_driver_api: list = []
+
+
+def _driver():
+    """(libcuda, cuLaunchKernel with its argument types), loaded once. torch's launcher for
+    compiled kernels opens libcuda and looks each function up again on every launch, which
+    costs more than a column kernel runs (benchmarks/NOTES_gpu.md, thirteenth session)."""
+    if not _driver_api:
+        from torch.cuda._utils import _get_gpu_runtime_library
+
+        lib = _get_gpu_runtime_library()
+        launch = lib.cuLaunchKernel
+        uint = ctypes.c_uint
+        launch.argtypes = [ctypes.c_void_p, uint, uint, uint, uint, uint, uint, uint,
+                           ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p]
+        launch.restype = ctypes.c_int
+        _driver_api.extend((lib, launch))
+    return _driver_api
+
+
 def _ensure_context(device: torch.device) -> None:
     """Make the device's primary CUDA context current in this thread. The kernels launch
     through the driver API, which needs one; autograd runs the backward in its own thread,
     where no runtime call may have set it yet ("invalid device context" otherwise)."""
-    from torch.cuda._utils import _get_gpu_runtime_library
-
-    lib = _get_gpu_runtime_library()
+    lib = _driver()[0]
     index = device.index if device.index is not None else torch.cuda.current_device()
     ctx, current = ctypes.c_void_p(), ctypes.c_int(-1)
     lib.cuCtxGetCurrent(ctypes.byref(ctx))
@@ -294,6 +312,30 @@ def _ensure_context(device: torch.device) -> None:
             or lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev)
             or lib.cuCtxSetCurrent(ctx)):
         raise RuntimeError(f"could not make cuda:{index}'s primary context current")
+
+
+def _kernel_arg(value):
+    """A kernel argument as the C value the kernel's parameter holds: a tensor's data pointer,
+    a Python float as double, a Python int as int (every parameter in these .cu files)."""
+    if isinstance(value, torch.Tensor):
+        return ctypes.c_void_p(value.data_ptr())
+    if isinstance(value, float):
+        return ctypes.c_double(value)
+    if isinstance(value, int):
+        return ctypes.c_int(value)
+    raise TypeError(f"kernel argument of type {type(value).__name__}")
+
+
+def launch(kernel, grid: tuple[int, int, int], block: tuple[int, int, int], args: list,
+           device: torch.device, shared_mem: int = 0) -> None:
+    """Launch a kernel built by ``torch.cuda._compile_kernel`` on the device's current stream."""
+    _ensure_context(device)
+    values = [_kernel_arg(a) for a in args]
+    pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
+    stream = ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream)
+    err = _driver()[1](kernel.func, *grid, *block, shared_mem, stream, pointers, None)
+    if err:
+        raise RuntimeError(f"cuLaunchKernel failed with CUDA error {err}")
 
 
 def _row_bytes(m: int) -> int:
@@ -352,9 +394,8 @@ def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(post, v)[1:], *_rows(z_out, v)[1:],
             *_rows(y_out, v, True)[1:], y_st, flags]
     if batch * channels:
-        _ensure_context(v.device)
-        fwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
-            shared_mem=_row_bytes(m), stream=torch.cuda.current_stream(v.device))
+        launch(fwd, (batch * channels, 1, 1), (m // radix, 1, 1), args, v.device,
+               _row_bytes(m))
 
 
 def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
@@ -388,10 +429,8 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
             *_rows(v, v)[1:], *_rows(pre, v)[1:], *_rows(dv, v)[1:], *_rows(dpre, v)[1:],
             *_rows(dpost, v)[1:], flags]
     if batch * channels:
-        _ensure_context(v.device)
-        bwd(grid=(batch * channels, 1, 1), block=(m // radix, 1, 1), args=args,
-            shared_mem=(2 if dk_rows is not None else 1) * _row_bytes(m),
-            stream=torch.cuda.current_stream(v.device))
+        launch(bwd, (batch * channels, 1, 1), (m // radix, 1, 1), args, v.device,
+               (2 if dk_rows is not None else 1) * _row_bytes(m))
 
 
 def _row_counts(x: torch.Tensor, k_spec: torch.Tensor, *others: torch.Tensor | None
@@ -417,10 +456,9 @@ def rows_forward(x: torch.Tensor, k_spec: torch.Tensor) -> None:
     rows, k_rows = _row_counts(x, k_spec)
     m = x.shape[-1]
     if rows:
-        _ensure_context(x.device)
         fwd = _module(m, False, ROW_RADIX, x.device, ROW_KERNELS)[0]
-        fwd(grid=(rows, 1, 1), block=(m // ROW_RADIX, 1, 1), args=[x, k_spec, k_rows],
-            shared_mem=_row_bytes(m), stream=torch.cuda.current_stream(x.device))
+        launch(fwd, (rows, 1, 1), (m // ROW_RADIX, 1, 1), [x, k_spec, k_rows], x.device,
+               _row_bytes(m))
 
 
 def rows_backward(g: torch.Tensor, w: torch.Tensor | None, k_spec: torch.Tensor) -> None:
@@ -429,9 +467,7 @@ def rows_backward(g: torch.Tensor, w: torch.Tensor | None, k_spec: torch.Tensor)
     rows, k_rows = _row_counts(g, k_spec, w)
     m = g.shape[-1]
     if rows:
-        _ensure_context(g.device)
         bwd = _module(m, False, ROW_RADIX, g.device, ROW_KERNELS)[1]
-        bwd(grid=(rows, 1, 1), block=(m // ROW_RADIX, 1, 1),
-            args=[g, g if w is None else w, k_spec, k_rows, int(w is not None)],
-            shared_mem=(1 if w is None else 2) * _row_bytes(m),
-            stream=torch.cuda.current_stream(g.device))
+        launch(bwd, (rows, 1, 1), (m // ROW_RADIX, 1, 1),
+               [g, g if w is None else w, k_spec, k_rows, int(w is not None)], g.device,
+               (1 if w is None else 2) * _row_bytes(m))

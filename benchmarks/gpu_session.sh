@@ -836,9 +836,13 @@ fi
 if [ "$phase" = s13d ]; then  # issue 6: the driver-API launcher that resolves cuLaunchKernel
     # once (torch's reopens libcuda per launch): GPU tests of every NVRTC kernel, the eager conv
     # A/B at 64k, the operator step-graphed and eager
+    # (HYENADNA_LAUNCHER=driver for all of it; make it the default if the tests pass and it pays)
     rm -f "$R/gpus.csv" "$R/versions.txt"
+    export HYENADNA_LAUNCHER=driver
     on 0 pytest_gpu 100 python3 -m pytest -q -x -m gpu -p no:cacheprovider tests/test_columns.py \
         tests/test_onchip.py tests/test_fourstep.py
+    HYENADNA_LAUNCHER=torch on 0 tune_torch_launcher 60 python3 benchmarks/tune_fourstep.py \
+        --lengths 65536 --out "$R/tune_torch_launcher.json"
     on 0 tune 60 python3 benchmarks/tune_fourstep.py --lengths 65536 --out "$R/tune.json"
     stepgraph_b1 op_cuda 45 35 op_fast_stepgraph 8192 65536 1048576
     on 0 op_eager 45 python3 benchmarks/bench_operator.py --batches 1 --reps 20 \

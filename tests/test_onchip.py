@@ -179,6 +179,7 @@ def test_launcher_passes_each_argument_as_the_kernel_declares_it(monkeypatch):
                     neg=ctypes.c_int.from_address(args[3]).value)
         return 0
 
+    monkeypatch.setenv(onchip.LAUNCHER_ENV, "driver")
     c_launch = proto(fake_launch)
     monkeypatch.setattr(onchip, "_driver_api", [None, c_launch])
     monkeypatch.setattr(onchip, "_ensure_context", lambda device: None)
@@ -201,6 +202,25 @@ def test_launcher_passes_each_argument_as_the_kernel_declares_it(monkeypatch):
     monkeypatch.setattr(onchip, "_driver_api", [None, failing])
     with pytest.raises(RuntimeError, match="CUDA error 700"):
         onchip.launch(Kernel(), (1, 1, 1), (1, 1, 1), [], torch.device("cpu"))
+    monkeypatch.setenv(onchip.LAUNCHER_ENV, "ctypes")
+    with pytest.raises(ValueError, match="HYENADNA_LAUNCHER"):
+        onchip.launch(Kernel(), (1, 1, 1), (1, 1, 1), [], torch.device("cpu"))
+
+
+def test_default_launcher_is_torchs(monkeypatch):
+    # until the driver launcher has run on a GPU, the kernels go through torch's launcher
+    calls = []
+
+    class Kernel:
+        def __call__(self, **kw):
+            calls.append(kw)
+
+    monkeypatch.delenv(onchip.LAUNCHER_ENV, raising=False)
+    monkeypatch.setattr(onchip, "_ensure_context", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: "stream")
+    onchip.launch(Kernel(), (2, 1, 1), (64, 1, 1), [1, 2.0], torch.device("cpu"), 256)
+    assert calls == [dict(grid=(2, 1, 1), block=(64, 1, 1), args=[1, 2.0], shared_mem=256,
+                          stream="stream")]
 
 
 def test_row_operands_are_checked():

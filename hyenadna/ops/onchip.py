@@ -326,10 +326,24 @@ def _kernel_arg(value):
     raise TypeError(f"kernel argument of type {type(value).__name__}")
 
 
+LAUNCHER_ENV = "HYENADNA_LAUNCHER"
+"""``torch`` (default): torch's launcher for compiled kernels; ``driver``: ``launch``'s own call
+of cuLaunchKernel, resolved once. The second is tested on a CPU against a C stand-in of
+cuLaunchKernel but has not run on a GPU yet (benchmarks/gpu_session.sh s13d runs it), so it is
+not the default."""
+
+
 def launch(kernel, grid: tuple[int, int, int], block: tuple[int, int, int], args: list,
            device: torch.device, shared_mem: int = 0) -> None:
     """Launch a kernel built by ``torch.cuda._compile_kernel`` on the device's current stream."""
     _ensure_context(device)
+    mode = os.environ.get(LAUNCHER_ENV, "torch").strip().lower()
+    if mode == "torch":
+        kernel(grid=grid, block=block, args=args, shared_mem=shared_mem,
+               stream=torch.cuda.current_stream(device))
+        return
+    if mode != "driver":
+        raise ValueError(f"{LAUNCHER_ENV} must be torch or driver, got {mode!r}")
     values = [_kernel_arg(a) for a in args]
     pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
     stream = ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream)

@@ -207,6 +207,27 @@ def test_launcher_passes_each_argument_as_the_kernel_declares_it(monkeypatch):
         onchip.launch(Kernel(), (1, 1, 1), (1, 1, 1), [], torch.device("cpu"))
 
 
+def test_cached_build_warns_once_and_remembers_failures():
+    cache, failed, calls = {}, [], []
+
+    def broken():
+        calls.append(1)
+        raise RuntimeError("nvrtc: no such header")
+
+    with pytest.warns(UserWarning, match="the kernels did not build .*no such header.*using cuFFT"):
+        assert onchip.cached_build(cache, "a", broken, failed, "the kernels", "cuFFT") is None
+    assert onchip.cached_build(cache, "a", broken, failed, "the kernels", "cuFFT") is None
+    assert len(calls) == 1 and failed == ["nvrtc: no such header"]  # built once per key
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second failing key adds no second warning
+        assert onchip.cached_build(cache, "b", broken, failed, "the kernels", "cuFFT") is None
+        assert onchip.cached_build(cache, "c", lambda: ("fwd", "bwd"), failed, "x", "y") == (
+            "fwd", "bwd")
+    assert cache["c"] == ("fwd", "bwd") and len(failed) == 2
+
+
 def test_default_launcher_is_torchs(monkeypatch):
     # until the driver launcher has run on a GPU, the kernels go through torch's launcher
     calls = []

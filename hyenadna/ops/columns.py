@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -63,26 +62,15 @@ def source(n1: int, rows: int) -> str:
 def _module(n1: int, rows: int, device: torch.device):
     """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or None where they do not build."""
     key = (n1, rows, device.index if device.index is not None else torch.cuda.current_device())
-    if key in _modules:
-        return _modules[key]
-    kernels = None
-    try:
+
+    def build():
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
             src = source(n1, rows)
-            kernels = (compile_kernel(src, "cols_fwd"), compile_kernel(src, "cols_inv"))
-    except Exception as exc:  # noqa: BLE001 - any failure means: use the Triton kernels
-        if not _failed:
-            warnings.warn(f"hyenadna: the CUDA column kernels did not build ({exc}); "
-                          "using Triton's", stacklevel=3)
-        _failed.append(str(exc))
-    _modules[key] = kernels
-    return kernels
+            return compile_kernel(src, "cols_fwd"), compile_kernel(src, "cols_inv")
 
-
-def _fits_int32(*tensors: torch.Tensor) -> bool:
-    return all(max((s * (d - 1) for s, d in zip(t.stride(), t.shape)), default=0) < 2**31
-               for t in tensors)
+    return onchip.cached_build(_modules, key, build, _failed, "the CUDA column kernels",
+                               "Triton's")
 
 
 def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> bool:
@@ -93,7 +81,7 @@ def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> boo
     return (spec.is_cuda and spec.dtype == torch.complex64 and n1 in N1S and enabled()
             and sigs[0].dtype in (torch.bfloat16, torch.float32)
             and all(t.dtype == sigs[0].dtype for t in sigs)
-            and _fits_int32(torch.view_as_real(spec), *sigs)
+            and onchip.int32_addressable(torch.view_as_real(spec), *sigs)
             and spec.shape[0] * spec.shape[1] * spec.shape[-1] < 2**31)
 
 

@@ -249,15 +249,30 @@ CONV_KERNELS = ("onchip_fwd", "onchip_bwd")
 ROW_KERNELS = ("rows_fwd", "rows_bwd")
 
 
+def cached_build(cache: dict, key, build, failed: list[str], what: str, fallback: str):
+    """``build()``'s kernels, built once per key and kept in ``cache``; None (and one warning
+    per ``failed`` list) where building raises: the caller then runs ``fallback``."""
+    if key in cache:
+        return cache[key]
+    kernels = None
+    try:
+        kernels = build()
+    except Exception as exc:  # noqa: BLE001 - any failure means: use the fallback
+        if not failed:
+            warnings.warn(f"hyenadna: {what} did not build ({exc}); using {fallback}",
+                          stacklevel=4)
+        failed.append(str(exc))
+    cache[key] = kernels
+    return kernels
+
+
 def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KERNELS):
     """The compiled (forward, backward) kernels ``names`` for (M, dtype, radix) on this
     device, or None. The backward of either pair keeps two rows in shared memory."""
     key = (m, bf16, radix, names, ROW_SM_THREADS,
            device.index if device.index is not None else torch.cuda.current_device())
-    if key in _modules:
-        return _modules[key]
-    kernels = None
-    try:
+
+    def build():
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
             src = (f"#define ONCHIP_M {m}\n#define ONCHIP_R {radix}\n"
@@ -267,14 +282,9 @@ def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KER
             bwd = compile_kernel(src, names[1])
             for kernel, rows in ((fwd, 1), (bwd, 2)):
                 _allow_smem(kernel, rows * _row_bytes(m))
-        kernels = (fwd, bwd)
-    except Exception as exc:  # noqa: BLE001 - any failure means: use the cuFFT engine
-        if not _failed:
-            warnings.warn(f"hyenadna: the on-chip FFT kernels did not build ({exc}); "
-                          "using cuFFT", stacklevel=3)
-        _failed.append(str(exc))
-    _modules[key] = kernels
-    return kernels
+        return fwd, bwd
+
+    return cached_build(_modules, key, build, _failed, "the on-chip FFT kernels", "cuFFT")
 
 
 _driver_api: list = []
@@ -379,11 +389,15 @@ def _rows(t: torch.Tensor | None, like: torch.Tensor, any_time_stride: bool = Fa
     return t, t.stride(0), t.stride(1)
 
 
+def int32_addressable(*tensors: torch.Tensor | None) -> bool:
+    """Whether every element offset of the given tensors fits an int32 (kernel strides)."""
+    return all(t is None or max((s * (d - 1) for s, d in zip(t.stride(), t.shape)),
+                                default=0) < 2**31 for t in tensors)
+
+
 def _check_int32(*tensors: torch.Tensor | None) -> None:
-    for t in tensors:
-        if t is not None and max((s * (d - 1) for s, d in zip(t.stride(), t.shape)),
-                                 default=0) >= 2**31:
-            raise ValueError("the on-chip kernels index rows with int32 strides")
+    if not int32_addressable(*tensors):
+        raise ValueError("the on-chip kernels index rows with int32 strides")
 
 
 def forward(v: torch.Tensor, pre: torch.Tensor | None, post: torch.Tensor | None,

@@ -24,8 +24,9 @@ from hyenadna.ops import onchip
 
 ENV = "HYENADNA_COLUMNS"
 N1S = (32,)
-"""Column lengths the kernels take: a direct DFT of N1 points per thread builds to 56 / 72
-registers (forward / inverse, sm_90a) at N1 = 32 but 157 / 168 at 64, where Triton's run."""
+"""Column lengths the kernels take: a direct DFT of N1 points per thread builds to 72 / 126
+registers (forward / inverse, sm_90a, nvcc 13) at N1 = 32; the first version built to 157 / 168
+at N1 = 64, where Triton's kernels run instead."""
 THREADS = 128  # columns.cu's THREADS
 _SOURCE = Path(__file__).with_name("columns.cu")
 _modules: dict = {}

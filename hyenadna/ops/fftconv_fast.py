@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import torch
 
-from hyenadna.ops import fourstep, onchip
+from hyenadna.ops import fourstep, onchip, rowsplit
 from hyenadna.ops.fftconv import fft_size, fftconv_ref
 from hyenadna.ops.layout import padded_mul, strided_mul, use_triton
 from hyenadna.ops.spectral import (
@@ -268,11 +268,14 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     cdt = _complex(_compute_dtype(v))
     chunks = _chunks(channels, batch, n, chunk_elems)
     k_spec = _spectrum_buffer(for_backward, chunks, (channels, half, n2), cdt, v.device)
+    # the filter's spectrum in the order the row stage reads it (rowsplit: rows past 8192)
+    split = rowsplit.used(torch.empty(0, n2, dtype=cdt, device=v.device))
     for sl in chunks:
         # K'/n: D on tap 0, the inverse transform's 1/n on the filter (see _filter_spectrum)
         k_f = fourstep.rfft4(k[sl].unsqueeze(0), None, n, n1, 1.0 / n,
                              None if D is None else D[sl],
-                             None if k_spec is None else k_spec[sl].unsqueeze(0))[0]
+                             None if k_spec is None else k_spec[sl].unsqueeze(0),
+                             split_rows=split)[0]
         if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
             k_spec = k_f
         cols = torch.empty(batch, sl.stop - sl.start, half, n2, dtype=cdt, device=v.device)

@@ -55,7 +55,7 @@ import math
 
 import torch
 
-from hyenadna.ops import columns, onchip
+from hyenadna.ops import columns, onchip, rowsplit
 from hyenadna.ops.layout import triton, use_triton
 from hyenadna.ops.spectral import backward_products, mul_spectra
 
@@ -184,15 +184,25 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
 
 
 def rfft4(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float = 1.0,
-          bias: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+          bias: torch.Tensor | None = None, out: torch.Tensor | None = None,
+          split_rows: bool = False) -> torch.Tensor:
     """Half spectrum (B, C, N1/2 + 1, N2) of x = a · b · scale (+ bias · scale on tap 0)
     zero-padded to n (see ``rfft4_cols``); complex64 (complex128 for float64 a); into ``out``
-    when given."""
+    (contiguous) when given. split_rows: each row in ``rowsplit``'s split order, as
+    ``row_conv_forward`` reads a filter's spectrum where ``rowsplit.used``."""
     n1, n2 = split_size(n, n1)
     cdt = torch.complex128 if a.dtype == torch.float64 else torch.complex64
     cols = torch.empty(*a.shape[:2], n1 // 2 + 1, n2, dtype=cdt, device=a.device)
     rfft4_cols(cols, a, b, n, n1, scale, bias)
-    return torch.fft.fft(cols, dim=-1, out=out)
+    if not split_rows:
+        return torch.fft.fft(cols, dim=-1, out=out)
+    if cols.is_cuda and cols.dtype == torch.complex64:
+        rowsplit.split_rows(cols)
+    else:
+        cols = rowsplit.split_rows_torch(cols)
+    parts = (*cols.shape[:-1], rowsplit.PARTS, n2 // rowsplit.PARTS)
+    spec = torch.fft.fft(cols.view(parts), dim=-1, out=None if out is None else out.view(parts))
+    return spec.view(cols.shape)
 
 
 def irfft4_cols(q: torch.Tensor, n: int, n1: int, seqlen: int, out1: torch.Tensor,
@@ -230,6 +240,11 @@ def irfft4(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------
 
 
+def _parts(rows: torch.Tensor) -> torch.Tensor:
+    """(..., N2) rows as (..., P, M): the split rows the on-chip row kernels take."""
+    return rows.view(*rows.shape[:-1], rowsplit.PARTS, rows.shape[-1] // rowsplit.PARTS)
+
+
 def row_conv_forward(cols: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
     """The forward's row stage: the unscaled inverse row FFT of (row FFT of cols) · k_spec.
 
@@ -238,6 +253,11 @@ def row_conv_forward(cols: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
     transformed, multiplied and transformed back in one kernel, in place (cols returned);
     otherwise cuFFT's transform, the product and cuFFT's inverse, three passes over the rows.
     """
+    if rowsplit.used(cols):  # N2 = P · M past the row kernels: split, rows of M on chip, merge
+        rowsplit.split_rows(cols)
+        onchip.rows_forward(_parts(cols), _parts(k_spec))
+        rowsplit.merge_rows(cols)
+        return cols
     if onchip.rows_supported(cols):
         onchip.rows_forward(cols, k_spec)
         return cols
@@ -256,6 +276,14 @@ def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
     (the inverse is linear); on cuFFT the batch is summed before the one inverse.
     """
     batch = cols.shape[1]
+    if rowsplit.used(cols):  # as in row_conv_forward; k_spec is in split order
+        rowsplit.split_rows(cols)
+        onchip.rows_backward(_parts(cols[0]), _parts(cols[1]) if need_cross else None,
+                             _parts(k_spec))
+        rowsplit.merge_rows(cols)
+        if not need_cross:
+            return cols[0], None
+        return cols[0], cols[1][0] if batch == 1 else cols[1].sum(0)
     if onchip.rows_supported(cols):
         onchip.rows_backward(cols[0], cols[1] if need_cross else None, k_spec)
         if not need_cross:

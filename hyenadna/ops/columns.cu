@@ -63,20 +63,7 @@ struct Column {
           bi((int)(r / channels)), ci((int)(r - (long long)bi * channels)) {}
 };
 
-// The twiddle w_N^(j2 k) of output row k, k = 0 .. H, comes from rotating (cos, sin)(2 pi j2 / N)
-// (sincospif of an exact argument) k times: ~1 ulp per step, 2^-19 relative at k = 16, far below
-// the bf16 I/O's 2^-9; one rotation per row keeps just two twiddle values live.
-struct Rotor {
-    float c1, s1, c, s;
-    __device__ __forceinline__ Rotor(int j2, int n) : c(1.0f), s(0.0f) {
-        sincospif(2.0f * (float)j2 / (float)n, &s1, &c1);
-    }
-    __device__ __forceinline__ void step() {
-        const float c_next = c * c1 - s * s1;
-        s = s * c1 + c * s1;
-        c = c_next;
-    }
-};
+// The twiddle w_N^(j2 k) of output row k, k = 0 .. H: Rotor (rotor.cuh), one step per row.
 
 // x = a * b * scale (+ bias * scale at t = 0), zero-padded to n = N1 * n2; out: the twiddled column
 // DFT, complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r, in

@@ -29,6 +29,7 @@ registers (forward / inverse, sm_90a, nvcc 13) at N1 = 32; the first version bui
 at N1 = 64, where Triton's kernels run instead."""
 THREADS = 128  # columns.cu's THREADS
 _SOURCE = Path(__file__).with_name("columns.cu")
+_ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
 _modules: dict = {}
 _failed: list[str] = []
 
@@ -57,7 +58,7 @@ def source(n1: int, rows: int) -> str:
     """columns.cu with its macros defined for (N1, ROWS)."""
     cos, sin = _table(n1)
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
-            f"#define COLS_SIN {sin}\n" + _SOURCE.read_text())
+            f"#define COLS_SIN {sin}\n" + _ROTOR.read_text() + _SOURCE.read_text())
 
 
 def _module(n1: int, rows: int, device: torch.device):

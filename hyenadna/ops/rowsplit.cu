@@ -24,18 +24,7 @@
 __constant__ float kCos[P_] = SPLIT_COS;
 __constant__ float kSin[P_] = SPLIT_SIN;
 
-// (cos, sin)(2 pi j2 k / n) for k = 0, 1, ... by rotation from sincospif of an exact argument
-struct Rotor {
-    float c1, s1, c, s;
-    __device__ __forceinline__ Rotor(int j2, int n) : c(1.0f), s(0.0f) {
-        sincospif(2.0f * (float)j2 / (float)n, &s1, &c1);
-    }
-    __device__ __forceinline__ void step() {
-        const float c_next = c * c1 - s * s1;
-        s = s * c1 + c * s1;
-        c = c_next;
-    }
-};
+// the twiddles w_N2^(j2 k1): Rotor (rotor.cuh), one step per k1
 
 // x: (rows, N2) complex float32, contiguous, N2 = P * 2^log2_m; total = rows * M
 extern "C" __global__ void __launch_bounds__(THREADS)

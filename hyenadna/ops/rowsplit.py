@@ -29,6 +29,7 @@ ENV = "HYENADNA_SPLIT_ROWS"
 PARTS = 8
 THREADS = 128  # rowsplit.cu's THREADS
 _SOURCE = Path(__file__).with_name("rowsplit.cu")
+_ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
 _modules: dict = {}
 _failed: list[str] = []
 
@@ -105,7 +106,7 @@ def source() -> str:
     cos = ", ".join(f"{math.cos(2 * math.pi * i / PARTS):.9e}f" for i in range(PARTS))
     sin = ", ".join(f"{math.sin(2 * math.pi * i / PARTS):.9e}f" for i in range(PARTS))
     return (f"#define SPLIT_P {PARTS}\n#define SPLIT_COS {{{cos}}}\n#define SPLIT_SIN {{{sin}}}\n"
-            + _SOURCE.read_text())
+            + _ROTOR.read_text() + _SOURCE.read_text())
 
 
 def _module(device: torch.device):

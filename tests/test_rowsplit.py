@@ -61,6 +61,9 @@ def test_row_conv_through_the_split_equals_the_rows_conv():
     k_nat = fourstep.rfft4(k, None, n, n1, 1.0 / n)[0]
     k_split = fourstep.rfft4(k, None, n, n1, 1.0 / n, split_rows=True)[0]
     assert _rel(k_split, rowsplit.to_split_order(k_nat)) < 1e-13
+    into = torch.zeros(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex128)  # a chunk's buffer
+    spec = fourstep.rfft4(k, None, n, n1, 1.0 / n, out=into[1:], split_rows=True)
+    assert spec.data_ptr() == into[1].data_ptr() and torch.equal(into[1], k_split)
     cols = torch.empty(2, 3, n1 // 2 + 1, n2, dtype=torch.complex128)
     fourstep.rfft4_cols(cols, a, None, n, n1)
     expect = torch.fft.ifft(torch.fft.fft(cols, dim=-1) * k_nat, dim=-1, norm="forward")

@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -866,6 +866,23 @@ if [ "$phase" = s14a ]; then  # issue 6, next GPU session: s13d's launcher check
             1048576
     done
     stepgraph_b1 attn 40 30 attn_flash_stepgraph 8192 65536 262144
+    pack_logs
+fi
+
+if [ "$phase" = s14b ]; then  # issue 6: s14a's GPU tests again (its first stopped at a test's
+    # own slip), where the 1M step goes with the row split on, and the launchers' eager A/B
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    HYENADNA_LAUNCHER=driver on 0 pytest_gpu 180 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_rowsplit.py tests/test_columns.py tests/test_onchip.py tests/test_fourstep.py
+    HYENADNA_SPLIT_ROWS=1 on 0 profile 90 python3 benchmarks/profile_operator.py \
+        --lengths 65536 1048576 --top 30 --out "$R/profile_split1.json"
+    for l in torch driver; do
+        HYENADNA_LAUNCHER=$l on 0 eager_$l 90 python3 benchmarks/bench_operator.py --batches 1 \
+            --reps 20 --lengths 8192 65536 --variants conv_fast op_fast --out "$R/eager_$l" \
+            --budget-s 70
+        mv "$R/eager_$l/results.json" "$R/eager_$l.json"
+        rm -rf "$R/eager_$l"
+    done
     pack_logs
 fi
 

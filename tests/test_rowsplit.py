@@ -15,7 +15,8 @@ import subprocess
 import pytest
 import torch
 
-from hyenadna.ops import fftconv, fftconv_fast, fourstep, onchip, rowsplit
+from hyenadna.ops import fftconv, fourstep, onchip, rowsplit
+from hyenadna.ops.fftconv_fast import conv_fft_size, gated_fftconv
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 P = rowsplit.PARTS
@@ -125,14 +126,14 @@ def test_long_conv_with_split_rows_matches_reference(seqlen, monkeypatch):
                     .requires_grad_() for _ in range(3))
     k = (torch.randn(4, seqlen, generator=g) / seqlen ** 0.5).to(dev).requires_grad_()
     D = torch.randn(4, generator=g).to(dev).requires_grad_()
-    n2 = fftconv_fast.conv_fft_size(seqlen, seqlen) // 32
+    n2 = conv_fft_size(seqlen, seqlen) // 32
     assert rowsplit.used(torch.empty(0, n2, dtype=torch.complex64, device=dev))
     dy = torch.randn(1, 4, seqlen, generator=g).to(dev, torch.bfloat16)
     leaves = (v, pre, post, k, D)
     results = {}
     for mode in ("1", "0"):
         monkeypatch.setenv(rowsplit.ENV, mode)
-        y = fftconv_fast.gated_fftconv(*leaves, fft_engine="fourstep")
+        y = gated_fftconv(*leaves, fft_engine="fourstep")
         results[mode] = [y.detach(), *torch.autograd.grad(y, leaves, dy)]
     # float32 reference on torch.fft (the direct convolution is too slow at this length)
     ref_leaves = [t.detach().float().requires_grad_() for t in leaves]

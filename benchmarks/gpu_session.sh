@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -884,6 +884,20 @@ if [ "$phase" = s14b ]; then  # issue 6: s14a's GPU tests again (its first stopp
         rm -rf "$R/eager_$l"
     done
     pack_logs
+fi
+
+if [ "$phase" = s14c ]; then  # s14b, then the operator (row split on) and flash attention at
+    # 8k-1M in one bench_operator run: every batch-1 ratio from one call, 1M included
+    bash "$0" s14b
+    HYENADNA_SPLIT_ROWS=1 on 0 table 240 python3 benchmarks/bench_operator.py --batches 1 \
+        --reps 10 --warmup 1 --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 \
+        --attn-max-len 1048576 --cell-limit-s 200 --variants op_fast_stepgraph \
+        attn_flash_stepgraph --out "$R/table" --budget-s 220
+    mv "$R/table/results.json" "$R/table.json"
+    mv "$R/table/results.md" "$R/table.md"
+    rm -rf "$R/table"
+    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >>"$R/logs.txt"
+    rm -f "$R"/*.log
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

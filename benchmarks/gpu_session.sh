@@ -886,18 +886,29 @@ if [ "$phase" = s14b ]; then  # issue 6: s14a's GPU tests again (its first stopp
     pack_logs
 fi
 
-if [ "$phase" = s14c ]; then  # s14b, then the operator (row split on) and flash attention at
-    # 8k-1M in one bench_operator run: every batch-1 ratio from one call, 1M included
-    bash "$0" s14b
-    HYENADNA_SPLIT_ROWS=1 on 0 table 240 python3 benchmarks/bench_operator.py --batches 1 \
+if [ "$phase" = s14c ]; then  # s14b's parts in the order they matter (GPU tests; every
+    # batch-1 ratio to 1M from one bench_operator run, row split on; where the time goes; the
+    # launchers' eager A/B), sized for one call
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    HYENADNA_LAUNCHER=driver on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_rowsplit.py tests/test_columns.py tests/test_onchip.py tests/test_fourstep.py
+    HYENADNA_SPLIT_ROWS=1 on 0 table 230 python3 benchmarks/bench_operator.py --batches 1 \
         --reps 10 --warmup 1 --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 \
         --attn-max-len 1048576 --cell-limit-s 200 --variants op_fast_stepgraph \
-        attn_flash_stepgraph --out "$R/table" --budget-s 220
+        attn_flash_stepgraph --out "$R/table" --budget-s 210
     mv "$R/table/results.json" "$R/table.json"
     mv "$R/table/results.md" "$R/table.md"
     rm -rf "$R/table"
-    for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >>"$R/logs.txt"
-    rm -f "$R"/*.log
+    HYENADNA_SPLIT_ROWS=1 on 0 profile 80 python3 benchmarks/profile_operator.py \
+        --lengths 65536 1048576 --top 30 --out "$R/profile_split1.json"
+    for l in torch driver; do
+        HYENADNA_LAUNCHER=$l on 0 eager_$l 60 python3 benchmarks/bench_operator.py --batches 1 \
+            --reps 20 --lengths 8192 65536 --variants conv_fast op_fast --out "$R/eager_$l" \
+            --budget-s 45
+        mv "$R/eager_$l/results.json" "$R/eager_$l.json"
+        rm -rf "$R/eager_$l"
+    done
+    pack_logs
 fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly

@@ -664,7 +664,7 @@ if [ "$phase" = s9a ]; then  # issue 6, next session with a GPU: check what the 
         tests/test_layout.py tests/test_fftconv_fast.py tests/test_reduce.py \
         tests/test_onchip.py -k "not twin and not stockham"
     ab_rounds 2 8192
-    on 0 profile 80 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
+    on 0 profile 70 python3 benchmarks/profile_operator.py --lengths 8192 --batch 1 --top 60 \
         --out "$R/profile_8k_b1.json"
 fi
 
@@ -886,25 +886,17 @@ if [ "$phase" = s14b ]; then  # issue 6: s14a's GPU tests again (its first stopp
     pack_logs
 fi
 
-if [ "$phase" = s14c ]; then  # s14b's parts in the order they matter (GPU tests; every
-    # batch-1 ratio to 1M from one bench_operator run, row split on; where the time goes; the
-    # launchers' eager A/B), sized for one call
+if [ "$phase" = s14c ]; then  # s14b's parts in the order they matter (GPU tests, where the
+    # time goes with the row split on, the launchers' eager A/B), sized for a short call
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    HYENADNA_LAUNCHER=driver on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider \
+    HYENADNA_LAUNCHER=driver on 0 pytest_gpu 110 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_rowsplit.py tests/test_columns.py tests/test_onchip.py tests/test_fourstep.py
-    HYENADNA_SPLIT_ROWS=1 on 0 table 230 python3 benchmarks/bench_operator.py --batches 1 \
-        --reps 10 --warmup 1 --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 \
-        --attn-max-len 1048576 --cell-limit-s 200 --variants op_fast_stepgraph \
-        attn_flash_stepgraph --out "$R/table" --budget-s 210
-    mv "$R/table/results.json" "$R/table.json"
-    mv "$R/table/results.md" "$R/table.md"
-    rm -rf "$R/table"
-    HYENADNA_SPLIT_ROWS=1 on 0 profile 80 python3 benchmarks/profile_operator.py \
+    HYENADNA_SPLIT_ROWS=1 on 0 profile 70 python3 benchmarks/profile_operator.py \
         --lengths 65536 1048576 --top 30 --out "$R/profile_split1.json"
     for l in torch driver; do
-        HYENADNA_LAUNCHER=$l on 0 eager_$l 60 python3 benchmarks/bench_operator.py --batches 1 \
+        HYENADNA_LAUNCHER=$l on 0 eager_$l 45 python3 benchmarks/bench_operator.py --batches 1 \
             --reps 20 --lengths 8192 65536 --variants conv_fast op_fast --out "$R/eager_$l" \
-            --budget-s 45
+            --budget-s 30
         mv "$R/eager_$l/results.json" "$R/eager_$l.json"
         rm -rf "$R/eager_$l"
     done

@@ -228,20 +228,41 @@ def test_cached_build_warns_once_and_remembers_failures():
     assert cache["c"] == ("fwd", "bwd") and len(failed) == 2
 
 
-def test_default_launcher_is_torchs(monkeypatch):
-    # until the driver launcher has run on a GPU, the kernels go through torch's launcher
+def test_torch_launcher_on_request(monkeypatch):
+    # HYENADNA_LAUNCHER=torch: the kernels go through torch's launcher (the driver one is the
+    # default: test_launcher_passes_each_argument_as_the_kernel_declares_it checks it)
     calls = []
 
     class Kernel:
         def __call__(self, **kw):
             calls.append(kw)
 
-    monkeypatch.delenv(onchip.LAUNCHER_ENV, raising=False)
+    monkeypatch.setenv(onchip.LAUNCHER_ENV, "torch")
     monkeypatch.setattr(onchip, "_ensure_context", lambda device: None)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: "stream")
     onchip.launch(Kernel(), (2, 1, 1), (64, 1, 1), [1, 2.0], torch.device("cpu"), 256)
     assert calls == [dict(grid=(2, 1, 1), block=(64, 1, 1), args=[1, 2.0], shared_mem=256,
                           stream="stream")]
+
+
+def test_default_launcher_is_the_driver_call(monkeypatch):
+    calls = []
+    monkeypatch.delenv(onchip.LAUNCHER_ENV, raising=False)
+    monkeypatch.setattr(onchip, "_driver_api", [None, lambda *args: calls.append(args) or 0])
+    monkeypatch.setattr(onchip, "_ensure_context", lambda device: None)
+
+    class Stream:
+        cuda_stream = 0
+
+    class Kernel:
+        func = None
+
+        def __call__(self, **kw):
+            raise AssertionError("torch's launcher ran")
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    onchip.launch(Kernel(), (1, 1, 1), (32, 1, 1), [3], torch.device("cpu"))
+    assert len(calls) == 1
 
 
 def test_row_operands_are_checked():

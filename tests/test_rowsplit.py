@@ -84,7 +84,9 @@ def test_row_length_and_switch(monkeypatch):
     assert rowsplit.row_length(65536) == 8192 and rowsplit.row_length(16384) == 2048
     assert rowsplit.row_length(onchip.MAX_M * P * 2) is None  # M past what a row kernel holds
     monkeypatch.delenv(rowsplit.ENV, raising=False)
-    assert not rowsplit.enabled()  # off until measured on a GPU
+    assert rowsplit.enabled()  # on by default (measured faster at 256k and 1M)
+    monkeypatch.setenv(rowsplit.ENV, "0")
+    assert not rowsplit.enabled()
     monkeypatch.setenv(rowsplit.ENV, "1")
     assert rowsplit.enabled()
     assert not rowsplit.used(torch.empty(0, 65536, dtype=torch.complex64))  # CPU: never

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import torch
 
-from hyenadna.ops import columns, fourstep
+from hyenadna.ops import columns, fourstep, rowsplit
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 
@@ -49,13 +49,18 @@ def test_source_tables_are_the_unit_circle(n1):
 def test_source_builds_for_sm90_without_spills(tmp_path):
     # where a CUDA compiler is at hand (no GPU needed): the generated source compiles, and
     # neither kernel spills at the default split
-    src = tmp_path / "cols.cu"
-    src.write_text(columns.source(32, 16))
-    done = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-Xptxas", "-v", "-o",
-                           str(tmp_path / "cols.cubin"), str(src)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "cols_fwd" in done.stderr and "cols_inv" in done.stderr
-    assert re.findall(r"(\d+) bytes spill stores", done.stderr) == ["0", "0"]
+    # (and with the fused split kernels in: four kernels)
+    for split, kernels in ((False, 2), (True, 4)):
+        src = tmp_path / "cols.cu"
+        src.write_text(columns.source(32, 16, split))
+        done = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-Xptxas", "-v", "-o",
+                               str(tmp_path / "cols.cubin"), str(src)], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        assert "cols_fwd" in done.stderr and "cols_inv" in done.stderr
+        assert ("cols_fwd_split" in done.stderr) == split
+        assert ("cols_inv_merge" in done.stderr) == split
+        assert re.findall(r"(\d+) bytes spill stores", done.stderr) == ["0"] * kernels
 
 
 def test_rows_held_rounds_up_to_a_power_of_two():
@@ -160,3 +165,32 @@ def test_cuda_and_triton_columns_agree(monkeypatch):
         out[engine] = (cols, y)
     assert _rel(out["triton"][0], out["cuda"][0].cpu().to(torch.complex128)) < 2e-3
     assert _rel(out["triton"][1], out["cuda"][1].double().cpu()) < 2e-2
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("seqlen", [150_000, 1 << 17])
+def test_fused_split_kernels_match_twins(seqlen, dtype):
+    # cols_fwd_split = the column stage, then rowsplit's split; cols_inv_merge = the merge,
+    # then the inverse column stage (with its gates). N2 = 8192 or 16384: M = 1024 or 2048.
+    dev, n1 = torch.device("cuda"), 32
+    n = 1 << (2 * seqlen - 1).bit_length()
+    v, gate = (_rand((2, 3, seqlen), s, dtype, dev) for s in (11, 12))
+    cols = torch.empty(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
+    fourstep.rfft4_cols(cols, v, gate, n, n1, 0.5, split=True)
+    assert columns._module(n1, fourstep._rows_held(seqlen, n, n1), dev, True)
+    w = (v * gate).double().cpu()  # the product rounded as torch rounds it
+    ref = rowsplit.split_rows_torch(fourstep.rfft4_cols_torch(w, None, n, n1, 0.5))
+    assert _rel(cols, ref) < 2e-6
+    g1 = _rand((2, 3, seqlen), 13, dtype, dev)
+    o1 = torch.empty(2, 3, seqlen, dtype=dtype, device=dev)
+    o2 = torch.empty(2, 3, seqlen, dtype=dtype, device=dev)
+    before = cols.clone()
+    fourstep.irfft4_cols(cols, n, n1, seqlen, o1, g1, o2, None, 1.0 / n, merge=True)
+    assert torch.equal(cols, before)  # the merge reads q, it does not overwrite it
+    y = fourstep.irfft4_cols_torch(rowsplit.merge_rows_torch(cols.cpu().to(torch.complex128)),
+                                   n, n1, seqlen, 1.0 / n)
+    tol = 2e-6 if dtype == torch.float32 else 2**-8  # one rounding to bf16
+    assert _rel(o2, y) < tol
+    assert _rel(o1, y * g1.double().cpu()) < tol

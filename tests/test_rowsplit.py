@@ -145,3 +145,36 @@ def test_long_conv_with_split_rows_matches_reference(seqlen, monkeypatch):
     for got, want, off in zip(results["1"], ref, results["0"]):
         assert _rel(got.float(), want.double()) < 2e-2
         assert _rel(got.float(), off.double()) < 1e-2  # the row stage is all that differs
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_whole_convolution_with_split_rows_on_the_twins(batch, monkeypatch):
+    # The engine's plumbing with the split forced on a CPU, in float64: the column stages
+    # store and read split order (split=/merge=), the filter's spectrum comes in that order,
+    # and the row stage runs the row kernels' twins on rows of M. The row kernels' limits are
+    # shrunk so that a short signal has split rows (N2 = 512 = 8 × 64).
+    monkeypatch.setattr(onchip, "MIN_M", 16)
+    monkeypatch.setattr(onchip, "MAX_M", 64)
+    monkeypatch.setattr(rowsplit, "used",
+                        lambda spec: rowsplit.row_length(spec.shape[-1]) is not None)
+    splits = []
+    real_split = rowsplit.split_rows_torch
+    monkeypatch.setattr(rowsplit, "split_rows_torch",
+                        lambda x: splits.append(x.shape) or real_split(x))
+    seqlen = 5000
+    assert conv_fft_size(seqlen, seqlen) // 32 == 512
+    g = torch.Generator().manual_seed(5)
+    v, pre, post = (torch.randn(batch, 3, seqlen, generator=g, dtype=torch.float64)
+                    .requires_grad_() for _ in range(3))
+    k = (torch.randn(3, seqlen, generator=g, dtype=torch.float64) / seqlen ** 0.5
+         ).requires_grad_()
+    D = torch.randn(3, generator=g, dtype=torch.float64).requires_grad_()
+    dy = torch.randn(batch, 3, seqlen, generator=g, dtype=torch.float64)
+    leaves = (v, pre, post, k, D)
+    y = gated_fftconv(*leaves, fft_engine="fourstep")
+    got = [y.detach(), *torch.autograd.grad(y, leaves, dy)]
+    assert len(splits) == 4  # the filter, the signal, and the backward's g and w
+    y_ref = fftconv(v * pre, k, D) * post
+    want = [y_ref.detach(), *torch.autograd.grad(y_ref, leaves, dy)]
+    for a, b in zip(got, want):
+        assert _rel(a, b) < 1e-10

@@ -65,16 +65,14 @@ struct Column {
 
 // The twiddle w_N^(j2 k) of output row k, k = 0 .. H: Rotor (rotor.cuh), one step per row.
 
-// x = a * b * scale (+ bias * scale at t = 0), zero-padded to n = N1 * n2; out: the twiddled column
-// DFT, complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r, in
-// complex values). a and b share one I/O type; a bf16 product is rounded to bf16 first, as
-// torch's bf16 a * b is.
+// x = a * b * scale (+ bias * scale at t = 0), zero-padded to n = N1 * n2; (re, im)[k1], k1 = 0 .. H:
+// the twiddled column DFT of column j2. a and b share one I/O type; a bf16 product is rounded to
+// bf16 first, as torch's bf16 a * b is.
 template <bool BF16, bool HAS_B>
-__device__ __forceinline__ void fwd_body(
-        float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+__device__ __forceinline__ void fwd_column(
+        float* re, float* im, const void* __restrict__ a, const void* __restrict__ b,
         const float* __restrict__ bias, bool has_bias, const Column& col, int length, int n2,
-        float scale, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r,
-        int so_k) {
+        float scale, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l) {
     const long long a0 = (long long)col.bi * sa_b + (long long)col.ci * sa_c;
     const long long b0 = (long long)col.bi * sb_b + (long long)col.ci * sb_c;
     // every load first, unconditional (a sample past L reads t = 0 and is zeroed after): a load
@@ -99,26 +97,39 @@ __device__ __forceinline__ void fwd_body(
     }
     if (has_bias && col.j2 == 0) x[0] += bias[col.ci] * scale;
 
-    float re[H_ + 1], im[H_ + 1];
+    Rotor w(col.j2, N1_ * n2);
 #pragma unroll
-    for (int k1 = 0; k1 <= H_; ++k1) {
-        re[k1] = 0.0f;
-        im[k1] = 0.0f;
+    for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
+        float sr = 0.0f, si = 0.0f;
 #pragma unroll
         for (int j1 = 0; j1 < ROWS_; ++j1) {  // w_N1^(j1 k1) = cos - i sin
-            re[k1] += x[j1] * kCos[(j1 * k1) % N1_];
-            im[k1] -= x[j1] * kSin[(j1 * k1) % N1_];
+            sr += x[j1] * kCos[(j1 * k1) % N1_];
+            si -= x[j1] * kSin[(j1 * k1) % N1_];
         }
+        re[k1] = sr * w.c + si * w.s;  // times w_N^(j2 k1) = c - i s
+        im[k1] = si * w.c - sr * w.s;
     }
-    Rotor w(col.j2, N1_ * n2);
-    float2* o = out + col.r * so_r + col.j2;
-#pragma unroll
-    for (int k1 = 0; k1 <= H_; ++k1, w.step())  // times w_N^(j2 k1) = c - i s
-        o[(long long)k1 * so_k] = make_float2(re[k1] * w.c + im[k1] * w.s,
-                                              im[k1] * w.c - re[k1] * w.s);
 }
 
+// fwd_column for each I/O type and operand set (runtime flags: one branch per thread)
+#define FWD_COLUMN(re, im, col, n2)                                                            \
+    do {                                                                                       \
+        if (bf16) {                                                                            \
+            if (has_b) fwd_column<true, true>(re, im, a, b, bias, has_bias, col, length, n2,   \
+                                              scale, sa_b, sa_c, sa_l, sb_b, sb_c, sb_l);      \
+            else fwd_column<true, false>(re, im, a, b, bias, has_bias, col, length, n2,        \
+                                         scale, sa_b, sa_c, sa_l, sb_b, sb_c, sb_l);           \
+        } else {                                                                               \
+            if (has_b) fwd_column<false, true>(re, im, a, b, bias, has_bias, col, length, n2,  \
+                                               scale, sa_b, sa_c, sa_l, sb_b, sb_c, sb_l);     \
+            else fwd_column<false, false>(re, im, a, b, bias, has_bias, col, length, n2,       \
+                                          scale, sa_b, sa_c, sa_l, sb_b, sb_c, sb_l);          \
+        }                                                                                      \
+    } while (0)
+
 // bias: float32 (C,), read when has_bias
+// out: complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r,
+// in complex values)
 extern "C" __global__ void __launch_bounds__(THREADS)
 cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
          const float* __restrict__ bias, int total, int channels, int length, int log2_n2,
@@ -129,32 +140,28 @@ cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __res
     const Column col(c, log2_n2, channels);
     const int n2 = 1 << log2_n2;
     const float scale = (float)scale_d;
-#define FWD(BF, HB) fwd_body<BF, HB>(out, a, b, bias, has_bias, col, length, n2, scale, sa_b, \
-                                     sa_c, sa_l, sb_b, sb_c, sb_l, so_r, so_k)
-    if (bf16) {
-        if (has_b) FWD(true, true); else FWD(true, false);
-    } else {
-        if (has_b) FWD(false, true); else FWD(false, false);
-    }
-#undef FWD
+    float re[H_ + 1], im[H_ + 1];
+    FWD_COLUMN(re, im, col, n2);
+    float2* o = out + col.r * so_r + col.j2;
+#pragma unroll
+    for (int k1 = 0; k1 <= H_; ++k1) o[(long long)k1 * so_k] = make_float2(re[k1], im[k1]);
 }
 
-// q: the unscaled inverse row FFT of a half spectrum, complex float32 rows k1 = 0 .. H (strides as
-// cols_fwd's out). y = the real signal's first `length` samples times scale;
-// out1 = y * gate1 (or y), and with O2, out2 = y * gate2 (or y); one rounding per output. All
-// four signals share one I/O type.
+// src: column j2 of the unscaled inverse row FFT of a half spectrum, complex float32, its rows
+// k1 = 0 .. H at src[k1 * sk] (global or shared memory). y = the real signal's first `length`
+// samples times scale; out1 = y * gate1 (or y), and with O2, out2 = y * gate2 (or y); one
+// rounding per output. All four signals share one I/O type.
 template <bool BF16, bool G1, bool O2, bool G2>
 __device__ __forceinline__ void inv_body(
-        const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
-        const Column& col, int length, int n2, float scale, int sq_r, int sq_k,
+        const float2* src, long long sk, void* o1, const void* g1, void* o2, const void* g2,
+        const Column& col, int length, int n2, float scale,
         int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
         int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l) {
     Rotor w(col.j2, N1_ * n2);
-    const float2* src = q + col.r * sq_r + col.j2;
     float rr[H_ + 1], ri[H_ + 1];  // c_k1 * w_N^(-j2 k1) * Q[k1] * scale, w_N^(-j2 k1) = c + i s
 #pragma unroll
     for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
-        const float2 v = src[(long long)k1 * sq_k];
+        const float2 v = src[k1 * sk];
         const float ck = (k1 == 0 || k1 == H_) ? scale : 2.0f * scale;
         rr[k1] = (v.x * w.c - v.y * w.s) * ck;
         ri[k1] = (v.x * w.s + v.y * w.c) * ck;
@@ -163,7 +170,7 @@ __device__ __forceinline__ void inv_body(
     const long long g1_0 = (long long)col.bi * sg1_b + (long long)col.ci * sg1_c;
     const long long o2_0 = (long long)col.bi * so2_b + (long long)col.ci * so2_c;
     const long long g2_0 = (long long)col.bi * sg2_b + (long long)col.ci * sg2_c;
-    // the gates' loads all first, unconditional (see fwd_body), then the rows
+    // the gates' loads all first, unconditional (see fwd_column), then the rows
     float gate1[ROWS_], gate2[ROWS_];
 #pragma unroll
     for (int j1 = 0; j1 < ROWS_; ++j1) {
@@ -186,7 +193,29 @@ __device__ __forceinline__ void inv_body(
     }
 }
 
-// mode: bit 0 gate1 given, bit 1 out2 given, bit 2 gate2 given (only with out2)
+// inv_body for each I/O type and gate mode. mode: bit 0 gate1 given, bit 1 out2 given, bit 2
+// gate2 given (only with out2)
+#define INV(BF, A, B, C) inv_body<BF, A, B, C>(src, sk, o1, g1, o2, g2, col, length, n2, scale, \
+        so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l, so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l)
+#define INV_MODES(BF)                                    \
+    switch (mode) {                                      \
+        case 0: INV(BF, false, false, false); break;     \
+        case 1: INV(BF, true, false, false); break;      \
+        case 2: INV(BF, false, true, false); break;      \
+        case 3: INV(BF, true, true, false); break;       \
+        case 6: INV(BF, false, true, true); break;       \
+        default: INV(BF, true, true, true); break;       \
+    }
+#define INV_COLUMN()                                     \
+    do {                                                 \
+        if (bf16) {                                      \
+            INV_MODES(true)                              \
+        } else {                                         \
+            INV_MODES(false)                             \
+        }                                                \
+    } while (0)
+
+// q: rows k1 = 0 .. H (strides as cols_fwd's out)
 extern "C" __global__ void __launch_bounds__(THREADS)
 cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
          int total, int channels, int length, int log2_n2, double scale_d, int sq_r, int sq_k,
@@ -197,22 +226,130 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
     const Column col(c, log2_n2, channels);
     const int n2 = 1 << log2_n2;
     const float scale = (float)scale_d;
-#define INV(BF, A, B, C) inv_body<BF, A, B, C>(q, o1, g1, o2, g2, col, length, n2, scale, sq_r, \
-        sq_k, so1_b, so1_c, so1_l, sg1_b, sg1_c, sg1_l, so2_b, so2_c, so2_l, sg2_b, sg2_c, sg2_l)
-#define INV_MODES(BF)                                    \
-    switch (mode) {                                      \
-        case 0: INV(BF, false, false, false); break;     \
-        case 1: INV(BF, true, false, false); break;      \
-        case 2: INV(BF, false, true, false); break;      \
-        case 3: INV(BF, true, true, false); break;       \
-        case 6: INV(BF, false, true, true); break;       \
-        default: INV(BF, true, true, true); break;       \
-    }
-    if (bf16) {
-        INV_MODES(true)
-    } else {
-        INV_MODES(false)
-    }
-#undef INV_MODES
-#undef INV
+    const float2* src = q + col.r * sq_r + col.j2;
+    const long long sk = sq_k;
+    INV_COLUMN();
 }
+
+#ifdef COLS_SPLIT_TM
+// ---------------------------------------------------------------------------------------------
+// The column stages with rowsplit.cu's split and merge fused in (built when COLS_SPLIT_TM is
+// defined: columns.py's split module). Rows of N2 = P * M (M = 2^log2_m) in "split order": the
+// forward stores S[k1][k1p * M + j2p] = w_N2^(j2p k1p) * sum_p w_P^(p k1p) C[k1][p * M + j2p],
+// C the twiddled column DFT, which is what cols_fwd followed by split_rows stores; the inverse
+// reads q in split order and merges each row (rowsplit.cu's merge_rows) before its column
+// inverse. Apart, at L = 1M on an H100, the split and merge kernels took 10.7 of the operator's
+// 51.8 ms of kernels: each is one more pass over every spectrum (benchmarks/NOTES_gpu.md).
+//
+// A block takes TM consecutive j2p of one (b, c) row and all P parts: thread (p, jm) transforms
+// column p * M + j2p as cols_fwd does and leaves its H + 1 values in shared memory; then the
+// block's threads take the (k1, j2p) pairs, each an P-point DFT across the parts, and store
+// runs of TM consecutive values. The inverse runs the same two steps the other way round.
+
+#define TM_ COLS_SPLIT_TM
+#define P_ 8
+#if THREADS != P_ * TM_
+#error "a block must be one thread per (part, column) of its tile"
+#endif
+#if N1_ % P_ != 0
+#error "the P-point DFT reads the N1-point tables at a stride of N1 / P"
+#endif
+
+struct SplitTile {
+    long long r;  // (b, c) row
+    int t0;       // first j2p of the tile
+    int p, jm;    // this thread's part and column in the tile
+    __device__ __forceinline__ SplitTile(int log2_m) {
+        const int tiles = (1 << log2_m) / TM_;
+        r = blockIdx.x / tiles;
+        t0 = (int)(blockIdx.x - r * tiles) * TM_;
+        p = threadIdx.x / TM_;
+        jm = threadIdx.x - p * TM_;
+    }
+};
+
+// out: rows k1 = 0 .. H of N2 = P * M values in split order (strides as cols_fwd's out);
+// one block per TM columns of a part, (b, c) rows times M / TM blocks in all
+extern "C" __global__ void __launch_bounds__(THREADS)
+cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+               const float* __restrict__ bias, int channels, int length, int log2_m,
+               double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l,
+               int so_r, int so_k, int bf16, int has_b, int has_bias) {
+    __shared__ float2 tile[(H_ + 1) * P_ * TM_];  // [k1][p][jm]
+    const SplitTile st(log2_m);
+    const int m = 1 << log2_m, n2 = P_ << log2_m;
+    const float scale = (float)scale_d;
+    {
+        const Column col(st.r * n2 + (long long)st.p * m + st.t0 + st.jm, log2_m + 3, channels);
+        float re[H_ + 1], im[H_ + 1];
+        FWD_COLUMN(re, im, col, n2);
+#pragma unroll
+        for (int k1 = 0; k1 <= H_; ++k1)
+            tile[(k1 * P_ + st.p) * TM_ + st.jm] = make_float2(re[k1], im[k1]);
+    }
+    __syncthreads();
+    for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += THREADS) {
+        const int k1 = task / TM_, jj = task - (task / TM_) * TM_, j2p = st.t0 + jj;
+        float2 v[P_];
+#pragma unroll
+        for (int p = 0; p < P_; ++p) v[p] = tile[(k1 * P_ + p) * TM_ + jj];
+        float2* o = out + st.r * so_r + (long long)k1 * so_k + j2p;
+        Rotor w(j2p, n2);
+#pragma unroll
+        for (int kp = 0; kp < P_; ++kp, w.step()) {
+            float re = 0.0f, im = 0.0f;
+#pragma unroll
+            for (int p = 0; p < P_; ++p) {  // * w_P^(p kp) = cos - i sin
+                const float co = kCos[((p * kp) % P_) * (N1_ / P_)];
+                const float si = kSin[((p * kp) % P_) * (N1_ / P_)];
+                re += v[p].x * co + v[p].y * si;
+                im += v[p].y * co - v[p].x * si;
+            }
+            // * w_N2^(j2p kp) = c - i s
+            o[(long long)kp * m] = make_float2(re * w.c + im * w.s, im * w.c - re * w.s);
+        }
+    }
+}
+
+// q: rows k1 = 0 .. H in split order (strides as cols_fwd's out), left unchanged; outputs as
+// cols_inv's; blocks as cols_fwd_split's
+extern "C" __global__ void __launch_bounds__(THREADS)
+cols_inv_merge(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
+               int channels, int length, int log2_m, double scale_d, int sq_r, int sq_k,
+               int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
+               int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l, int bf16,
+               int mode) {
+    __shared__ float2 tile[(H_ + 1) * P_ * TM_];  // [k1][p][jm]: the merged rows' values
+    const SplitTile st(log2_m);
+    const int m = 1 << log2_m, n2 = P_ << log2_m;
+    const float scale = (float)scale_d;
+    for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += THREADS) {
+        const int k1 = task / TM_, jj = task - (task / TM_) * TM_, j2p = st.t0 + jj;
+        const float2* row = q + st.r * sq_r + (long long)k1 * sq_k + j2p;
+        float2 v[P_];
+        Rotor w(j2p, n2);
+#pragma unroll
+        for (int kp = 0; kp < P_; ++kp) v[kp] = row[(long long)kp * m];
+#pragma unroll
+        for (int kp = 0; kp < P_; ++kp, w.step())  // * w_N2^(-j2p kp) = c + i s
+            v[kp] = make_float2(v[kp].x * w.c - v[kp].y * w.s, v[kp].x * w.s + v[kp].y * w.c);
+#pragma unroll
+        for (int p = 0; p < P_; ++p) {
+            float re = 0.0f, im = 0.0f;
+#pragma unroll
+            for (int kp = 0; kp < P_; ++kp) {  // * w_P^(-p kp) = cos + i sin
+                const float co = kCos[((p * kp) % P_) * (N1_ / P_)];
+                const float si = kSin[((p * kp) % P_) * (N1_ / P_)];
+                re += v[kp].x * co - v[kp].y * si;
+                im += v[kp].y * co + v[kp].x * si;
+            }
+            tile[(k1 * P_ + p) * TM_ + jj] = make_float2(re, im);
+        }
+    }
+    __syncthreads();
+    const Column col(st.r * n2 + (long long)st.p * m + st.t0 + st.jm, log2_m + 3, channels);
+    const float2* src = tile + st.p * TM_ + st.jm;
+    const long long sk = P_ * TM_;
+    INV_COLUMN();
+}
+#endif  // COLS_SPLIT_TM

@@ -28,6 +28,10 @@ N1S = (32,)
 registers (forward / inverse, sm_90a, nvcc 13) at N1 = 32; the first version built to 157 / 168
 at N1 = 64, where Triton's kernels run instead."""
 THREADS = 128  # columns.cu's THREADS
+SPLIT_TILE = THREADS // 8
+"""Columns per part in a block of the fused split kernels (``cols_fwd_split``,
+``cols_inv_merge``): a block is one thread per (part, column), rowsplit.PARTS = 8 parts; each
+(k1, part) run it stores or loads is SPLIT_TILE consecutive complex values (128 bytes)."""
 _SOURCE = Path(__file__).with_name("columns.cu")
 _ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
 _modules: dict = {}
@@ -54,22 +58,27 @@ def _table(n1: int) -> tuple[str, str]:
     return "{" + ", ".join(cos) + "}", "{" + ", ".join(sin) + "}"
 
 
-def source(n1: int, rows: int) -> str:
-    """columns.cu with its macros defined for (N1, ROWS)."""
+def source(n1: int, rows: int, split: bool = False) -> str:
+    """columns.cu with its macros defined for (N1, ROWS); split: with the fused split and
+    merge kernels (``COLS_SPLIT_TM``) in."""
     cos, sin = _table(n1)
+    tile = f"#define COLS_SPLIT_TM {SPLIT_TILE}\n" if split else ""
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
-            f"#define COLS_SIN {sin}\n" + _ROTOR.read_text() + _SOURCE.read_text())
+            f"#define COLS_SIN {sin}\n{tile}" + _ROTOR.read_text() + _SOURCE.read_text())
 
 
-def _module(n1: int, rows: int, device: torch.device):
-    """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or None where they do not build."""
-    key = (n1, rows, device.index if device.index is not None else torch.cuda.current_device())
+def _module(n1: int, rows: int, device: torch.device, split: bool = False):
+    """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or with split (cols_fwd_split,
+    cols_inv_merge); None where they do not build."""
+    key = (n1, rows, split,
+           device.index if device.index is not None else torch.cuda.current_device())
+    names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 
     def build():
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
-            src = source(n1, rows)
-            return compile_kernel(src, "cols_fwd"), compile_kernel(src, "cols_inv")
+            src = source(n1, rows, split)
+            return tuple(compile_kernel(src, name) for name in names)
 
     return onchip.cached_build(_modules, key, build, _failed, "the CUDA column kernels",
                                "Triton's")
@@ -93,11 +102,20 @@ def _launch(kernel, total: int, args: list, device: torch.device) -> None:
                       device)
 
 
+def _split_args(n2: int) -> int:
+    """log2 M of rows of n2 = 8 · M values in split order; M must hold whole block tiles."""
+    m = n2 // 8
+    if n2 % 8 or m % SPLIT_TILE or m & (m - 1):
+        raise ValueError(f"rows of {n2} values do not split into 8 tiled parts")
+    return m.bit_length() - 1
+
+
 def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int,
-               rows: int, scale: float, bias: torch.Tensor | None) -> bool:
+               rows: int, scale: float, bias: torch.Tensor | None, split: bool = False) -> bool:
     """``fourstep.rfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
-    build. ``rows``: rows of the (N1, N2) tile that hold samples (a power of two <= N1)."""
-    kernels = _module(n1, rows, out.device)
+    build. ``rows``: rows of the (N1, N2) tile that hold samples (a power of two <= N1).
+    split: each row of ``out`` in ``rowsplit``'s split order (the fused ``cols_fwd_split``)."""
+    kernels = _module(n1, rows, out.device, split)
     if kernels is None:
         return False
     batch, channels, seqlen = a.shape
@@ -107,20 +125,25 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
     # must be a tensor (the launcher passes a Python int as a 4-byte int)
     bias32 = a if bias is None else bias.to(torch.float32).contiguous()
     total = batch * channels * n2
+    tail = [float(scale), *a.stride(), *bb.stride(), out.stride(1), out.stride(2),
+            int(a.dtype == torch.bfloat16), int(b is not None), int(bias is not None)]
     # spectrum strides in complex values (fourstep checks the (B, C) rows are evenly strided)
-    _launch(kernels[0], total, [
-        out, a, bb, bias32, total, channels, seqlen, n2.bit_length() - 1, float(scale),
-        *a.stride(), *bb.stride(), out.stride(1), out.stride(2), int(a.dtype == torch.bfloat16),
-        int(b is not None), int(bias is not None)], out.device)
+    if split:
+        _launch(kernels[0], total, [out, a, bb, bias32, channels, seqlen, _split_args(n2),
+                                    *tail], out.device)
+    else:
+        _launch(kernels[0], total, [out, a, bb, bias32, total, channels, seqlen,
+                                    n2.bit_length() - 1, *tail], out.device)
     return True
 
 
 def irfft4_cols(q: torch.Tensor, n: int, n1: int, rows: int, seqlen: int, out1: torch.Tensor,
                 gate1: torch.Tensor | None, out2: torch.Tensor | None,
-                gate2: torch.Tensor | None, scale: float) -> bool:
+                gate2: torch.Tensor | None, scale: float, merge: bool = False) -> bool:
     """``fourstep.irfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
-    build. ``rows``: rows of the (N1, N2) tile that hold output samples."""
-    kernels = _module(n1, rows, q.device)
+    build. ``rows``: rows of the (N1, N2) tile that hold output samples. merge: q's rows are
+    in ``rowsplit``'s split order (the fused ``cols_inv_merge``; q is left as it is)."""
+    kernels = _module(n1, rows, q.device, merge)
     if kernels is None:
         return False
     batch, channels = q.shape[:2]
@@ -130,8 +153,12 @@ def irfft4_cols(q: torch.Tensor, n: int, n1: int, rows: int, seqlen: int, out1: 
     g2 = o2 if gate2 is None else gate2
     total = batch * channels * n2
     mode = int(gate1 is not None) | 2 * int(out2 is not None) | 4 * int(gate2 is not None)
-    _launch(kernels[1], total, [
-        q, out1, g1, o2, g2, total, channels, seqlen, n2.bit_length() - 1, float(scale),
-        q.stride(1), q.stride(2), *out1.stride(), *g1.stride(), *o2.stride(), *g2.stride(),
-        int(out1.dtype == torch.bfloat16), mode], q.device)
+    tail = [float(scale), q.stride(1), q.stride(2), *out1.stride(), *g1.stride(), *o2.stride(),
+            *g2.stride(), int(out1.dtype == torch.bfloat16), mode]
+    if merge:
+        _launch(kernels[1], total, [q, out1, g1, o2, g2, channels, seqlen, _split_args(n2),
+                                    *tail], q.device)
+    else:
+        _launch(kernels[1], total, [q, out1, g1, o2, g2, total, channels, seqlen,
+                                    n2.bit_length() - 1, *tail], q.device)
     return True

@@ -279,20 +279,21 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
         if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
             k_spec = k_f
         cols = torch.empty(batch, sl.stop - sl.start, half, n2, dtype=cdt, device=v.device)
-        fourstep.rfft4_cols(cols, v[:, sl], None if pre is None else pre[:, sl], n, n1)
-        q = fourstep.row_conv_forward(cols, k_f)  # unscaled; 1/n rode on K'
+        fourstep.rfft4_cols(cols, v[:, sl], None if pre is None else pre[:, sl], n, n1,
+                            split=split)
+        q = fourstep.row_conv_forward(cols, k_f, split)  # unscaled; 1/n rode on K'
         del k_f, cols
         y_sl = y[:, sl]
         if post is None:
-            fourstep.irfft4_cols(q, n, n1, seqlen, y_sl)
+            fourstep.irfft4_cols(q, n, n1, seqlen, y_sl, merge=split)
         elif y_sl.stride(-1) == 1:  # y time-contiguous: gate and z in one pass
             fourstep.irfft4_cols(q, n, n1, seqlen, y_sl, post[:, sl],
-                                 None if z_keep is None else z_keep[:, sl])
+                                 None if z_keep is None else z_keep[:, sl], merge=split)
         else:
             # y in (B, L, D) layout (the mixer's): write z time-contiguous, then the tiled
             # transposing product; y = post · round(z), the plain path's rounding.
             z = z_keep[:, sl] if z_keep is not None else torch.empty_like(v[:, sl])
-            fourstep.irfft4_cols(q, n, n1, seqlen, z)
+            fourstep.irfft4_cols(q, n, n1, seqlen, z, merge=split)
             strided_mul(y_sl, z, post[:, sl])
     return y, z_keep, k_spec
 
@@ -344,6 +345,7 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
     batch, channels, seqlen = v.shape
     dv, dpre, dpost = outs
     n1, n2 = 2 * (k_spec.shape[1] - 1), k_spec.shape[2]
+    split = rowsplit.used(k_spec)  # as the forward asked: k_spec is in the order it chose
     dk = (torch.empty(channels, taps, dtype=_compute_dtype(v), device=v.device)
           if need_cross else None)
     parts = 2 if need_cross else 1
@@ -357,19 +359,21 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
             g_t = torch.empty_like(v[:, sl])
             strided_mul(g_t, g, gate)
             g, gate = g_t, None
-        fourstep.rfft4_cols(cols[0], g, gate, n, n1)
+        fourstep.rfft4_cols(cols[0], g, gate, n, n1, split=split)
         if need_cross:  # w/n: the 1/n of dk's inverse transform
             fourstep.rfft4_cols(cols[1], v[:, sl], None if pre is None else pre[:, sl], n, n1,
-                                1.0 / n)
-        q, q_cross = fourstep.row_conv_backward(cols, k_spec[sl], need_cross)
+                                1.0 / n, split=split)
+        q, q_cross = fourstep.row_conv_backward(cols, k_spec[sl], need_cross, split)
         del cols
         if need_cross:
-            fourstep.irfft4_cols(q_cross.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0))
+            fourstep.irfft4_cols(q_cross.unsqueeze(0), n, n1, taps, dk[sl].unsqueeze(0),
+                                 merge=split)
             del q_cross
         if pre is None:
-            fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl])
+            fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl], merge=split)
         else:
-            fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl], pre[:, sl], dpre[:, sl], v[:, sl])
+            fourstep.irfft4_cols(q, n, n1, seqlen, dv[:, sl], pre[:, sl], dpre[:, sl], v[:, sl],
+                                 merge=split)
     return dk
 
 

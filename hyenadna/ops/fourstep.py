@@ -41,8 +41,11 @@ costs more than the shorter rows save: 112.6 ms at N1 = 128, 1M).
 
 The row stage (``row_conv_forward``, ``row_conv_backward``): where N2 <= onchip.MAX_M (8192)
 one kernel per direction transforms a row in shared memory, multiplies it by the filter's row
-and transforms it back (``onchip``'s row kernels), so a row crosses HBM once per direction;
-otherwise cuFFT's transform, the product and cuFFT's inverse each read and write every row.
+and transforms it back (``onchip``'s row kernels), so a row crosses HBM once per direction.
+Longer rows (N2 = 8 · M, L > 128k) are split (``rowsplit``): the column stages then store and
+read their rows in split order (``split=True``: on CUDA one fused kernel each, elsewhere the
+column stage and ``rowsplit``'s step apart), and the row kernels take rows of M. Otherwise
+cuFFT's transform, the product and cuFFT's inverse each read and write every row.
 
 Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
 batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the
@@ -164,23 +167,44 @@ def irfft4_ref(spec: torch.Tensor, n: int, n1: int, seqlen: int) -> torch.Tensor
 
 
 def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int,
-               scale: float = 1.0, bias: torch.Tensor | None = None) -> None:
+               scale: float = 1.0, bias: torch.Tensor | None = None, split: bool = False
+               ) -> None:
     """Column stage of ``rfft4`` into ``out`` (B, C, N1/2 + 1, N2) complex: the twiddled
     column DFT of x = a · b · scale (+ bias · scale on tap 0), zero-padded to n.
 
     a, b: (B, C, L) with any strides (b may be None); bias (C,) or None. The product of two
-    bf16 inputs is rounded to bf16 first, as torch's ``a * b`` would be.
+    bf16 inputs is rounded to bf16 first, as torch's ``a * b`` would be. split: each row of
+    out in ``rowsplit``'s split order (``rowsplit.split_rows_torch`` of the rows).
     """
     if a.shape[-1] > n:
         raise ValueError(f"signal of {a.shape[-1]} samples does not fit an FFT of {n}")
     if a.is_cuda and columns.supported(n1, out, a, b):
         _check_rows(torch.view_as_real(out))
-        if columns.rfft4_cols(out, a, b, n, n1, _rows_held(a.shape[-1], n, n1), scale, bias):
+        if columns.rfft4_cols(out, a, b, n, n1, _rows_held(a.shape[-1], n, n1), scale, bias,
+                              split):
             return
     if use_triton(a):
         rfft4_cols_triton(out, a, b, n, n1, scale, bias)
     else:
         out.copy_(rfft4_cols_torch(a, b, n, n1, scale, bias))
+    if split:
+        _split_in_place(out)
+
+
+def _split_in_place(cols: torch.Tensor) -> None:
+    if cols.is_cuda and cols.dtype == torch.complex64 and cols.is_contiguous():
+        rowsplit.split_rows(cols)
+    else:
+        cols.copy_(rowsplit.split_rows_torch(cols))
+
+
+def _merged(q: torch.Tensor) -> torch.Tensor:
+    """Rows in split order merged back (a new tensor: the caller's q is left as it is)."""
+    if q.is_cuda and q.dtype == torch.complex64:
+        q = q.contiguous().clone()
+        rowsplit.merge_rows(q)
+        return q
+    return rowsplit.merge_rows_torch(q)
 
 
 def rfft4(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float = 1.0,
@@ -193,13 +217,9 @@ def rfft4(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float
     n1, n2 = split_size(n, n1)
     cdt = torch.complex128 if a.dtype == torch.float64 else torch.complex64
     cols = torch.empty(*a.shape[:2], n1 // 2 + 1, n2, dtype=cdt, device=a.device)
-    rfft4_cols(cols, a, b, n, n1, scale, bias)
+    rfft4_cols(cols, a, b, n, n1, scale, bias, split=split_rows)
     if not split_rows:
         return torch.fft.fft(cols, dim=-1, out=out)
-    if cols.is_cuda and cols.dtype == torch.complex64:
-        rowsplit.split_rows(cols)
-    else:
-        cols = rowsplit.split_rows_torch(cols)
     parts = (*cols.shape[:-1], rowsplit.PARTS, n2 // rowsplit.PARTS)
     spec = torch.fft.fft(cols.view(parts), dim=-1, out=None if out is None else out.view(parts))
     return spec.view(cols.shape)
@@ -207,16 +227,20 @@ def rfft4(a: torch.Tensor, b: torch.Tensor | None, n: int, n1: int, scale: float
 
 def irfft4_cols(q: torch.Tensor, n: int, n1: int, seqlen: int, out1: torch.Tensor,
                 gate1: torch.Tensor | None = None, out2: torch.Tensor | None = None,
-                gate2: torch.Tensor | None = None, scale: float = 1.0) -> None:
+                gate2: torch.Tensor | None = None, scale: float = 1.0, merge: bool = False
+                ) -> None:
     """Inverse column stage with its epilogue. With y the first ``seqlen`` samples of the real
     signal whose half spectrum's unscaled inverse row FFT is q (B, C, N1/2 + 1, N2), times
     ``scale``: out1 = y · gate1 (or y), out2 = y · gate2 (or y), products in float32, one
-    rounding to each output's dtype. Outputs and gates (B, C, seqlen), any strides."""
+    rounding to each output's dtype. Outputs and gates (B, C, seqlen), any strides. merge: q's
+    rows are the row kernels' output in ``rowsplit``'s split order (merged first)."""
     if q.is_cuda and columns.supported(n1, q, out1, gate1, out2, gate2):
         _check_rows(torch.view_as_real(q))
         if columns.irfft4_cols(q, n, n1, _rows_held(seqlen, n, n1), seqlen, out1, gate1, out2,
-                               gate2, scale):
+                               gate2, scale, merge):
             return
+    if merge:
+        q = _merged(q)
     if use_triton(out1) and q.dtype == torch.complex64:
         irfft4_cols_triton(q, n, n1, seqlen, out1, gate1, out2, gate2, scale)
         return
@@ -245,47 +269,52 @@ def _parts(rows: torch.Tensor) -> torch.Tensor:
     return rows.view(*rows.shape[:-1], rowsplit.PARTS, rows.shape[-1] // rowsplit.PARTS)
 
 
-def row_conv_forward(cols: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
+def row_conv_forward(cols: torch.Tensor, k_spec: torch.Tensor, split: bool = False
+                     ) -> torch.Tensor:
     """The forward's row stage: the unscaled inverse row FFT of (row FFT of cols) · k_spec.
 
     cols (B, C, H, N2) complex, the column stage of the signal; k_spec (C, H, N2) the filter's
     half spectrum (K'/n). Where the row kernels take N2 (CUDA, N2 <= onchip.MAX_M) a row is
     transformed, multiplied and transformed back in one kernel, in place (cols returned);
     otherwise cuFFT's transform, the product and cuFFT's inverse, three passes over the rows.
+    split (``rowsplit.used``): cols and k_spec in split order, N2 = P · M; the row kernels
+    (their twins off CUDA) take the rows of M in place, and the result stays in split order
+    (``irfft4_cols(..., merge=True)`` merges it).
     """
-    if rowsplit.used(cols):  # N2 = P · M past the row kernels: split, rows of M on chip, merge
-        rowsplit.split_rows(cols)
-        onchip.rows_forward(_parts(cols), _parts(k_spec))
-        rowsplit.merge_rows(cols)
-        return cols
-    if onchip.rows_supported(cols):
-        onchip.rows_forward(cols, k_spec)
+    if split or onchip.rows_supported(cols):
+        x, k = (_parts(cols), _parts(k_spec)) if split else (cols, k_spec)
+        if cols.is_cuda:
+            onchip.rows_forward(x, k)
+        else:  # split rows off CUDA (the tests): the row kernel's twin
+            x.copy_(onchip.row_conv_forward_torch(x, k))
         return cols
     spec = torch.fft.fft(cols, dim=-1)
     spec.mul_(k_spec)
     return torch.fft.ifft(spec, dim=-1, norm="forward")
 
 
-def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool,
+                      split: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The backward's row stage. cols (parts, B, C, H, N2): the column stages of g and, with
     need_cross, of w/n. Returns the unscaled inverse row FFTs of G · conj(k_spec) (B, C, H, N2)
     and of the batch's sum of G · conj(W) (C, H, N2; None without need_cross).
 
     On chip (``row_conv_forward``) each row is inverted in place and the batch summed after
-    (the inverse is linear); on cuFFT the batch is summed before the one inverse.
+    (the inverse is linear); on cuFFT the batch is summed before the one inverse. split: as in
+    ``row_conv_forward`` (everything in split order, results too).
     """
     batch = cols.shape[1]
-    if rowsplit.used(cols):  # as in row_conv_forward; k_spec is in split order
-        rowsplit.split_rows(cols)
-        onchip.rows_backward(_parts(cols[0]), _parts(cols[1]) if need_cross else None,
-                             _parts(k_spec))
-        rowsplit.merge_rows(cols)
-        if not need_cross:
-            return cols[0], None
-        return cols[0], cols[1][0] if batch == 1 else cols[1].sum(0)
-    if onchip.rows_supported(cols):
-        onchip.rows_backward(cols[0], cols[1] if need_cross else None, k_spec)
+    if split or onchip.rows_supported(cols):
+        g, w, k = cols[0], cols[1] if need_cross else None, k_spec
+        if split:
+            g, w, k = _parts(g), None if w is None else _parts(w), _parts(k)
+        if cols.is_cuda:
+            onchip.rows_backward(g, w, k)
+        else:  # split rows off CUDA (the tests): the row kernels' twins
+            dg, dw = onchip.row_conv_backward_torch(g, w, k)
+            g.copy_(dg)
+            if w is not None:
+                w.copy_(dw)
         if not need_cross:
             return cols[0], None
         return cols[0], cols[1][0] if batch == 1 else cols[1].sum(0)

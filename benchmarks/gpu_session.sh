@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -900,6 +900,25 @@ if [ "$phase" = s14c ]; then  # s14b's parts in the order they matter (GPU tests
         mv "$R/eager_$l/results.json" "$R/eager_$l.json"
         rm -rf "$R/eager_$l"
     done
+    pack_logs
+fi
+
+if [ "$phase" = s14d ]; then  # the row split fused into the CUDA column kernels: their GPU tests,
+    # old (.old_head: the package with the split as separate kernels, `git archive` of the
+    # commit before the fusion, carried) against new at 256k and 1M, then every batch-1 ratio
+    # to 1M from one bench_operator run (new package; attention in the same run)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_rowsplit.py \
+        tests/test_columns.py -k "fused or split"
+    PYTHONPATH=/tmp/site:$PWD/.old_head stepgraph_b1 op_old 60 45 op_fast_stepgraph 262144 \
+        1048576
+    on 0 table 200 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
+        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
+        --cell-limit-s 200 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
+        --budget-s 180
+    mv "$R/table/results.json" "$R/table.json"
+    mv "$R/table/results.md" "$R/table.md"
+    rm -rf "$R/table"
     pack_logs
 fi
 

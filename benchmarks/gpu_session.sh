@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -919,6 +919,18 @@ if [ "$phase" = s14d ]; then  # the row split fused into the CUDA column kernels
     mv "$R/table/results.json" "$R/table.json"
     mv "$R/table/results.md" "$R/table.md"
     rm -rf "$R/table"
+    pack_logs
+fi
+
+if [ "$phase" = s14e ]; then  # after the fused split: where the 1M step's time goes now, and
+    # the long convolution (eager, driver launcher) against its bytes floor at 64k-1M
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 profile 60 python3 benchmarks/profile_operator.py --lengths 1048576 --top 30 \
+        --out "$R/profile_fused.json"
+    on 0 conv 90 python3 benchmarks/bench_operator.py --batches 1 --reps 10 \
+        --lengths 65536 262144 1048576 --variants conv_fast --out "$R/conv" --budget-s 80
+    mv "$R/conv/results.json" "$R/conv.json"
+    rm -rf "$R/conv"
     pack_logs
 fi
 

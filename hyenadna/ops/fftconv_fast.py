@@ -267,15 +267,20 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     half, n2 = n1 // 2 + 1, n // n1
     cdt = _complex(_compute_dtype(v))
     chunks = _chunks(channels, batch, n, chunk_elems)
-    k_spec = _spectrum_buffer(for_backward, chunks, (channels, half, n2), cdt, v.device)
     # the filter's spectrum in the order the row stage reads it (rowsplit: rows past 8192)
     split = rowsplit.used(torch.empty(0, n2, dtype=cdt, device=v.device))
+
+    def filter_spectrum(sl: slice) -> torch.Tensor:  # K'/n: D on tap 0, the inverse's 1/n
+        return fourstep.rfft4(k[sl].unsqueeze(0), None, n, n1, 1.0 / n,
+                              None if D is None else D[sl], split_rows=split)[0]
+
+    # Kept for the backward: every channel's spectrum from one call. (Chunk by chunk into one
+    # buffer, torch.fft's out= added a scaling pass over the whole spectrum: 1.58 ms of the
+    # operator's 46 at 1M on an H100, s14e. At once, the column stage's temporary covers every
+    # channel for a moment: ~2 GB more at 1M, d_model 256.)
+    k_spec = filter_spectrum(slice(None)) if for_backward and len(chunks) > 1 else None
     for sl in chunks:
-        # K'/n: D on tap 0, the inverse transform's 1/n on the filter (see _filter_spectrum)
-        k_f = fourstep.rfft4(k[sl].unsqueeze(0), None, n, n1, 1.0 / n,
-                             None if D is None else D[sl],
-                             None if k_spec is None else k_spec[sl].unsqueeze(0),
-                             split_rows=split)[0]
+        k_f = filter_spectrum(sl) if k_spec is None else k_spec[sl]
         if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
             k_spec = k_f
         cols = torch.empty(batch, sl.stop - sl.start, half, n2, dtype=cdt, device=v.device)

@@ -7,9 +7,14 @@ two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time of 
 and effective bandwidth (bytes each call must move / time) against the copy bandwidth. Then
 forward+backward of ``fftconv_fast`` on cuFFT and on the four-step engine with the Triton and
 with the CUDA column kernels (``HYENADNA_COLUMNS``) side by side, checked against float32
-``fftconv``. Writes JSON, prints tables.
+``fftconv``. With ``--split-tiles`` (lengths whose rows are split, L > 128k): the fused split
+kernels (``cols_fwd_split``, ``cols_inv_merge``) and the conv at each block tile
+(``columns.SPLIT_TILE``); ``--skip-triton`` leaves the Triton sweep out (its builds take
+minutes). Writes JSON, prints tables.
 
     PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
+    PYTHONPATH=. python benchmarks/tune_fourstep.py --lengths 1048576 --skip-triton \
+        --split-tiles 8 16 32 --out split.json
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 from bench_operator import copy_bandwidth, floor_bytes, median_ms
 from sweep_fourstep import cell, inputs
 
-from hyenadna.ops import columns, conv_fft_size, fftconv, fftconv_fast, fourstep
+from hyenadna.ops import columns, conv_fft_size, fftconv, fftconv_fast, fourstep, rowsplit
 
 TILINGS = list(itertools.product((16, 32, 64, 128), (2, 4, 8)))  # (block_j, num_warps)
 
@@ -40,18 +45,42 @@ def graphed_ms(fn) -> float:
     return median_ms(graph.replay)
 
 
-def tune(seqlen: int, channels: int, n1: int, bw: float) -> list[dict]:
+def _operands(seqlen: int, channels: int, n1: int):
+    """bf16 value and gate, the spectrum buffer, an output, and the bytes each stage moves."""
     dev = torch.device("cuda")
     n = conv_fft_size(seqlen, seqlen)
-    half, n2 = n1 // 2 + 1, n // n1
     v = torch.randn(1, channels, seqlen, device=dev).bfloat16()
     gate = torch.randn_like(v)
-    cols = torch.empty(1, channels, half, n2, dtype=torch.complex64, device=dev)
-    out = torch.empty_like(v)
+    cols = torch.empty(1, channels, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
     spec_bytes = cols.numel() * 8
     moved = {"rfft": 2 * v.numel() * 2 + spec_bytes, "irfft": spec_bytes + 2 * v.numel() * 2}
+    return n, v, gate, cols, torch.empty_like(v), moved
+
+
+def tune_split(seqlen: int, channels: int, n1: int, bw: float, tiles: list[int]) -> list[dict]:
+    """The fused split kernels at each block tile (graph replays), as ``tune`` times the plain
+    CUDA column kernels."""
+    n, v, gate, cols, out, moved = _operands(seqlen, channels, n1)
+    rows, default_tile = [], columns.SPLIT_TILE
+    for tile in tiles:
+        columns.SPLIT_TILE = tile
+        runs = {"rfft": lambda: fourstep.rfft4_cols(cols, v, gate, n, n1, split=True),
+                "irfft": lambda: fourstep.irfft4_cols(cols, n, n1, seqlen, out, gate,
+                                                      merge=True)}
+        for kernel, fn in runs.items():
+            ms = graphed_ms(fn)
+            rows.append({"L": seqlen, "kernel": kernel, "split_tile": tile, "ms": ms,
+                         "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
+            print(f"L={seqlen:,} C={channels} {kernel:>5} split, tile {tile:2d}: {ms:.3f} ms "
+                  f"({rows[-1]['of_copy_bw']:.0%} of copy bw)")
+    columns.SPLIT_TILE = default_tile
+    return rows
+
+
+def tune(seqlen: int, channels: int, n1: int, bw: float, triton: bool = True) -> list[dict]:
+    n, v, gate, cols, out, moved = _operands(seqlen, channels, n1)
     rows = []
-    for bj, warps in TILINGS:
+    for bj, warps in TILINGS if triton else []:
         tiling = dict(block_j=bj, num_warps=warps)
         runs = {"rfft": lambda t=tiling: fourstep.rfft4_cols_triton(cols, v, gate, n, n1, **t),
                 "irfft": lambda t=tiling: fourstep.irfft4_cols_triton(cols, n, n1, seqlen, out,
@@ -81,6 +110,9 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[65536, 1 << 20])
     ap.add_argument("--n1", type=int, default=32)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--skip-triton", action="store_true", help="no Triton tiling sweep or conv")
+    ap.add_argument("--split-tiles", type=int, nargs="*", default=[],
+                    help="time the fused split kernels and the conv at these SPLIT_TILEs")
     args = ap.parse_args()
     bw = copy_bandwidth(torch.device("cuda"))
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
@@ -89,10 +121,14 @@ def main() -> None:
     print(f"{res['device']}  copy {bw / 1e9:.0f} GB/s")
     for seqlen in args.lengths:
         channels = 256 if seqlen <= 1 << 17 else 32  # the conv's chunk at long L
-        rows = tune(seqlen, channels, args.n1, bw)
+        rows = tune(seqlen, channels, args.n1, bw, not args.skip_triton)
         res["tilings"] += rows
         knobs = ("block_j", "num_warps")
-        for kernel in ("rfft", "irfft"):
+        n2 = conv_fft_size(seqlen, seqlen) // args.n1
+        split_tiles = args.split_tiles if rowsplit.row_length(n2) else []
+        if split_tiles:
+            res["tilings"] += tune_split(seqlen, channels, args.n1, bw, split_tiles)
+        for kernel in ("rfft", "irfft") if not args.skip_triton else ():
             ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r
                          and "engine" not in r), key=lambda r: r["ms"])
             cuda = next(r for r in rows if r["kernel"] == kernel and r.get("engine") == "cuda")
@@ -115,10 +151,17 @@ def main() -> None:
             ref_out, ref_leaves, dy.float()))]
         del ref_out, ref_leaves
         floor_ms = floor_bytes("conv", 1, seqlen, 256) / bw * 1e3
-        for name, engine, cols in (("cufft", "cufft", "cuda"),
-                                   ("fourstep, Triton columns", "fourstep", "triton"),
-                                   ("fourstep, CUDA columns", "fourstep", "cuda")):
+        variants = [("cufft", "cufft", "cuda", None),
+                    ("fourstep, Triton columns", "fourstep", "triton", None),
+                    ("fourstep, CUDA columns", "fourstep", "cuda", None)]
+        if args.skip_triton:
+            del variants[1]
+        variants += [(f"fourstep, CUDA columns, split tile {t}", "fourstep", "cuda", t)
+                     for t in split_tiles]
+        default_tile = columns.SPLIT_TILE
+        for name, engine, cols, tile in variants:
             os.environ[columns.ENV] = cols
+            columns.SPLIT_TILE = default_tile if tile is None else tile
             rec = cell(lambda e=engine, x=leaves: fftconv_fast(*x, fft_engine=e), leaves, dy,
                        reference)
             rec.update(L=seqlen, variant=name, floor_ms=floor_ms)
@@ -126,6 +169,7 @@ def main() -> None:
             print(f"   conv fwd+bwd {name:>26}: {rec['ms']:.3f} ms (fwd {rec['fwd_ms']:.3f}), "
                   f"{rec['ms'] / floor_ms:.1f}x floor, rel err {rec['rel_err']:.1e}")
         os.environ.pop(columns.ENV)
+        columns.SPLIT_TILE = default_tile
         del leaves, dy, reference
         torch.cuda.empty_cache()
         with open(args.out, "w") as f:

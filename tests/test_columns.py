@@ -194,3 +194,24 @@ def test_fused_split_kernels_match_twins(seqlen, dtype):
     tol = 2e-6 if dtype == torch.float32 else 2**-8  # one rounding to bf16
     assert _rel(o2, y) < tol
     assert _rel(o1, y * g1.double().cpu()) < tol
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("tile", [8, 32])
+def test_fused_split_kernels_at_other_tiles(tile, monkeypatch):
+    # the block tile is a build-time knob (tune_fourstep.py --split-tiles): every tile the tune
+    # tries gives the twins' result (16, the default, is tested above)
+    monkeypatch.setattr(columns, "SPLIT_TILE", tile)
+    dev, n1, seqlen = torch.device("cuda"), 32, 1 << 17
+    n = 2 * seqlen
+    v = _rand((1, 2, seqlen), 14, torch.float32, dev)
+    cols = torch.empty(1, 2, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
+    fourstep.rfft4_cols(cols, v, None, n, n1, split=True)
+    ref = rowsplit.split_rows_torch(fourstep.rfft4_cols_torch(v.double().cpu(), None, n, n1))
+    assert _rel(cols, ref) < 2e-6
+    out = torch.empty_like(v)
+    fourstep.irfft4_cols(cols, n, n1, seqlen, out, scale=1.0 / n, merge=True)
+    y = fourstep.irfft4_cols_torch(rowsplit.merge_rows_torch(cols.cpu().to(torch.complex128)),
+                                   n, n1, seqlen, 1.0 / n)
+    assert _rel(out, y) < 2e-6

@@ -241,16 +241,14 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
 // inverse. Apart, at L = 1M on an H100, the split and merge kernels took 10.7 of the operator's
 // 51.8 ms of kernels: each is one more pass over every spectrum (benchmarks/NOTES_gpu.md).
 //
-// A block takes TM consecutive j2p of one (b, c) row and all P parts: thread (p, jm) transforms
+// A block (SPLIT_THREADS = P * TM threads) takes TM consecutive j2p of one (b, c) row and all P parts: thread (p, jm) transforms
 // column p * M + j2p as cols_fwd does and leaves its H + 1 values in shared memory; then the
 // block's threads take the (k1, j2p) pairs, each an P-point DFT across the parts, and store
 // runs of TM consecutive values. The inverse runs the same two steps the other way round.
 
 #define TM_ COLS_SPLIT_TM
 #define P_ 8
-#if THREADS != P_ * TM_
-#error "a block must be one thread per (part, column) of its tile"
-#endif
+#define SPLIT_THREADS (P_ * TM_)  // a block: one thread per (part, column) of its tile
 #if N1_ % P_ != 0
 #error "the P-point DFT reads the N1-point tables at a stride of N1 / P"
 #endif
@@ -270,7 +268,7 @@ struct SplitTile {
 
 // out: rows k1 = 0 .. H of N2 = P * M values in split order (strides as cols_fwd's out);
 // one block per TM columns of a part, (b, c) rows times M / TM blocks in all
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(SPLIT_THREADS)
 cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
                const float* __restrict__ bias, int channels, int length, int log2_m,
                double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l,
@@ -288,7 +286,7 @@ cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void*
             tile[(k1 * P_ + st.p) * TM_ + st.jm] = make_float2(re[k1], im[k1]);
     }
     __syncthreads();
-    for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += THREADS) {
+    for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += SPLIT_THREADS) {
         const int k1 = task / TM_, jj = task - (task / TM_) * TM_, j2p = st.t0 + jj;
         float2 v[P_];
 #pragma unroll
@@ -313,7 +311,7 @@ cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void*
 
 // q: rows k1 = 0 .. H in split order (strides as cols_fwd's out), left unchanged; outputs as
 // cols_inv's; blocks as cols_fwd_split's
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(SPLIT_THREADS)
 cols_inv_merge(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
                int channels, int length, int log2_m, double scale_d, int sq_r, int sq_k,
                int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
@@ -323,7 +321,7 @@ cols_inv_merge(const float2* __restrict__ q, void* o1, const void* g1, void* o2,
     const SplitTile st(log2_m);
     const int m = 1 << log2_m, n2 = P_ << log2_m;
     const float scale = (float)scale_d;
-    for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += THREADS) {
+    for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += SPLIT_THREADS) {
         const int k1 = task / TM_, jj = task - (task / TM_) * TM_, j2p = st.t0 + jj;
         const float2* row = q + st.r * sq_r + (long long)k1 * sq_k + j2p;
         float2 v[P_];

@@ -28,10 +28,11 @@ N1S = (32,)
 registers (forward / inverse, sm_90a, nvcc 13) at N1 = 32; the first version built to 157 / 168
 at N1 = 64, where Triton's kernels run instead."""
 THREADS = 128  # columns.cu's THREADS
-SPLIT_TILE = THREADS // 8
+SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
-``cols_inv_merge``): a block is one thread per (part, column), rowsplit.PARTS = 8 parts; each
-(k1, part) run it stores or loads is SPLIT_TILE consecutive complex values (128 bytes)."""
+``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so
+8 · SPLIT_TILE threads; each (k1, part) run it stores or loads is SPLIT_TILE consecutive complex
+values (128 bytes at 16). Not yet tuned: benchmarks/tune_fourstep.py --split-tiles times others."""
 _SOURCE = Path(__file__).with_name("columns.cu")
 _ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
 _modules: dict = {}
@@ -62,7 +63,7 @@ def source(n1: int, rows: int, split: bool = False) -> str:
     """columns.cu with its macros defined for (N1, ROWS); split: with the fused split and
     merge kernels (``COLS_SPLIT_TM``) in."""
     cos, sin = _table(n1)
-    tile = f"#define COLS_SPLIT_TM {SPLIT_TILE}\n" if split else ""
+    tile = f"#define COLS_SPLIT_TM {SPLIT_TILE}\n" if split else ""  # read at build time
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
             f"#define COLS_SIN {sin}\n{tile}" + _ROTOR.read_text() + _SOURCE.read_text())
 
@@ -70,7 +71,7 @@ def source(n1: int, rows: int, split: bool = False) -> str:
 def _module(n1: int, rows: int, device: torch.device, split: bool = False):
     """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or with split (cols_fwd_split,
     cols_inv_merge); None where they do not build."""
-    key = (n1, rows, split,
+    key = (n1, rows, SPLIT_TILE if split else None,
            device.index if device.index is not None else torch.cuda.current_device())
     names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 
@@ -96,9 +97,11 @@ def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> boo
             and spec.shape[0] * spec.shape[1] * spec.shape[-1] < 2**31)
 
 
-def _launch(kernel, total: int, args: list, device: torch.device) -> None:
+def _launch(kernel, total: int, args: list, device: torch.device, threads: int = THREADS
+            ) -> None:
+    """One thread per column, ``threads`` per block (the split kernels' blocks tile exactly)."""
     if total:
-        onchip.launch(kernel, ((total + THREADS - 1) // THREADS, 1, 1), (THREADS, 1, 1), args,
+        onchip.launch(kernel, ((total + threads - 1) // threads, 1, 1), (threads, 1, 1), args,
                       device)
 
 
@@ -130,7 +133,7 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
     # spectrum strides in complex values (fourstep checks the (B, C) rows are evenly strided)
     if split:
         _launch(kernels[0], total, [out, a, bb, bias32, channels, seqlen, _split_args(n2),
-                                    *tail], out.device)
+                                    *tail], out.device, 8 * SPLIT_TILE)
     else:
         _launch(kernels[0], total, [out, a, bb, bias32, total, channels, seqlen,
                                     n2.bit_length() - 1, *tail], out.device)
@@ -157,7 +160,7 @@ def irfft4_cols(q: torch.Tensor, n: int, n1: int, rows: int, seqlen: int, out1: 
             *g2.stride(), int(out1.dtype == torch.bfloat16), mode]
     if merge:
         _launch(kernels[1], total, [q, out1, g1, o2, g2, channels, seqlen, _split_args(n2),
-                                    *tail], q.device)
+                                    *tail], q.device, 8 * SPLIT_TILE)
     else:
         _launch(kernels[1], total, [q, out1, g1, o2, g2, total, channels, seqlen,
                                     n2.bit_length() - 1, *tail], q.device)

@@ -22,20 +22,35 @@ from hyenadna.config import ModelConfig
 from hyenadna.model import HyenaOperator
 from hyenadna.ops import short_conv_t, short_conv_t_backward
 
+COPY_OPS = ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::mul", "aten::mul_",
+            "aten::add", "aten::add_", "aten::sum", "aten::fill_", "aten::zero_")
+"""torch ops whose CUDA time ``profile_rows`` also reports per input shape: the casts, copies
+and elementwise passes between the package's own kernels (which shape each one moves says
+where it comes from)."""
 
-def profile_rows(step) -> list[dict]:
-    """CUDA time per kernel name of one call of step (after one warm-up call), largest first."""
+
+def _device_ms(ev) -> float:
+    return (getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)) / 1e3
+
+
+def profile_rows(step) -> tuple[list[dict], list[dict]]:
+    """CUDA time per kernel name of one call of step (after one warm-up call), largest first;
+    and per (torch op in ``COPY_OPS``, input shapes and dtypes), largest first."""
     step()
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                 record_shapes=True) as prof:
         step()
         torch.cuda.synchronize()
     rows = []
     for ev in prof.key_averages():
-        us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
-        if us > 0:
-            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": us / 1e3})
-    return sorted(rows, key=lambda r: -r["ms"])
+        if ev.device_type != torch.autograd.DeviceType.CPU and _device_ms(ev) > 0:  # kernels
+            rows.append({"kernel": ev.key[:110], "calls": ev.count, "ms": _device_ms(ev)})
+    ops = [{"op": ev.key, "shapes": str(ev.input_shapes)[:160], "calls": ev.count,
+            "ms": _device_ms(ev)}
+           for ev in prof.key_averages(group_by_input_shape=True)
+           if ev.key in COPY_OPS and _device_ms(ev) > 0]
+    return sorted(rows, key=lambda r: -r["ms"]), sorted(ops, key=lambda r: -r["ms"])
 
 
 def operator_step(op, u, dy):
@@ -104,8 +119,8 @@ def main() -> None:
                                            warmup=3),
                 "shift_conv_ms": median_ms(shift_conv_step(args.batch, 768, seqlen),
                                            warmup=3)}
-        rows = profile_rows(step)
-        cell["kernels"] = rows
+        rows, ops = profile_rows(step)
+        cell["kernels"], cell["copy_ops"] = rows, ops
         cell["kernel_ms_total"] = sum(r["ms"] for r in rows)
         results["cells"].append(cell)
         print(f"\n== L={seqlen} B={args.batch}: operator {cell['operator_ms']:.2f} ms, filter "
@@ -114,6 +129,9 @@ def main() -> None:
               f"kernels sum {cell['kernel_ms_total']:.2f} ms over {len(rows)} names")
         for r in rows[: args.top]:
             print(f"{r['ms']:9.3f} ms {r['calls']:4d}x  {r['kernel']}")
+        print("  casts, copies and elementwise torch ops, by input shape:")
+        for r in ops[: args.top]:
+            print(f"{r['ms']:9.3f} ms {r['calls']:4d}x  {r['op']} {r['shapes']}")
         del op, u, dy
         torch.cuda.empty_cache()
     with open(args.out, "w") as f:

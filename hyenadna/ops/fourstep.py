@@ -201,7 +201,7 @@ def _split_in_place(cols: torch.Tensor) -> None:
 def _merged(q: torch.Tensor) -> torch.Tensor:
     """Rows in split order merged back (a new tensor: the caller's q is left as it is)."""
     if q.is_cuda and q.dtype == torch.complex64:
-        q = q.contiguous().clone()
+        q = q.clone(memory_format=torch.contiguous_format)
         rowsplit.merge_rows(q)
         return q
     return rowsplit.merge_rows_torch(q)

@@ -10,10 +10,15 @@ middle, DFT_M · filter · IDFT_M, is exactly what ``onchip``'s row kernels do i
 A spectrum in "split order" holds X[k1 + P·k2] at [k1, k2] of its (P, M) view; the filter's
 spectrum must be in the same order (``fourstep.rfft4(..., split_rows=True)``).
 
-On by default; ``HYENADNA_SPLIT_ROWS=0`` turns it off. Measured (one call each, step-graphed
-operator, batch 1): on an H200 1M 46.2 -> 43.1 ms and 256k 10.05 -> 9.81 ms with it
-(benchmarks/results/fourstep/s14_h200/); its GPU tests pass on an H100 (s14_h100/). The twins
-(``split_rows_torch``, ``merge_rows_torch``) are held to ``torch.fft`` in float64 on a CPU.
+On CUDA the split and the merge run inside the column kernels (``columns.cu``'s
+``cols_fwd_split``, ``cols_inv_merge``: no pass of their own); this module's kernels
+(``split_rows``, ``merge_rows``) run where those do not build (Triton's column kernels).
+
+On by default; ``HYENADNA_SPLIT_ROWS=0`` turns it off. Measured, step-graphed operator, batch 1:
+on an H200, with the split as separate kernels, 1M 46.2 -> 43.1 ms and 256k 10.05 -> 9.81 ms
+(benchmarks/results/fourstep/s14_h200/); on an H100, separate -> fused, 1M 51.5 -> 45.7 ms and
+256k 11.9 -> 10.4 ms (s14_h100_fused/). The twins (``split_rows_torch``, ``merge_rows_torch``)
+are held to ``torch.fft`` in float64 on a CPU.
 """
 
 from __future__ import annotations

@@ -943,6 +943,12 @@ if [ "$phase" = s15a ]; then  # issue 6, next session (not run yet): the kept fi
         tests/test_rowsplit.py tests/test_fourstep.py -k "fused or split or gated"
     on 0 tune_split 120 python3 benchmarks/tune_fourstep.py --lengths 262144 1048576 \
         --skip-triton --split-tiles 8 16 32 --out "$R/tune_split.json"
+    # what holds the fused kernels (~57-60% of copy bandwidth at 1M in s14e's profile)
+    command -v ncu >/dev/null || export PATH=$PATH:/usr/local/cuda/bin
+    on 0 ncu_split 90 ncu --clock-control none --kernel-name "regex:split|merge" \
+        --launch-skip 4 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+        --section Occupancy --section WarpStateStats --section SchedulerStats \
+        python3 benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
     for v in old new; do
         pkg=$PWD
         [ $v = old ] && pkg=$PWD/.old_head

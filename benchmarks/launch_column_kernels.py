@@ -4,10 +4,14 @@ At B = 1, width 256, N1 = 32 (the 64k operator's shapes): ``rfft4_cols_triton`` 
 times bf16 gate) and ``irfft4_cols_triton`` (bf16 output times bf16 gate) at each tiling given,
 and with ``--cuda`` the same two calls on the CUDA kernels (hyenadna.ops.columns); all once to
 build them, then once more each: under ``ncu --launch-skip K --launch-count K`` (K = number of
-launches) the profiler sees only the second, warm round. Prints what it launched.
+launches) the profiler sees only the second, warm round. ``--split`` adds the fused split
+kernels (``cols_fwd_split``, ``cols_inv_merge``) at the 1M conv's shapes (32 channels, rows of
+N2 = 65536 = 8 × 8192) and each ``--split-tiles`` block tile. Prints what it launched.
 
     ncu --clock-control none --kernel-name regex:cols --launch-skip 5 --launch-count 5 \\
         python benchmarks/launch_column_kernels.py --rfft 0 --irfft 0 32 --cuda
+    ncu --clock-control none --kernel-name "regex:split|merge" --launch-skip 4 --launch-count 4 \\
+        python benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
 """
 
 from __future__ import annotations
@@ -20,6 +24,31 @@ import torch
 from hyenadna.ops import columns, conv_fft_size, fourstep
 
 
+def split_launches(tiles: list[int]) -> list:
+    """(name, tile, launch) of the fused split kernels at each block tile, 1 × 32 × 1M."""
+    dev, n1, seqlen = torch.device("cuda"), 32, 1 << 20
+    n = conv_fft_size(seqlen, seqlen)
+    v = torch.randn(1, 32, seqlen, device=dev).bfloat16()
+    gate = torch.randn_like(v)
+    cols = torch.empty(1, 32, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
+    out = torch.empty_like(v)
+
+    def at(tile, fn):
+        def launch():
+            columns.SPLIT_TILE = tile  # picks that tile's module
+            fn()
+        return launch
+
+    launches = []
+    for tile in tiles:
+        launches += [
+            ("rfft_split", tile, at(tile, lambda: fourstep.rfft4_cols(cols, v, gate, n, n1,
+                                                                      split=True))),
+            ("irfft_merge", tile, at(tile, lambda: fourstep.irfft4_cols(
+                cols, n, n1, seqlen, out, gate, merge=True)))]
+    return launches
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--length", type=int, default=65536)
@@ -29,6 +58,9 @@ def main() -> None:
     ap.add_argument("--irfft", type=int, nargs="*", default=[0],
                     help="block_j of each inverse launch (0: the package default)")
     ap.add_argument("--cuda", action="store_true", help="also the CUDA kernels, once each")
+    ap.add_argument("--split", action="store_true",
+                    help="also the fused split kernels at L = 1M, 32 channels")
+    ap.add_argument("--split-tiles", type=int, nargs="+", default=[columns.SPLIT_TILE])
     args = ap.parse_args()
     dev, n1 = torch.device("cuda"), 32
     n = conv_fft_size(args.length, args.length)
@@ -45,12 +77,16 @@ def main() -> None:
         launches += [("rfft_cuda", 0, lambda: fourstep.rfft4_cols(cols, v, gate, n, n1)),
                      ("irfft_cuda", 0, lambda: fourstep.irfft4_cols(cols, n, n1, args.length, out,
                                                                     gate))]
+    if args.split:
+        launches += split_launches(args.split_tiles)
     for _round in range(2):  # build, then the round a profiler skips to
         for _, _, launch in launches:
             launch()
         torch.cuda.synchronize()
-    for kernel, bj, _ in launches:
-        print(f"{kernel} block_j={bj or 'default'} L={args.length} C={args.channels} N={n}")
+    for kernel, knob, _ in launches:
+        what = f"tile={knob}" if "split" in kernel or "merge" in kernel else \
+            f"block_j={knob or 'default'}"
+        print(f"{kernel} {what}")
 
 
 if __name__ == "__main__":

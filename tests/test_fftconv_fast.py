@@ -234,6 +234,47 @@ def test_hyena_mixer_float64_is_exact_to_rounding():
         torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("keep", [1 << 13, 0])
+def test_hyena_mixer_at_batch_one_hands_out_proj_a_time_major_view(keep, monkeypatch):
+    # batch 1: y is a (1, L, D) view of a (1, D, L) tensor; dense (out_proj) takes it as a GEMM
+    # operand and returns dx in the same layout, which the mixer's backward reads as it is.
+    # Values and gradients as the reference's, in float64, one node or two.
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+    inputs = [t.double().requires_grad_()
+              for t in _mixer_inputs(300, torch.float64, "cpu", batch=1)]
+    g = torch.Generator().manual_seed(3)
+    w, b = (torch.randn(8, 8, generator=g, dtype=torch.float64).requires_grad_(),
+            torch.randn(8, generator=g, dtype=torch.float64).requires_grad_())
+    y = hyena_mixer(*inputs, chunk_elems=1000)
+    assert y.shape == (1, 300, 8) and y.stride(1) == 1  # time-major memory
+    out = dense(y, w, b)
+    y_ref = hyena_mixer_ref(*inputs)
+    out_ref = torch.nn.functional.linear(y_ref, w, b)
+    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
+    dout = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    leaves = [*inputs, w, b]
+    got = torch.autograd.grad(out, leaves, dout)
+    want = torch.autograd.grad(out_ref, leaves, dout)
+    for a, r in zip(got, want):
+        torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-9)
+
+
+def test_dense_on_a_time_major_view_returns_dx_in_that_layout():
+    g = torch.Generator().manual_seed(4)
+    x_t = torch.randn(1, 16, 50, generator=g, dtype=torch.float64)  # (1, d, L) memory
+    x = x_t.transpose(1, 2).requires_grad_()  # (1, L, d) view
+    w = torch.randn(8, 16, generator=g, dtype=torch.float64).requires_grad_()
+    b = torch.randn(8, generator=g, dtype=torch.float64).requires_grad_()
+    y = dense(x, w, b)
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, w, b), rtol=1e-12, atol=1e-12)
+    dy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    dx, dw, db = torch.autograd.grad(y, [x, w, b], dy)
+    assert dx.shape == x.shape and dx.stride(1) == 1  # time-major, as x
+    torch.testing.assert_close(dx, dy @ w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dw, dy[0].t() @ x[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(db, dy.sum((0, 1)), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_gelu_mlp_matches_ref(dtype):
     g = torch.Generator().manual_seed(0)

@@ -4,7 +4,7 @@ HyenaDNA's operator (Poli et al. 2023, eq. 7, order 2; see ``HyenaOperator``) up
 
     proj = in_proj(x)                                  (B, L, 3D)
     x0, x1, v = split(short_conv(proj))                3 × (B, D, L)
-    y = x0 · (k ∗ (v · x1) + D · (v · x1))             written as (B, L, D), out_proj's layout
+    y = x0 · (k ∗ (v · x1) + D · (v · x1))             (B, L, D), out_proj's input
 
 ``hyena_mixer`` computes this as ONE autograd node that saves only x (bf16, 2 bytes per element
 of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's spectrum K'/n (8 bytes
@@ -15,7 +15,8 @@ L = ``KEEP_PREFIX_MAX_LEN`` (short rows, where the recompute costs more than the
 and the short conv's output are kept instead, and the mixer is two nodes, prefix then
 convolution, so that the filter's backward can run beside the prefix's (``filter_stream``).
 The layout changes between (B, L, ·) and (B, ·, L) happen inside the short conv and the gate
-kernels (``hyenadna.ops.layout``), never as separate strided copies.
+kernels (``hyenadna.ops.layout``), never as separate strided copies; at B = 1 y stays in the
+convolution's (1, D, L) memory and out_proj (``dense``) reads it transposed.
 ``hyena_mixer_ref`` is the plain composition it is tested against.
 
 Activation memory per layer and token, bf16 autocast, D = 256 (bytes; E = B·L·D elements):
@@ -111,13 +112,24 @@ def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtyp
 
 def _conv_forward(u3, k, D, n, chunk_elems, for_backward, n1, use_onchip, k_spec=None):
     """y = x0 · (k ∗ (v·x1) + D·v·x1) as (B, L, D), and z, K'/n when for_backward (else None);
-    u3 = (x0, x1, v) stacked (B, 3D, L). See ``gated_conv_forward``."""
+    u3 = (x0, x1, v) stacked (B, 3D, L). See ``gated_conv_forward``.
+
+    At B = 1, y is a (1, L, D) view of a time-contiguous (1, D, L) tensor: the convolution's
+    last kernel stores the gated output in its own layout (no transposing product after it),
+    ``dense`` (out_proj) reads the view as one transposed GEMM operand and hands the gradient
+    back in the same layout, which the backward's first kernel then reads as it is. At B > 1,
+    y is (B, L, D) contiguous, written through a transposed view (a batch of such views is
+    not one GEMM operand)."""
     x0, x1, v = u3.split(k.shape[0], dim=1)  # 3 × (B, D, L)
-    y = torch.empty(u3.shape[0], u3.shape[2], k.shape[0], dtype=u3.dtype, device=u3.device)
-    # y is written through a (B, D, L) view of the (B, L, D) tensor out_proj reads
-    _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward,
-                                      out=y.transpose(1, 2), n1=n1, use_onchip=use_onchip,
-                                      k_spec=k_spec)
+    batch, width, seqlen = u3.shape[0], k.shape[0], u3.shape[2]
+    if batch == 1:
+        y_t = torch.empty(1, width, seqlen, dtype=u3.dtype, device=u3.device)
+        y = y_t.transpose(1, 2)
+    else:
+        y = torch.empty(batch, seqlen, width, dtype=u3.dtype, device=u3.device)
+        y_t = y.transpose(1, 2)
+    _, z, k_spec = gated_conv_forward(v, x1, x0, k, D, n, chunk_elems, for_backward, out=y_t,
+                                      n1=n1, use_onchip=use_onchip, k_spec=k_spec)
     return y, z, k_spec
 
 
@@ -361,15 +373,29 @@ class _GeluMlp(torch.autograd.Function):
         return dx, dw1, db1, dw2, db2
 
 
+def _time_major_view(x: torch.Tensor) -> bool:
+    """Whether x (1, L, d) views a (1, d, L) tensor: the mixer's output at batch 1
+    (``_conv_forward``), which ``dense`` takes as one transposed GEMM operand."""
+    return (x.dim() == 3 and x.shape[0] == 1 and x.shape[1] > 1 and x.stride(1) == 1
+            and x.stride(2) == x.shape[1])
+
+
 class _Dense(torch.autograd.Function):
     """out = x · wᵀ + b in x's dtype, as autocast's Linear, with the bias gradient summed in
-    float32 by ``column_sum`` (torch's bf16 ``sum(0)`` over the rows ran at ~0.25 TB/s)."""
+    float32 by ``column_sum`` (torch's bf16 ``sum(0)`` over the rows ran at ~0.25 TB/s).
+    For x a (1, L, d) view of a (1, d, L) tensor (``_time_major_view``), dx comes back in that
+    layout, straight out of the GEMM."""
 
     @staticmethod
     def forward(ctx, x, w, b):
         with torch.autocast(x.device.type, enabled=False):
             wc = w.to(x.dtype)
-            out = F.linear(x, wc, _cast(b, x.dtype))
+            if _time_major_view(x):  # one GEMM with x[0] transposed, the bias in its epilogue
+                bc = _cast(b, x.dtype)
+                out = (torch.mm(x[0], wc.t()) if bc is None else torch.addmm(bc, x[0], wc.t())
+                       ).unsqueeze(0)
+            else:
+                out = F.linear(x, wc, _cast(b, x.dtype))
         ctx.save_for_backward(x, wc)
         ctx.w_dtype, ctx.b_dtype = w.dtype, None if b is None else b.dtype
         return out
@@ -380,7 +406,10 @@ class _Dense(torch.autograd.Function):
         need = ctx.needs_input_grad
         x2, dout2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])  # (N, d), (N, o)
         with torch.autocast(x.device.type, enabled=False):
-            dx = (dout @ wc) if need[0] else None  # (..., d)
+            if need[0] and _time_major_view(x):  # dxᵀ = wᵀ · doutᵀ: (1, d, L) memory
+                dx = torch.mm(wc.t(), dout2.t()).t().unsqueeze(0)
+            else:
+                dx = (dout @ wc) if need[0] else None  # (..., d)
             dw = _matmul_in(dout2.t(), x2, ctx.w_dtype) if need[1] else None  # (o, d)
             db = (column_sum(dout2).to(ctx.b_dtype) if need[2] and ctx.b_dtype is not None
                   else None)

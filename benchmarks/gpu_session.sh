@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -935,24 +935,20 @@ if [ "$phase" = s14e ]; then  # after the fused split: where the 1M step's time 
 fi
 
 if [ "$phase" = s15a ]; then  # issue 6, next session (not run yet): the kept filter spectrum in
-    # one call (no torch.fft out= scaling pass; ~2 GB more for a moment at 1M) and the fused
-    # split kernels' block tile. .old_head = the package before the first (make it with
-    # `mkdir .old_head && git archive 7bbc7ec hyenadna | tar x -C .old_head`, carry it).
+    # one call (no torch.fft out= scaling pass; ~2 GB more for a moment at 1M) and the batch-1
+    # mixer output left time-major for out_proj (no transposing products), old against new.
+    # .old_head = the package before both (make it with
+    # `mkdir .old_head && git archive 7bbc7ec hyenadna | tar x -C .old_head`, carry it); the
+    # old profile is s14e's (results/fourstep/s14_h100_after/profile_fused.json).
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
-        tests/test_rowsplit.py tests/test_fourstep.py -k "fused or split or gated"
-    on 0 tune_split 120 python3 benchmarks/tune_fourstep.py --lengths 262144 1048576 \
-        --skip-triton --split-tiles 8 16 32 --out "$R/tune_split.json"
-    # what holds the fused kernels (~57-60% of copy bandwidth at 1M in s14e's profile)
-    command -v ncu >/dev/null || export PATH=$PATH:/usr/local/cuda/bin
-    on 0 ncu_split 90 ncu --clock-control none --kernel-name "regex:split|merge" \
-        --launch-skip 4 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
-        --section Occupancy --section WarpStateStats --section SchedulerStats \
-        python3 benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
+    on 0 pytest_gpu 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
+        tests/test_rowsplit.py tests/test_fourstep.py tests/test_fftconv_fast.py \
+        -k "fused or split or gated or mixer or dense"
     for v in old new; do
         pkg=$PWD
         [ $v = old ] && pkg=$PWD/.old_head
-        PYTHONPATH=/tmp/site:$pkg stepgraph_b1 op_$v 60 45 op_fast_stepgraph 262144 1048576
+        PYTHONPATH=/tmp/site:$pkg stepgraph_b1 op_$v 70 55 op_fast_stepgraph 8192 65536 \
+            262144 1048576
         # eager, for the peak memory the step graphs do not report
         PYTHONPATH=/tmp/site:$pkg on 0 mem_$v 60 python3 benchmarks/bench_operator.py \
             --batches 1 --reps 5 --lengths 1048576 --variants op_fast --out "$R/mem_$v" \
@@ -960,6 +956,22 @@ if [ "$phase" = s15a ]; then  # issue 6, next session (not run yet): the kept fi
         mv "$R/mem_$v/results.json" "$R/mem_$v.json"
         rm -rf "$R/mem_$v"
     done
+    on 0 profile_new 70 python3 benchmarks/profile_operator.py --lengths 65536 1048576 \
+        --top 30 --out "$R/profile_new.json"
+    pack_logs
+fi
+
+if [ "$phase" = s15b ]; then  # issue 6, next session (not run yet): the fused split kernels'
+    # block tile (columns.SPLIT_TILE) and what holds them (~57-60% of copy bandwidth at 1M in
+    # s14e's profile, the plain column kernels 83%)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 tune_split 150 python3 benchmarks/tune_fourstep.py --lengths 262144 1048576 \
+        --skip-triton --split-tiles 8 16 32 --out "$R/tune_split.json"
+    command -v ncu >/dev/null || export PATH=$PATH:/usr/local/cuda/bin
+    on 0 ncu_split 120 ncu --clock-control none --kernel-name "regex:split|merge" \
+        --launch-skip 4 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+        --section Occupancy --section WarpStateStats --section SchedulerStats \
+        python3 benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
     pack_logs
 fi
 

@@ -259,6 +259,32 @@ def test_hyena_mixer_at_batch_one_hands_out_proj_a_time_major_view(keep, monkeyp
         torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mixer_and_dense_give_each_row_alone_what_they_give_the_batch(dtype, device):
+    # a row alone takes the batch-1 layout (time-major y, dx from the transposed GEMM), the
+    # batch the (B, L, D) one: the same outputs and dx, and the rows' parameter gradients sum
+    # to the batch's (on CUDA: the on-chip engine)
+    inputs = _mixer_inputs(256, dtype, device)
+    g = torch.Generator().manual_seed(6)
+    w, b = (torch.randn(8, 8, generator=g) / 3).to(device), torch.randn(8, generator=g).to(device)
+    dout = torch.randn(2, 256, 8, generator=g).to(device, dtype)
+
+    def run(x, dy):
+        leaves = [x.detach().requires_grad_(), *(t.detach().requires_grad_()
+                                                  for t in (*inputs[1:], w, b))]
+        out = dense(hyena_mixer(*leaves[:7], compute_dtype=dtype), *leaves[7:])
+        return [out, *torch.autograd.grad(out, leaves, dy)]
+
+    batch = run(inputs[0], dout)
+    rows = [run(inputs[0][r: r + 1], dout[r: r + 1]) for r in range(2)]
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    for r, alone in enumerate(rows):
+        assert _rel_err(alone[0], batch[0][r: r + 1]) < tol  # the output
+        assert _rel_err(alone[1], batch[1][r: r + 1]) < tol  # dx
+    for i in range(2, len(batch)):  # in_w, in_b, sc_w, sc_b, k, skip, w, b
+        assert _rel_err(rows[0][i] + rows[1][i], batch[i]) < tol
+
+
 def test_dense_on_a_time_major_view_returns_dx_in_that_layout():
     g = torch.Generator().manual_seed(4)
     x_t = torch.randn(1, 16, 50, generator=g, dtype=torch.float64)  # (1, d, L) memory

@@ -972,6 +972,9 @@ if [ "$phase" = s15b ]; then  # issue 6, next session (not run yet): the fused s
         --launch-skip 4 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
         --section Occupancy --section WarpStateStats --section SchedulerStats \
         python3 benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
+    # the filter's backward (0.23 ms at 1 × 64k, its launch shapes tuned at 131k and 1M only)
+    on 0 filter_tune 90 python3 benchmarks/bench_filter.py --tune --tune-round 2 \
+        --tune-lengths 65536 --device-time --tune-only --out "$R/filter_tune.json"
     pack_logs
 fi
 

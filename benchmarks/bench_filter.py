@@ -26,6 +26,7 @@ import time
 import torch
 from bench_operator import median_ms  # this folder is on sys.path when run as a script
 from profile_operator import profile_rows
+from triton.errors import TritonError
 
 from hyenadna.config import ModelConfig
 from hyenadna.model import HyenaOperator
@@ -121,7 +122,7 @@ def fused_step(op, seqlen, precision):
 def device_ms(step, reps: int) -> float:
     """GPU kernel time of one step (torch.profiler, summed over kernels, mean of ``reps``): at
     short L the event-timed step is bound by host-side launches, which this leaves out."""
-    rows = profile_rows(lambda: [step() for _ in range(reps)])
+    rows, _ = profile_rows(lambda: [step() for _ in range(reps)])
     return sum(r["ms"] for r in rows) / reps
 
 
@@ -137,7 +138,8 @@ def tune(op, seqlen, reps, tables, timer=median_ms) -> list[dict]:
             with knobs({**values, "SHORT_MAX_LEN": 0}):  # the knobs, not the short-L overrides
                 try:
                     ms = time_it(fused_step(op, seqlen, "tf32"))
-                except Exception as e:  # a shape that does not fit: record, go on
+                except (RuntimeError, TritonError) as e:  # a shape that does not fit: record,
+                    # go on (anything else, e.g. a slip in this script, stops the sweep)
                     ms = f"error: {type(e).__name__}"
             rows.append({"L": seqlen, "precision": "tf32", **values, "ms": ms})
     for precision in imf.PRECISIONS:

@@ -113,7 +113,7 @@ def main() -> None:
         leaves, dy = inputs(args.batch, args.width, seqlen)
         n = conv_fft_size(seqlen, seqlen)
         for engine in ("cufft", "fourstep"):
-            rows = profile_rows(lambda e=engine, x=leaves, g=dy:
+            rows, _ = profile_rows(lambda e=engine, x=leaves, g=dy:
                                 fftconv_fast(*x, fft_engine=e).backward(g))
             n1 = pick_fourstep_n1(leaves[0], n, engine)
             res["profiles"].append({"L": seqlen, "engine": engine, "n1": n1, "kernels": rows})

@@ -55,3 +55,14 @@ def test_column_kernels_compile_offline_and_report_resources(tmp_path, benchmark
     for r in rows:
         assert 0 < r["registers"] <= 255 and r["mma"] > 0 and r["sass_instructions"] > 100
         assert r["st.global 8B"] + r["st.global <=4B"] + r["st.global 16B"] > 0
+
+
+def test_filter_bench_device_time_sums_the_profiled_kernels(load_benchmark, monkeypatch):
+    """bench_filter's --device-time timer adds up profile_rows' kernel rows (it returns the
+    kernels and the copy ops as a pair: summing the pair itself stopped s15b's tune)."""
+    bench = load_benchmark("bench_filter")
+    calls = []
+    monkeypatch.setattr(bench, "profile_rows", lambda step: (step(), [{"ms": 3.0}, {"ms": 1.0}],
+                                                             [{"op": "copy_", "ms": 9.0}])[1:])
+    assert bench.device_ms(lambda: calls.append(1), reps=2) == pytest.approx(2.0)
+    assert calls == [1, 1]

@@ -966,12 +966,12 @@ if [ "$phase" = s15b ]; then  # issue 6, next session (not run yet): the fused s
     # s14e's profile, the plain column kernels 83%)
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 tune_split 150 python3 benchmarks/tune_fourstep.py --lengths 262144 1048576 \
-        --skip-triton --split-tiles 8 16 32 --out "$R/tune_split.json"
+        --skip-triton --split-configs 8/0/0/-1 16/0/0/-1 32/0/0/-1 --out "$R/tune_split.json"
     command -v ncu >/dev/null || export PATH=$PATH:/usr/local/cuda/bin
     on 0 ncu_split 120 ncu --clock-control none --kernel-name "regex:split|merge" \
         --launch-skip 4 --launch-count 4 --section SpeedOfLight --section MemoryWorkloadAnalysis \
         --section Occupancy --section WarpStateStats --section SchedulerStats \
-        python3 benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
+        python3 benchmarks/launch_column_kernels.py --rfft --irfft --split --split-configs 16/0/0/-1 32/0/0/-1
     # the filter's backward (0.23 ms at 1 × 64k, its launch shapes tuned at 131k and 1M only)
     on 0 filter_tune 90 python3 benchmarks/bench_filter.py --tune --tune-round 2 \
         --tune-lengths 65536 --device-time --tune-only --out "$R/filter_tune.json"

@@ -6,12 +6,14 @@ and with ``--cuda`` the same two calls on the CUDA kernels (hyenadna.ops.columns
 build them, then once more each: under ``ncu --launch-skip K --launch-count K`` (K = number of
 launches) the profiler sees only the second, warm round. ``--split`` adds the fused split
 kernels (``cols_fwd_split``, ``cols_inv_merge``) at the 1M conv's shapes (32 channels, rows of
-N2 = 65536 = 8 × 8192) and each ``--split-tiles`` block tile. Prints what it launched.
+N2 = 65536 = 8 × 8192) at each ``--split-configs`` build (tune_fourstep.py's
+TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT). Prints what it launched.
 
     ncu --clock-control none --kernel-name regex:cols --launch-skip 5 --launch-count 5 \\
         python benchmarks/launch_column_kernels.py --rfft 0 --irfft 0 32 --cuda
     ncu --clock-control none --kernel-name "regex:split|merge" --launch-skip 4 --launch-count 4 \\
-        python benchmarks/launch_column_kernels.py --rfft --irfft --split --split-tiles 16 32
+        python benchmarks/launch_column_kernels.py --rfft --irfft --split \
+        --split-configs 16/0/0/-1 16/8/5/100
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import argparse
 import os
 
 import torch
+from tune_fourstep import split_build, use_split_build  # this folder is on sys.path
 
 from hyenadna.ops import columns, conv_fft_size, fourstep
 
 
-def split_launches(tiles: list[int]) -> list:
-    """(name, tile, launch) of the fused split kernels at each block tile, 1 × 32 × 1M."""
+def split_launches(builds: list) -> list:
+    """(name, build, launch) of the fused split kernels at each build, 1 × 32 × 1M."""
     dev, n1, seqlen = torch.device("cuda"), 32, 1 << 20
     n = conv_fft_size(seqlen, seqlen)
     v = torch.randn(1, 32, seqlen, device=dev).bfloat16()
@@ -33,18 +36,19 @@ def split_launches(tiles: list[int]) -> list:
     cols = torch.empty(1, 32, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
     out = torch.empty_like(v)
 
-    def at(tile, fn):
+    def at(build, fn):
         def launch():
-            columns.SPLIT_TILE = tile  # picks that tile's module
+            use_split_build(build)  # picks that build's module
             fn()
         return launch
 
     launches = []
-    for tile in tiles:
+    for build in builds:
+        label = "/".join(str(x) for x in (build[0], *build[1], build[2]))
         launches += [
-            ("rfft_split", tile, at(tile, lambda: fourstep.rfft4_cols(cols, v, gate, n, n1,
-                                                                      split=True))),
-            ("irfft_merge", tile, at(tile, lambda: fourstep.irfft4_cols(
+            ("rfft_split", label, at(build, lambda: fourstep.rfft4_cols(cols, v, gate, n, n1,
+                                                                        split=True))),
+            ("irfft_merge", label, at(build, lambda: fourstep.irfft4_cols(
                 cols, n, n1, seqlen, out, gate, merge=True)))]
     return launches
 
@@ -60,7 +64,8 @@ def main() -> None:
     ap.add_argument("--cuda", action="store_true", help="also the CUDA kernels, once each")
     ap.add_argument("--split", action="store_true",
                     help="also the fused split kernels at L = 1M, 32 channels")
-    ap.add_argument("--split-tiles", type=int, nargs="+", default=[columns.SPLIT_TILE])
+    ap.add_argument("--split-configs", type=split_build, nargs="+",
+                    default=[columns.split_build()])
     args = ap.parse_args()
     dev, n1 = torch.device("cuda"), 32
     n = conv_fft_size(args.length, args.length)
@@ -78,13 +83,13 @@ def main() -> None:
                      ("irfft_cuda", 0, lambda: fourstep.irfft4_cols(cols, n, n1, args.length, out,
                                                                     gate))]
     if args.split:
-        launches += split_launches(args.split_tiles)
+        launches += split_launches(args.split_configs)
     for _round in range(2):  # build, then the round a profiler skips to
         for _, _, launch in launches:
             launch()
         torch.cuda.synchronize()
     for kernel, knob, _ in launches:
-        what = f"tile={knob}" if "split" in kernel or "merge" in kernel else \
+        what = f"build={knob}" if "split" in kernel or "merge" in kernel else \
             f"block_j={knob or 'default'}"
         print(f"{kernel} {what}")
 

@@ -7,14 +7,15 @@ two calls on the CUDA kernels (hyenadna.ops.columns): median CUDA-event time of 
 and effective bandwidth (bytes each call must move / time) against the copy bandwidth. Then
 forward+backward of ``fftconv_fast`` on cuFFT and on the four-step engine with the Triton and
 with the CUDA column kernels (``HYENADNA_COLUMNS``) side by side, checked against float32
-``fftconv``. With ``--split-tiles`` (lengths whose rows are split, L > 128k): the fused split
-kernels (``cols_fwd_split``, ``cols_inv_merge``) and the conv at each block tile
-(``columns.SPLIT_TILE``); ``--skip-triton`` leaves the Triton sweep out (its builds take
-minutes). Writes JSON, prints tables.
+``fftconv``. With ``--split-configs`` (lengths whose rows are split, L > 128k): the fused split
+kernels (``cols_fwd_split``, ``cols_inv_merge``) and the conv at each build, written
+TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT (``columns.SPLIT_TILE``, ``SPLIT_MIN_BLOCKS``,
+``SPLIT_CARVEOUT``; ``16/0/0/-1`` is the default build); ``--skip-triton`` leaves the Triton
+sweep out (its builds take minutes). Writes JSON, prints tables.
 
     PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
     PYTHONPATH=. python benchmarks/tune_fourstep.py --lengths 1048576 --skip-triton \
-        --split-tiles 8 16 32 --out split.json
+        --split-configs 16/0/0/-1 16/8/0/100 16/8/5/100 --out split.json
 """
 
 from __future__ import annotations
@@ -57,23 +58,44 @@ def _operands(seqlen: int, channels: int, n1: int):
     return n, v, gate, cols, torch.empty_like(v), moved
 
 
-def tune_split(seqlen: int, channels: int, n1: int, bw: float, tiles: list[int]) -> list[dict]:
-    """The fused split kernels at each block tile (graph replays), as ``tune`` times the plain
+def split_build(text: str) -> tuple[int, tuple[int, int], int]:
+    """TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT → (tile, (fwd, inv) min blocks, carveout)."""
+    try:
+        tile, fwd, inv, carveout = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"split config {text!r} is not "
+                                         "TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT") from None
+    return tile, (fwd, inv), carveout
+
+
+def use_split_build(build: tuple[int, tuple[int, int], int] | None) -> None:
+    """Set the split kernels' build knobs (the module cache is keyed on them); None: defaults."""
+    columns.SPLIT_TILE, columns.SPLIT_MIN_BLOCKS, columns.SPLIT_CARVEOUT = (
+        build or _DEFAULT_SPLIT_BUILD)
+
+
+_DEFAULT_SPLIT_BUILD = columns.split_build()
+
+
+def tune_split(seqlen: int, channels: int, n1: int, bw: float, builds: list) -> list[dict]:
+    """The fused split kernels at each build (graph replays), as ``tune`` times the plain
     CUDA column kernels."""
     n, v, gate, cols, out, moved = _operands(seqlen, channels, n1)
-    rows, default_tile = [], columns.SPLIT_TILE
-    for tile in tiles:
-        columns.SPLIT_TILE = tile
+    rows = []
+    for build in builds:
+        use_split_build(build)
+        label = "/".join(str(x) for x in (build[0], *build[1], build[2]))
         runs = {"rfft": lambda: fourstep.rfft4_cols(cols, v, gate, n, n1, split=True),
                 "irfft": lambda: fourstep.irfft4_cols(cols, n, n1, seqlen, out, gate,
                                                       merge=True)}
         for kernel, fn in runs.items():
             ms = graphed_ms(fn)
-            rows.append({"L": seqlen, "kernel": kernel, "split_tile": tile, "ms": ms,
+            rows.append({"L": seqlen, "kernel": kernel, "split_build": label,
+                         "split_tile": build[0], "ms": ms,
                          "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
-            print(f"L={seqlen:,} C={channels} {kernel:>5} split, tile {tile:2d}: {ms:.3f} ms "
+            print(f"L={seqlen:,} C={channels} {kernel:>5} split, build {label}: {ms:.3f} ms "
                   f"({rows[-1]['of_copy_bw']:.0%} of copy bw)")
-    columns.SPLIT_TILE = default_tile
+    use_split_build(None)
     return rows
 
 
@@ -111,8 +133,9 @@ def main() -> None:
     ap.add_argument("--n1", type=int, default=32)
     ap.add_argument("--out", required=True)
     ap.add_argument("--skip-triton", action="store_true", help="no Triton tiling sweep or conv")
-    ap.add_argument("--split-tiles", type=int, nargs="*", default=[],
-                    help="time the fused split kernels and the conv at these SPLIT_TILEs")
+    ap.add_argument("--split-configs", type=split_build, nargs="*", default=[],
+                    help="time the fused split kernels and the conv at these builds "
+                         "(TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT)")
     args = ap.parse_args()
     bw = copy_bandwidth(torch.device("cuda"))
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
@@ -125,9 +148,9 @@ def main() -> None:
         res["tilings"] += rows
         knobs = ("block_j", "num_warps")
         n2 = conv_fft_size(seqlen, seqlen) // args.n1
-        split_tiles = args.split_tiles if rowsplit.row_length(n2) else []
-        if split_tiles:
-            res["tilings"] += tune_split(seqlen, channels, args.n1, bw, split_tiles)
+        builds = args.split_configs if rowsplit.row_length(n2) else []
+        if builds:
+            res["tilings"] += tune_split(seqlen, channels, args.n1, bw, builds)
         for kernel in ("rfft", "irfft") if not args.skip_triton else ():
             ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r
                          and "engine" not in r), key=lambda r: r["ms"])
@@ -156,12 +179,12 @@ def main() -> None:
                     ("fourstep, CUDA columns", "fourstep", "cuda", None)]
         if args.skip_triton:
             del variants[1]
-        variants += [(f"fourstep, CUDA columns, split tile {t}", "fourstep", "cuda", t)
-                     for t in split_tiles]
-        default_tile = columns.SPLIT_TILE
-        for name, engine, cols, tile in variants:
+        variants += [("fourstep, CUDA columns, split build "
+                      + "/".join(str(x) for x in (b[0], *b[1], b[2])), "fourstep", "cuda", b)
+                     for b in builds]
+        for name, engine, cols, build in variants:
             os.environ[columns.ENV] = cols
-            columns.SPLIT_TILE = default_tile if tile is None else tile
+            use_split_build(build)
             rec = cell(lambda e=engine, x=leaves: fftconv_fast(*x, fft_engine=e), leaves, dy,
                        reference)
             rec.update(L=seqlen, variant=name, floor_ms=floor_ms)
@@ -169,7 +192,7 @@ def main() -> None:
             print(f"   conv fwd+bwd {name:>26}: {rec['ms']:.3f} ms (fwd {rec['fwd_ms']:.3f}), "
                   f"{rec['ms'] / floor_ms:.1f}x floor, rel err {rec['rel_err']:.1e}")
         os.environ.pop(columns.ENV)
-        columns.SPLIT_TILE = default_tile
+        use_split_build(None)
         del leaves, dy, reference
         torch.cuda.empty_cache()
         with open(args.out, "w") as f:

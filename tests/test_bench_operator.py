@@ -66,3 +66,19 @@ def test_filter_bench_device_time_sums_the_profiled_kernels(load_benchmark, monk
                                                              [{"op": "copy_", "ms": 9.0}])[1:])
     assert bench.device_ms(lambda: calls.append(1), reps=2) == pytest.approx(2.0)
     assert calls == [1, 1]
+
+
+def test_tune_split_configs_parse_and_set_the_build_knobs(load_benchmark, monkeypatch):
+    tune = load_benchmark("tune_fourstep")
+    from hyenadna.ops import columns
+
+    default = columns.split_build()
+    assert tune.split_build("16/8/5/100") == (16, (8, 5), 100)
+    with pytest.raises(argparse.ArgumentTypeError, match="TILE/FWD_BLOCKS"):
+        tune.split_build("16/8")
+    for name in ("SPLIT_TILE", "SPLIT_MIN_BLOCKS", "SPLIT_CARVEOUT"):
+        monkeypatch.setattr(columns, name, getattr(columns, name))  # restored after the test
+    tune.use_split_build((32, (8, 0), 100))
+    assert columns.split_build() == (32, (8, 0), 100)
+    tune.use_split_build(None)
+    assert columns.split_build() == default

@@ -63,6 +63,23 @@ def test_source_builds_for_sm90_without_spills(tmp_path):
         assert re.findall(r"(\d+) bytes spill stores", done.stderr) == ["0"] * kernels
 
 
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_split_min_blocks_reach_the_build(tmp_path, monkeypatch):
+    # SPLIT_MIN_BLOCKS caps each split kernel's registers for that many 128-thread blocks per
+    # SM (65536 / (8 * 128) = 64, 65536 / (5 * 128) = 102); the plain kernels keep theirs
+    monkeypatch.setattr(columns, "SPLIT_MIN_BLOCKS", (8, 5))
+    src = tmp_path / "cols.cu"
+    src.write_text(columns.source(32, 16, True))
+    done = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-Xptxas", "-v", "-o",
+                           str(tmp_path / "cols.cubin"), str(src)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    regs = dict(re.findall(r"Compiling entry function '(\w+)'.*?Used (\d+) registers",
+                           done.stderr, re.S))
+    assert int(regs["cols_fwd_split"]) <= 64 and int(regs["cols_inv_merge"]) <= 102, regs
+    assert int(regs["cols_inv"]) > 102, regs
+
+
 def test_rows_held_rounds_up_to_a_power_of_two():
     n, n1 = 1 << 17, 32  # N2 = 4096
     assert fourstep._rows_held(65536, n, n1) == 16
@@ -198,11 +215,15 @@ def test_fused_split_kernels_match_twins(seqlen, dtype):
 
 @gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("tile", [8, 32])
-def test_fused_split_kernels_at_other_tiles(tile, monkeypatch):
-    # the block tile is a build-time knob (tune_fourstep.py --split-tiles): every tile the tune
-    # tries gives the twins' result (16, the default, is tested above)
+@pytest.mark.parametrize("tile, min_blocks, carveout", [(8, (0, 0), -1), (32, (0, 0), -1),
+                                                      (16, (8, 5), 100)])
+def test_fused_split_kernels_at_other_builds(tile, min_blocks, carveout, monkeypatch):
+    # the block tile, the register cap and the carveout are build-time knobs
+    # (tune_fourstep.py --split-configs): every build the tune tries gives the twins' result
+    # (the default build is tested above)
     monkeypatch.setattr(columns, "SPLIT_TILE", tile)
+    monkeypatch.setattr(columns, "SPLIT_MIN_BLOCKS", min_blocks)
+    monkeypatch.setattr(columns, "SPLIT_CARVEOUT", carveout)
     dev, n1, seqlen = torch.device("cuda"), 32, 1 << 17
     n = 2 * seqlen
     v = _rand((1, 2, seqlen), 14, torch.float32, dev)

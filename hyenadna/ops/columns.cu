@@ -248,6 +248,24 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
 
 #define TM_ COLS_SPLIT_TM
 #define P_ 8
+// blocks per SM each split kernel is built for (__launch_bounds__'s second argument: caps its
+// registers at 65536 / (blocks * threads)); 0 leaves the cap to the compiler
+#ifndef COLS_SPLIT_MINB_FWD
+#define COLS_SPLIT_MINB_FWD 0
+#endif
+#ifndef COLS_SPLIT_MINB_INV
+#define COLS_SPLIT_MINB_INV 0
+#endif
+#if COLS_SPLIT_MINB_FWD > 0
+#define SPLIT_BOUNDS_FWD __launch_bounds__(SPLIT_THREADS, COLS_SPLIT_MINB_FWD)
+#else
+#define SPLIT_BOUNDS_FWD __launch_bounds__(SPLIT_THREADS)
+#endif
+#if COLS_SPLIT_MINB_INV > 0
+#define SPLIT_BOUNDS_INV __launch_bounds__(SPLIT_THREADS, COLS_SPLIT_MINB_INV)
+#else
+#define SPLIT_BOUNDS_INV __launch_bounds__(SPLIT_THREADS)
+#endif
 #define SPLIT_THREADS (P_ * TM_)  // a block: one thread per (part, column) of its tile
 #if N1_ % P_ != 0
 #error "the P-point DFT reads the N1-point tables at a stride of N1 / P"
@@ -268,7 +286,7 @@ struct SplitTile {
 
 // out: rows k1 = 0 .. H of N2 = P * M values in split order (strides as cols_fwd's out);
 // one block per TM columns of a part, (b, c) rows times M / TM blocks in all
-extern "C" __global__ void __launch_bounds__(SPLIT_THREADS)
+extern "C" __global__ void SPLIT_BOUNDS_FWD
 cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
                const float* __restrict__ bias, int channels, int length, int log2_m,
                double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l,
@@ -311,7 +329,7 @@ cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void*
 
 // q: rows k1 = 0 .. H in split order (strides as cols_fwd's out), left unchanged; outputs as
 // cols_inv's; blocks as cols_fwd_split's
-extern "C" __global__ void __launch_bounds__(SPLIT_THREADS)
+extern "C" __global__ void SPLIT_BOUNDS_INV
 cols_inv_merge(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
                int channels, int length, int log2_m, double scale_d, int sq_r, int sq_k,
                int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,

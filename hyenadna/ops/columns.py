@@ -32,7 +32,21 @@ SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so
 8 · SPLIT_TILE threads; each (k1, part) run it stores or loads is SPLIT_TILE consecutive complex
-values (128 bytes at 16). Not yet tuned: benchmarks/tune_fourstep.py --split-tiles times others."""
+values (128 bytes at 16). On an H100 at 1M (s15b): 16 beats 8 and 32 in both kernels, by 3-9%.
+benchmarks/tune_fourstep.py --split-configs times others."""
+SPLIT_MIN_BLOCKS = (0, 0)
+"""Blocks per SM (forward, inverse) the fused split kernels are built for (``__launch_bounds__``'s
+second argument, which caps their registers); 0 leaves it to the compiler (72 / 128 registers,
+7 / 4 blocks of 128 threads: Nsight Compute found both latency-bound, s15b)."""
+SPLIT_CARVEOUT = -1
+"""The split kernels' preferred shared-memory carveout in percent of the unified L1/shared
+memory (CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT); -1 leaves the driver's choice,
+which held them to 7 blocks of 17 KB per SM on an H100 (s15b)."""
+
+
+def split_build() -> tuple[int, tuple[int, int], int]:
+    """The fused split kernels' build-time knobs (tile, min blocks, carveout): one module each."""
+    return SPLIT_TILE, tuple(SPLIT_MIN_BLOCKS), SPLIT_CARVEOUT
 _SOURCE = Path(__file__).with_name("columns.cu")
 _ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
 _modules: dict = {}
@@ -63,7 +77,9 @@ def source(n1: int, rows: int, split: bool = False) -> str:
     """columns.cu with its macros defined for (N1, ROWS); split: with the fused split and
     merge kernels (``COLS_SPLIT_TM``) in."""
     cos, sin = _table(n1)
-    tile = f"#define COLS_SPLIT_TM {SPLIT_TILE}\n" if split else ""  # read at build time
+    tile = (f"#define COLS_SPLIT_TM {SPLIT_TILE}\n#define COLS_SPLIT_MINB_FWD "
+            f"{SPLIT_MIN_BLOCKS[0]}\n#define COLS_SPLIT_MINB_INV {SPLIT_MIN_BLOCKS[1]}\n"
+            if split else "")  # read at build time
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
             f"#define COLS_SIN {sin}\n{tile}" + _ROTOR.read_text() + _SOURCE.read_text())
 
@@ -71,7 +87,7 @@ def source(n1: int, rows: int, split: bool = False) -> str:
 def _module(n1: int, rows: int, device: torch.device, split: bool = False):
     """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or with split (cols_fwd_split,
     cols_inv_merge); None where they do not build."""
-    key = (n1, rows, SPLIT_TILE if split else None,
+    key = (n1, rows, split_build() if split else None,
            device.index if device.index is not None else torch.cuda.current_device())
     names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 
@@ -79,10 +95,22 @@ def _module(n1: int, rows: int, device: torch.device, split: bool = False):
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
             src = source(n1, rows, split)
-            return tuple(compile_kernel(src, name) for name in names)
+            kernels = tuple(compile_kernel(src, name) for name in names)
+            if split and SPLIT_CARVEOUT >= 0:
+                for kernel in kernels:
+                    _set_carveout(kernel, SPLIT_CARVEOUT)
+            return kernels
 
     return onchip.cached_build(_modules, key, build, _failed, "the CUDA column kernels",
                                "Triton's")
+
+
+def _set_carveout(kernel, percent: int) -> None:
+    from torch.cuda._utils import _get_gpu_runtime_library
+
+    preferred_carveout = 9  # CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT
+    if _get_gpu_runtime_library().cuFuncSetAttribute(kernel.func, preferred_carveout, percent):
+        raise RuntimeError(f"cuFuncSetAttribute(carveout {percent}%) failed")
 
 
 def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> bool:

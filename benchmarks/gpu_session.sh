@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -975,6 +975,26 @@ if [ "$phase" = s15b ]; then  # issue 6, next session (not run yet): the fused s
     # the filter's backward (0.23 ms at 1 × 64k, its launch shapes tuned at 131k and 1M only)
     on 0 filter_tune 90 python3 benchmarks/bench_filter.py --tune --tune-round 2 \
         --tune-lengths 65536 --device-time --tune-only --out "$R/filter_tune.json"
+    pack_logs
+fi
+
+if [ "$phase" = s15c ]; then  # issue 6: the fused split kernels' register cap and carveout
+    # (s15b's ncu: latency-bound at 7 / 4 blocks per SM), and the one-node mixer casting x
+    # itself (.old_head = `git archive 7f6719a hyenadna`: x cast before the mixer, dx cast
+    # after it), old against new
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 130 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
+        tests/test_fftconv_fast.py -k "other_builds or fused or mixer or dense or casts"
+    on 0 tune_split 120 python3 benchmarks/tune_fourstep.py --lengths 1048576 --skip-triton \
+        --split-configs 16/0/0/-1 16/0/0/100 16/8/0/100 16/0/5/100 16/8/5/100 16/8/6/100 \
+        --out "$R/tune_split.json"
+    for v in old new; do
+        pkg=$PWD
+        [ $v = old ] && pkg=$PWD/.old_head
+        PYTHONPATH=/tmp/site:$pkg stepgraph_b1 op_$v 70 55 op_fast_stepgraph 65536 1048576
+    done
+    on 0 profile_new 60 python3 benchmarks/profile_operator.py --lengths 1048576 --top 30 \
+        --out "$R/profile_new.json"
     pack_logs
 fi
 

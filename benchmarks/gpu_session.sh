@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -995,6 +995,24 @@ if [ "$phase" = s15c ]; then  # issue 6: the fused split kernels' register cap a
     done
     on 0 profile_new 60 python3 benchmarks/profile_operator.py --lengths 1048576 --top 30 \
         --out "$R/profile_new.json"
+    pack_logs
+fi
+
+if [ "$phase" = s15d ]; then  # issue 6: the split kernels' capped build as the default (GPU
+    # tests), the plain column kernels' register cap (tune only), and every batch-1 ratio to 1M
+    # from one bench_operator run (attention in it)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_gpu 110 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
+        -k "float32 or other_builds or fused"
+    on 0 tune_cols 90 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --skip-triton \
+        --cols-configs 0/5 0/6 8/6 --out "$R/tune_cols.json"
+    on 0 table 200 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
+        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
+        --cell-limit-s 200 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
+        --budget-s 180
+    mv "$R/table/results.json" "$R/table.json"
+    mv "$R/table/results.md" "$R/table.md"
+    rm -rf "$R/table"
     pack_logs
 fi
 

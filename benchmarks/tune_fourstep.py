@@ -11,7 +11,9 @@ with the CUDA column kernels (``HYENADNA_COLUMNS``) side by side, checked agains
 kernels (``cols_fwd_split``, ``cols_inv_merge``) and the conv at each build, written
 TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT (``columns.SPLIT_TILE``, ``SPLIT_MIN_BLOCKS``,
 ``SPLIT_CARVEOUT``; ``16/0/0/-1`` is the default build); ``--skip-triton`` leaves the Triton
-sweep out (its builds take minutes). Writes JSON, prints tables.
+sweep out (its builds take minutes). ``--cols-configs FWD_BLOCKS/INV_BLOCKS ...``: the plain
+CUDA column kernels and the conv at each register cap (``columns.MIN_BLOCKS``; ``0/0`` is the
+compiler's choice). Writes JSON, prints tables.
 
     PYTHONPATH=. python benchmarks/tune_fourstep.py --out tune.json
     PYTHONPATH=. python benchmarks/tune_fourstep.py --lengths 1048576 --skip-triton \
@@ -99,7 +101,18 @@ def tune_split(seqlen: int, channels: int, n1: int, bw: float, builds: list) -> 
     return rows
 
 
-def tune(seqlen: int, channels: int, n1: int, bw: float, triton: bool = True) -> list[dict]:
+def cols_build(text: str) -> tuple[int, int]:
+    """FWD_BLOCKS/INV_BLOCKS → ``columns.MIN_BLOCKS``."""
+    try:
+        fwd, inv = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cols config {text!r} is not "
+                                         "FWD_BLOCKS/INV_BLOCKS") from None
+    return fwd, inv
+
+
+def tune(seqlen: int, channels: int, n1: int, bw: float, triton: bool = True,
+         cols_builds: list | None = None) -> list[dict]:
     n, v, gate, cols, out, moved = _operands(seqlen, channels, n1)
     rows = []
     for bj, warps in TILINGS if triton else []:
@@ -120,10 +133,18 @@ def tune(seqlen: int, channels: int, n1: int, bw: float, triton: bool = True) ->
     runs = {"rfft": lambda: fourstep.rfft4_cols(cols, v, gate, n, n1),
             "irfft": lambda: fourstep.irfft4_cols(cols, n, n1, seqlen, out, gate)}
     os.environ[columns.ENV] = "cuda"
-    for kernel, fn in runs.items():
-        ms = graphed_ms(fn)
-        rows.append({"L": seqlen, "kernel": kernel, "engine": "cuda", "ms": ms,
-                     "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw})
+    default = tuple(columns.MIN_BLOCKS)
+    for build in [None, *(cols_builds or [])]:
+        columns.MIN_BLOCKS = default if build is None else build
+        for kernel, fn in runs.items():
+            ms = graphed_ms(fn)
+            rows.append({"L": seqlen, "kernel": kernel, "engine": "cuda", "ms": ms,
+                         "of_copy_bw": moved[kernel] / (ms * 1e-3) / bw}
+                        | ({} if build is None else {"min_blocks": list(build)}))
+            if build is not None:
+                print(f"L={seqlen:,} C={channels} {kernel:>5} CUDA, min blocks {build}: "
+                      f"{ms:.3f} ms ({rows[-1]['of_copy_bw']:.0%} of copy bw)")
+    columns.MIN_BLOCKS = default
     return rows
 
 
@@ -133,6 +154,9 @@ def main() -> None:
     ap.add_argument("--n1", type=int, default=32)
     ap.add_argument("--out", required=True)
     ap.add_argument("--skip-triton", action="store_true", help="no Triton tiling sweep or conv")
+    ap.add_argument("--cols-configs", type=cols_build, nargs="*", default=[],
+                    help="time the plain CUDA column kernels and the conv at these register "
+                         "caps (FWD_BLOCKS/INV_BLOCKS)")
     ap.add_argument("--split-configs", type=split_build, nargs="*", default=[],
                     help="time the fused split kernels and the conv at these builds "
                          "(TILE/FWD_BLOCKS/INV_BLOCKS/CARVEOUT)")
@@ -144,7 +168,7 @@ def main() -> None:
     print(f"{res['device']}  copy {bw / 1e9:.0f} GB/s")
     for seqlen in args.lengths:
         channels = 256 if seqlen <= 1 << 17 else 32  # the conv's chunk at long L
-        rows = tune(seqlen, channels, args.n1, bw, not args.skip_triton)
+        rows = tune(seqlen, channels, args.n1, bw, not args.skip_triton, args.cols_configs)
         res["tilings"] += rows
         knobs = ("block_j", "num_warps")
         n2 = conv_fft_size(seqlen, seqlen) // args.n1
@@ -154,7 +178,8 @@ def main() -> None:
         for kernel in ("rfft", "irfft") if not args.skip_triton else ():
             ok = sorted((r for r in rows if r["kernel"] == kernel and "ms" in r
                          and "engine" not in r), key=lambda r: r["ms"])
-            cuda = next(r for r in rows if r["kernel"] == kernel and r.get("engine") == "cuda")
+            cuda = next(r for r in rows if r["kernel"] == kernel and r.get("engine") == "cuda"
+                        and "min_blocks" not in r)
             tile, warps = ((fourstep.RFFT_TILE, fourstep.RFFT_WARPS) if kernel == "rfft"
                            else (fourstep.IRFFT_TILE, fourstep.IRFFT_WARPS))
             bj = fourstep._block_j(args.n1 // 2, 1 << 30, tile)
@@ -179,12 +204,16 @@ def main() -> None:
                     ("fourstep, CUDA columns", "fourstep", "cuda", None)]
         if args.skip_triton:
             del variants[1]
+        variants += [(f"fourstep, CUDA columns, min blocks {c[0]}/{c[1]}", "fourstep", "cuda",
+                      ("cols", c)) for c in args.cols_configs]
         variants += [("fourstep, CUDA columns, split build "
                       + "/".join(str(x) for x in (b[0], *b[1], b[2])), "fourstep", "cuda", b)
                      for b in builds]
+        default_cols = tuple(columns.MIN_BLOCKS)
         for name, engine, cols, build in variants:
             os.environ[columns.ENV] = cols
-            use_split_build(build)
+            columns.MIN_BLOCKS = build[1] if build and build[0] == "cols" else default_cols
+            use_split_build(None if build and build[0] == "cols" else build)
             rec = cell(lambda e=engine, x=leaves: fftconv_fast(*x, fft_engine=e), leaves, dy,
                        reference)
             rec.update(L=seqlen, variant=name, floor_ms=floor_ms)
@@ -193,6 +222,7 @@ def main() -> None:
                   f"{rec['ms'] / floor_ms:.1f}x floor, rel err {rec['rel_err']:.1e}")
         os.environ.pop(columns.ENV)
         use_split_build(None)
+        columns.MIN_BLOCKS = default_cols
         del leaves, dy, reference
         torch.cuda.empty_cache()
         with open(args.out, "w") as f:

@@ -48,7 +48,8 @@ def test_source_tables_are_the_unit_circle(n1):
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_source_builds_for_sm90_without_spills(tmp_path):
     # where a CUDA compiler is at hand (no GPU needed): the generated source compiles, and
-    # neither kernel spills at the default split
+    # no kernel spills at the default builds but the fused inverse, whose 6-block register cap
+    # (columns.SPLIT_MIN_BLOCKS, faster on an H100 for it) costs a few hundred bytes
     # (and with the fused split kernels in: four kernels)
     for split, kernels in ((False, 2), (True, 4)):
         src = tmp_path / "cols.cu"
@@ -60,7 +61,11 @@ def test_source_builds_for_sm90_without_spills(tmp_path):
         assert "cols_fwd" in done.stderr and "cols_inv" in done.stderr
         assert ("cols_fwd_split" in done.stderr) == split
         assert ("cols_inv_merge" in done.stderr) == split
-        assert re.findall(r"(\d+) bytes spill stores", done.stderr) == ["0"] * kernels
+        spills = dict(re.findall(r"Compiling entry function '(\w+)'.*?(\d+) bytes spill "
+                                 r"stores", done.stderr, re.S))
+        assert len(spills) == kernels, done.stderr
+        for name, nbytes in spills.items():
+            assert int(nbytes) <= (512 if name == "cols_inv_merge" else 0), (name, nbytes)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
@@ -115,8 +120,13 @@ SIZES = [(1024, 2048), (1500, 2048), (3000, 4096), (40, 2048), (65536, 1 << 17)]
 @gpu
 @pytest.mark.gpu
 @pytest.mark.parametrize("seqlen,n", SIZES)
-def test_cuda_columns_match_twins_in_float32(seqlen, n):
-    # float32 signal with a bias on tap 0 and a scale (the filter's transform), batch 2
+@pytest.mark.parametrize("min_blocks", [None, (8, 6)])
+def test_cuda_columns_match_twins_in_float32(seqlen, n, min_blocks, monkeypatch):
+    # float32 signal with a bias on tap 0 and a scale (the filter's transform), batch 2; at the
+    # default build and with the registers capped (columns.MIN_BLOCKS, tune_fourstep.py
+    # --cols-configs; the inverse spills there)
+    if min_blocks is not None:
+        monkeypatch.setattr(columns, "MIN_BLOCKS", min_blocks)
     dev, n1 = torch.device("cuda"), 32
     a, bias = _rand((2, 3, seqlen), 3, device=dev), _rand((3,), 4, device=dev)
     cols = torch.empty(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
@@ -216,7 +226,7 @@ def test_fused_split_kernels_match_twins(seqlen, dtype):
 @gpu
 @pytest.mark.gpu
 @pytest.mark.parametrize("tile, min_blocks, carveout", [(8, (0, 0), -1), (32, (0, 0), -1),
-                                                      (16, (8, 5), 100)])
+                                                      (16, (0, 0), -1)])
 def test_fused_split_kernels_at_other_builds(tile, min_blocks, carveout, monkeypatch):
     # the block tile, the register cap and the carveout are build-time knobs
     # (tune_fourstep.py --split-configs): every build the tune tries gives the twins' result

@@ -29,6 +29,24 @@
 #define H_ (COLS_N1 / 2)
 #define ROWS_ COLS_ROWS
 #define THREADS 128
+// blocks per SM the plain column kernels are built for (__launch_bounds__'s second argument:
+// caps their registers at 65536 / (blocks * 128)); 0 leaves the cap to the compiler
+#ifndef COLS_MINB_FWD
+#define COLS_MINB_FWD 0
+#endif
+#ifndef COLS_MINB_INV
+#define COLS_MINB_INV 0
+#endif
+#if COLS_MINB_FWD > 0
+#define COLS_BOUNDS_FWD __launch_bounds__(THREADS, COLS_MINB_FWD)
+#else
+#define COLS_BOUNDS_FWD __launch_bounds__(THREADS)
+#endif
+#if COLS_MINB_INV > 0
+#define COLS_BOUNDS_INV __launch_bounds__(THREADS, COLS_MINB_INV)
+#else
+#define COLS_BOUNDS_INV __launch_bounds__(THREADS)
+#endif
 
 // cos and sin of 2 pi m / N1, m = 0 .. N1 - 1 (COLS_COS and COLS_SIN: brace lists that
 // columns.py writes in front of this file, from float64 values rounded once)
@@ -130,7 +148,7 @@ __device__ __forceinline__ void fwd_column(
 // bias: float32 (C,), read when has_bias
 // out: complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r,
 // in complex values)
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void COLS_BOUNDS_FWD
 cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
          const float* __restrict__ bias, int total, int channels, int length, int log2_n2,
          double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r,
@@ -216,7 +234,7 @@ __device__ __forceinline__ void inv_body(
     } while (0)
 
 // q: rows k1 = 0 .. H (strides as cols_fwd's out)
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void COLS_BOUNDS_INV
 cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
          int total, int channels, int length, int log2_n2, double scale_d, int sq_r, int sq_k,
          int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,

@@ -28,17 +28,25 @@ N1S = (32,)
 registers (forward / inverse, sm_90a, nvcc 13) at N1 = 32; the first version built to 157 / 168
 at N1 = 64, where Triton's kernels run instead."""
 THREADS = 128  # columns.cu's THREADS
+MIN_BLOCKS = (0, 0)
+"""Blocks per SM (forward, inverse) the plain column kernels are built for (``__launch_bounds__``'s
+second argument, which caps their registers); 0 leaves it to the compiler (72 / 108 registers
+at ROWS = 16: 7 / 4 blocks of 128 threads). benchmarks/tune_fourstep.py --cols-configs times
+others."""
 SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so
 8 · SPLIT_TILE threads; each (k1, part) run it stores or loads is SPLIT_TILE consecutive complex
 values (128 bytes at 16). On an H100 at 1M (s15b): 16 beats 8 and 32 in both kernels, by 3-9%.
 benchmarks/tune_fourstep.py --split-configs times others."""
-SPLIT_MIN_BLOCKS = (0, 0)
+SPLIT_MIN_BLOCKS = (8, 6)
 """Blocks per SM (forward, inverse) the fused split kernels are built for (``__launch_bounds__``'s
-second argument, which caps their registers); 0 leaves it to the compiler (72 / 128 registers,
-7 / 4 blocks of 128 threads: Nsight Compute found both latency-bound, s15b)."""
-SPLIT_CARVEOUT = -1
+second argument, which caps their registers; 0 leaves it to the compiler). Left to nvcc they
+took 72 / 128 registers, 7 / 4 blocks of 128 threads per SM, and Nsight Compute found both
+latency-bound (s15b). Capped at 8 / 6 blocks (64 / 80 registers; the inverse spills 328 bytes)
+with the carveout below, on an H100 at 1M (s15c, 32 channels, graph replays): forward
+0.298 → 0.265 ms, inverse 0.247 → 0.224, the long conv's forward+backward 25.47 → 24.43 ms."""
+SPLIT_CARVEOUT = 100
 """The split kernels' preferred shared-memory carveout in percent of the unified L1/shared
 memory (CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT); -1 leaves the driver's choice,
 which held them to 7 blocks of 17 KB per SM on an H100 (s15b)."""
@@ -77,17 +85,18 @@ def source(n1: int, rows: int, split: bool = False) -> str:
     """columns.cu with its macros defined for (N1, ROWS); split: with the fused split and
     merge kernels (``COLS_SPLIT_TM``) in."""
     cos, sin = _table(n1)
+    bounds = f"#define COLS_MINB_FWD {MIN_BLOCKS[0]}\n#define COLS_MINB_INV {MIN_BLOCKS[1]}\n"
     tile = (f"#define COLS_SPLIT_TM {SPLIT_TILE}\n#define COLS_SPLIT_MINB_FWD "
             f"{SPLIT_MIN_BLOCKS[0]}\n#define COLS_SPLIT_MINB_INV {SPLIT_MIN_BLOCKS[1]}\n"
             if split else "")  # read at build time
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
-            f"#define COLS_SIN {sin}\n{tile}" + _ROTOR.read_text() + _SOURCE.read_text())
+            f"#define COLS_SIN {sin}\n{bounds}{tile}" + _ROTOR.read_text() + _SOURCE.read_text())
 
 
 def _module(n1: int, rows: int, device: torch.device, split: bool = False):
     """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or with split (cols_fwd_split,
     cols_inv_merge); None where they do not build."""
-    key = (n1, rows, split_build() if split else None,
+    key = (n1, rows, split_build() if split else tuple(MIN_BLOCKS),
            device.index if device.index is not None else torch.cuda.current_device())
     names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 

@@ -31,8 +31,10 @@ THREADS = 128  # columns.cu's THREADS
 MIN_BLOCKS = (0, 0)
 """Blocks per SM (forward, inverse) the plain column kernels are built for (``__launch_bounds__``'s
 second argument, which caps their registers); 0 leaves it to the compiler (72 / 108 registers
-at ROWS = 16: 7 / 4 blocks of 128 threads). benchmarks/tune_fourstep.py --cols-configs times
-others."""
+at ROWS = 16: 7 / 4 blocks of 128 threads). Capped at 8 / 6 on an H100 (s15d) the kernels alone
+ran 5-16% faster in graph replays, but the operator's step did not move (64k 2.342 → 2.336 ms,
+1M 42.15 → 42.14, two runs each), so the default stays. benchmarks/tune_fourstep.py
+--cols-configs times others."""
 SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so

@@ -17,7 +17,7 @@
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1013,6 +1013,31 @@ if [ "$phase" = s15d ]; then  # issue 6: the split kernels' capped build as the 
     mv "$R/table/results.json" "$R/table.json"
     mv "$R/table/results.md" "$R/table.md"
     rm -rf "$R/table"
+    pack_logs
+fi
+
+if [ "$phase" = s16a ]; then  # issue 6, next session (not run yet): the mixer keeping proj and
+    # u3 past 8k within a byte budget (lean.KEEP_PREFIX_MAX_BYTES, default 0 = never) against
+    # the recompute, operator and LM training step, alternating; then the GPU tests it touches
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    K=hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES
+    for budget in 0 1073741824 0 1073741824; do
+        on 0 op_keep$budget 60 python3 benchmarks/with_knobs.py --set "$K=$budget" \
+            benchmarks/bench_operator.py --batches 1 8 --reps 20 --lengths 65536 262144 \
+            --graph-max-len 262144 --variants op_fast_stepgraph --out "$R/op_keep$budget" \
+            --budget-s 50
+        cat "$R/op_keep$budget.log" >>"$R/op_keep_all.txt"
+        rm -rf "$R/op_keep$budget" "$R/op_keep$budget.log"
+    done
+    for budget in 0 1073741824; do
+        on 0 train_keep$budget 150 python3 benchmarks/with_knobs.py --set "$K=$budget" \
+            benchmarks/bench_train.py --configs small-32k large-1m@131k --out "$R/train$budget" \
+            --budget-s 120
+        mv "$R/train$budget/results.json" "$R/train_keep$budget.json"
+        rm -rf "$R/train$budget"
+    done
+    on 0 pytest_gpu 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py \
+        -k "mixer or keep or casts"
     pack_logs
 fi
 

@@ -82,3 +82,22 @@ def test_tune_split_configs_parse_and_set_the_build_knobs(load_benchmark, monkey
     assert columns.split_build() == (32, (8, 0), 100)
     tune.use_split_build(None)
     assert columns.split_build() == default
+
+
+def test_with_knobs_sets_existing_knobs_and_runs_the_script(load_benchmark, tmp_path,
+                                                            monkeypatch, capsys):
+    tool = load_benchmark("with_knobs")
+    from hyenadna.ops import lean
+
+    monkeypatch.setattr(lean, "KEEP_PREFIX_MAX_BYTES", lean.KEEP_PREFIX_MAX_BYTES)  # restored
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    script = tmp_path / "show.py"
+    script.write_text("import sys\nfrom hyenadna.ops import lean\n"
+                      "print('seen', lean.KEEP_PREFIX_MAX_BYTES, sys.argv[1:])\n")
+    tool.main(["--set", "hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES=1", str(script), "--flag", "x"])
+    assert "seen 1 ['--flag', 'x']" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="has no knob KEEP_PREFIX_MAX_BYTE$"):
+        tool.set_knob("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTE=1")  # a typo
+    with pytest.raises(SystemExit, match="not a Python literal"):
+        tool.set_knob("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES=2**30")

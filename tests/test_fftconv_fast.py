@@ -204,6 +204,23 @@ def test_hyena_mixer_kept_prefix_gives_the_recomputed_gradients(monkeypatch):
         torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
 
 
+def test_hyena_mixer_keeps_the_prefix_within_its_byte_budget(monkeypatch):
+    # past KEEP_PREFIX_MAX_LEN the mixer keeps proj and u3 only while 6 * B * L * D values of
+    # the compute dtype fit KEEP_PREFIX_MAX_BYTES; kept or recomputed, the same gradients
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", 0)
+    inputs = [t.requires_grad_() for t in _mixer_inputs(200, torch.float32, "cpu")]
+    need = 6 * 2 * 200 * 8 * 4  # B = 2, L = 200, D = 8, float32
+    nodes, grads = [], []
+    for budget in (need, need - 1):
+        monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES", budget)
+        y = hyena_mixer(*inputs)
+        nodes.append(type(y.grad_fn).__name__)
+        grads.append(_grads(y, inputs))
+    assert "MixerConv" in nodes[0] and "HyenaMixer" in nodes[1], nodes
+    for kept, recomputed in zip(*grads):
+        torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("keep", [1 << 13, 0])
 def test_hyena_mixer_casts_to_the_compute_dtype_itself(keep, monkeypatch, device):
     # compute_dtype: the mixer casts x (float32) itself and returns dx in float32, the same

@@ -71,6 +71,25 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
+KEEP_PREFIX_MAX_BYTES = 0
+"""Beyond ``KEEP_PREFIX_MAX_LEN`` the mixer still keeps proj and the short conv's output when the
+two take at most this many bytes (6 · B · L · D values in the compute dtype: 12 · B · L · D in
+bf16, per layer); 0 (the default): it never does. At 1 × 64k and d_model 256 they take 201 MB
+and the recompute (in_proj's GEMM and the short conv, ~0.1 ms of the operator's 2.34 on an H100
+by s15a's profile) would go; at 1M the 3.2 GB per layer would not fit the 8-layer LM step in
+80 GB. Not yet measured on a GPU (phase s16a of benchmarks/gpu_session.sh compares 0 with 1 GiB);
+until then the default keeps what the published tables measured."""
+
+
+def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
+    """Whether the mixer keeps proj and u3 for its backward (two nodes) or recomputes them."""
+    batch, seqlen = x.shape[0], x.shape[1]
+    if seqlen <= KEEP_PREFIX_MAX_LEN:
+        return True
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    return 6 * batch * seqlen * width * itemsize <= KEEP_PREFIX_MAX_BYTES
+
+
 def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """a @ b (2-D) in ``dtype``: a weight gradient in its parameter's dtype, an input gradient
     in the input's. For half-precision inputs and float32 out on CUDA, cuBLAS writes float32
@@ -321,7 +340,7 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
         _join(k_stream, k)
         return _mixer_forward(x.to(dtype), in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False,
                               n1, use_onchip)[0]
-    if x.shape[1] <= KEEP_PREFIX_MAX_LEN:
+    if _keeps_prefix(x, k.shape[0], dtype):
         k_spec = None
         if k_stream is not None and use_onchip:  # K'/n on the filter's stream too
             with torch.cuda.stream(k_stream):

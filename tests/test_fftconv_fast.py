@@ -403,16 +403,22 @@ def _model_grads(model, ids):
     return logits.detach(), [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("checkpointing,filter_ckpt_len", [(False, 1), (True, 1), (False, 1e9)])
-def test_model_fast_path_matches_plain_path(monkeypatch, checkpointing, filter_ckpt_len):
+@pytest.mark.parametrize("checkpointing,filter_ckpt_len,batch,keep", [
+    (False, 1, 2, 1 << 13), (True, 1, 2, 1 << 13), (False, 1e9, 2, 1 << 13),
+    (False, 1, 1, 1 << 13), (False, 1e9, 1, 0), (True, 1, 1, 0)])
+def test_model_fast_path_matches_plain_path(monkeypatch, checkpointing, filter_ckpt_len, batch,
+                                            keep):
     # Whole model in float64, train mode: fast path (lean mixer + gelu_mlp, filter net
-    # recomputed or not) and plain path give the same logits and every parameter's gradient.
+    # recomputed or not; at batch 1 the mixer's output time-major into out_proj; keep 0: the
+    # one-node mixer of L > 8k) and plain path give the same logits and every parameter's
+    # gradient.
     monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", filter_ckpt_len)
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=16, n_layer=2, l_max=160, embed_dropout=0.0,
                       gradient_checkpointing=checkpointing)
     model = HyenaDNA(cfg).double().train()
-    ids = torch.randint(7, 12, (2, 160))
+    ids = torch.randint(7, 12, (batch, 160))
     results = []
     for mode in ("ref", "fast"):
         monkeypatch.setenv(OPS_ENV, mode)

@@ -45,27 +45,30 @@ def test_source_tables_are_the_unit_circle(n1):
         assert (cos[m], sin[m]) in ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
 
 
+def _ptxas(tmp_path, text: str) -> dict[str, tuple[int, int]]:
+    """nvcc -Xptxas -v over a generated source for sm_90a: {kernel: (registers, spill bytes)}."""
+    src = tmp_path / "cols.cu"
+    src.write_text(text)
+    done = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-Xptxas", "-v", "-o",
+                           str(tmp_path / "cols.cubin"), str(src)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    found = re.findall(r"Compiling entry function '(\w+)'.*?(\d+) bytes spill stores.*?"
+                       r"Used (\d+) registers", done.stderr, re.S)
+    return {name: (int(regs), int(spill)) for name, spill, regs in found}
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
 def test_source_builds_for_sm90_without_spills(tmp_path):
     # where a CUDA compiler is at hand (no GPU needed): the generated source compiles, and
     # no kernel spills at the default builds but the fused inverse, whose 6-block register cap
     # (columns.SPLIT_MIN_BLOCKS, faster on an H100 for it) costs a few hundred bytes
-    # (and with the fused split kernels in: four kernels)
-    for split, kernels in ((False, 2), (True, 4)):
-        src = tmp_path / "cols.cu"
-        src.write_text(columns.source(32, 16, split))
-        done = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-Xptxas", "-v", "-o",
-                               str(tmp_path / "cols.cubin"), str(src)], capture_output=True,
-                              text=True)
-        assert done.returncode == 0, done.stderr
-        assert "cols_fwd" in done.stderr and "cols_inv" in done.stderr
-        assert ("cols_fwd_split" in done.stderr) == split
-        assert ("cols_inv_merge" in done.stderr) == split
-        spills = dict(re.findall(r"Compiling entry function '(\w+)'.*?(\d+) bytes spill "
-                                 r"stores", done.stderr, re.S))
-        assert len(spills) == kernels, done.stderr
-        for name, nbytes in spills.items():
-            assert int(nbytes) <= (512 if name == "cols_inv_merge" else 0), (name, nbytes)
+    plain = {"cols_fwd", "cols_inv"}
+    for split, names in ((False, plain), (True, plain | {"cols_fwd_split", "cols_inv_merge"})):
+        built = _ptxas(tmp_path, columns.source(32, 16, split))
+        assert set(built) == names, built
+        for name, (_, spill) in built.items():
+            assert spill <= (512 if name == "cols_inv_merge" else 0), (name, spill)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
@@ -73,16 +76,9 @@ def test_split_min_blocks_reach_the_build(tmp_path, monkeypatch):
     # SPLIT_MIN_BLOCKS caps each split kernel's registers for that many 128-thread blocks per
     # SM (65536 / (8 * 128) = 64, 65536 / (5 * 128) = 102); the plain kernels keep theirs
     monkeypatch.setattr(columns, "SPLIT_MIN_BLOCKS", (8, 5))
-    src = tmp_path / "cols.cu"
-    src.write_text(columns.source(32, 16, True))
-    done = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-Xptxas", "-v", "-o",
-                           str(tmp_path / "cols.cubin"), str(src)], capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr
-    regs = dict(re.findall(r"Compiling entry function '(\w+)'.*?Used (\d+) registers",
-                           done.stderr, re.S))
-    assert int(regs["cols_fwd_split"]) <= 64 and int(regs["cols_inv_merge"]) <= 102, regs
-    assert int(regs["cols_inv"]) > 102, regs
+    regs = {name: r for name, (r, _) in _ptxas(tmp_path, columns.source(32, 16, True)).items()}
+    assert regs["cols_fwd_split"] <= 64 and regs["cols_inv_merge"] <= 102, regs
+    assert regs["cols_inv"] > 102, regs
 
 
 def test_rows_held_rounds_up_to_a_power_of_two():

@@ -266,6 +266,7 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
 
 #define TM_ COLS_SPLIT_TM
 #define P_ 8
+#define SPLIT_THREADS (P_ * TM_)  // a block: one thread per (part, column) of its tile
 // blocks per SM each split kernel is built for (__launch_bounds__'s second argument: caps its
 // registers at 65536 / (blocks * threads)); 0 leaves the cap to the compiler
 #ifndef COLS_SPLIT_MINB_FWD
@@ -284,7 +285,6 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
 #else
 #define SPLIT_BOUNDS_INV __launch_bounds__(SPLIT_THREADS)
 #endif
-#define SPLIT_THREADS (P_ * TM_)  // a block: one thread per (part, column) of its tile
 #if N1_ % P_ != 0
 #error "the P-point DFT reads the N1-point tables at a stride of N1 / P"
 #endif

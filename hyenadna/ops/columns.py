@@ -53,14 +53,15 @@ SPLIT_CARVEOUT = 100
 memory (CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT); -1 leaves the driver's choice,
 which held them to 7 blocks of 17 KB per SM on an H100 (s15b)."""
 
-
-def split_build() -> tuple[int, tuple[int, int], int]:
-    """The fused split kernels' build-time knobs (tile, min blocks, carveout): one module each."""
-    return SPLIT_TILE, tuple(SPLIT_MIN_BLOCKS), SPLIT_CARVEOUT
 _SOURCE = Path(__file__).with_name("columns.cu")
 _ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
 _modules: dict = {}
 _failed: list[str] = []
+
+
+def split_build() -> tuple[int, tuple[int, int], int]:
+    """The fused split kernels' build-time knobs (tile, min blocks, carveout): one module each."""
+    return SPLIT_TILE, tuple(SPLIT_MIN_BLOCKS), SPLIT_CARVEOUT
 
 
 def enabled() -> bool:

@@ -86,8 +86,7 @@ def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
     batch, seqlen = x.shape[0], x.shape[1]
     if seqlen <= KEEP_PREFIX_MAX_LEN:
         return True
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    return 6 * batch * seqlen * width * itemsize <= KEEP_PREFIX_MAX_BYTES
+    return 6 * batch * seqlen * width * (torch.finfo(dtype).bits // 8) <= KEEP_PREFIX_MAX_BYTES
 
 
 def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

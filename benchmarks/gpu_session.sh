@@ -16,11 +16,20 @@
 # them and, given a git ref, puts that commit's package in .old_head/ for the A/B phases),
 # .gpu_data/ (hg19_chr22.fa.gz and the GUE CSVs copied from the project's shared data),
 # .gpu_ckpt/ (phase b: the chr22 checkpoint that phase a returned). Everything comes back as one tarball under $OUT.
+#
+# Triton's compiled kernels can travel between calls (each call starts on a bare machine, and
+# compiling took most of a call's GPU tests and 50 of op_old's 68 s in s15a): with
+# KEEP_TRITON_CACHE=1 a phase also returns triton_cache.tgz (if under 40 MB); put it at
+# .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
+# the next call starts from it.
 set -u
 phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
+export TRITON_CACHE_DIR=/tmp/triton_cache
+mkdir -p "$TRITON_CACHE_DIR"
+[ -f .triton_cache/cache.tgz ] && tar xzf .triton_cache/cache.tgz -C "$TRITON_CACHE_DIR"
 R=$OUT/r
 mkdir -p "$R"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv >"$R/gpus.csv"
@@ -1043,5 +1052,13 @@ fi
 
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
+if [ "${KEEP_TRITON_CACHE:-0}" = 1 ]; then  # see the header: the compiled kernels, for the next call
+    tar czf /tmp/triton_cache.tgz -C "$TRITON_CACHE_DIR" .
+    if [ "$(stat -c %s /tmp/triton_cache.tgz)" -lt 40000000 ]; then
+        cp /tmp/triton_cache.tgz "$R/triton_cache.tgz"
+    else
+        echo "triton cache $(du -h /tmp/triton_cache.tgz | cut -f1): too large to bring back"
+    fi
+fi
 echo "== timeline"; cat "$R/timeline.txt"
 for f in "$R"/*.log; do echo "== $(basename "$f")"; tail -n 12 "$f"; done

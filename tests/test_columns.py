@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 import torch
+from numerics import max_rel
 
 from hyenadna.ops import columns, fourstep, rowsplit
 
@@ -23,11 +24,6 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not availab
 def _rand(shape, seed, dtype=torch.float32, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=g, dtype=torch.float64).to(device, dtype)
-
-
-def _rel(a, b) -> float:
-    a, b = a.detach().cpu().to(b.dtype), b.detach().cpu()
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 @pytest.mark.parametrize("n1", [32, 64])
@@ -105,7 +101,7 @@ def test_switch_and_cpu_fallback(monkeypatch):
     monkeypatch.delenv(columns.ENV)
     a = _rand((1, 2, 1000), 0)
     fourstep.rfft4_cols(spec, a, None, 2048, 32)
-    assert _rel(spec, fourstep.rfft4_cols_torch(a.double(), None, 2048, 32)) < 1e-6
+    assert max_rel(spec, fourstep.rfft4_cols_torch(a.double(), None, 2048, 32)) < 1e-6
 
 
 # (signal length, FFT length): full tiles, a ragged end (24 rows → 32), a short filter past n/2,
@@ -130,19 +126,19 @@ def test_cuda_columns_match_twins_in_float32(seqlen, n, min_blocks, monkeypatch)
     fourstep.rfft4_cols(cols, a, None, n, n1, 0.5, bias)
     assert not columns._failed and columns._module(n1, fourstep._rows_held(seqlen, n, n1), dev)
     ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5, bias.double().cpu())
-    assert _rel(cols, ref) < 2e-6
+    assert max_rel(cols, ref) < 2e-6
     q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
     out = torch.empty(2, 3, seqlen, device=dev)
     fourstep.irfft4_cols(q, n, n1, seqlen, out, scale=1.0 / n)
-    assert _rel(out, fourstep.irfft4_cols_torch(q.cpu().to(torch.complex128), n, n1, seqlen,
+    assert max_rel(out, fourstep.irfft4_cols_torch(q.cpu().to(torch.complex128), n, n1, seqlen,
                                                 1.0 / n)) < 2e-6
     expect = a.double().cpu() * 0.5
     expect[..., 0] += bias.double().cpu() * 0.5
-    assert _rel(out, expect) < 1e-5
+    assert max_rel(out, expect) < 1e-5
     # fewer output samples than the spectrum holds: only the first seqlen // 3 are written
     short = torch.full((2, 3, seqlen), 7.0, device=dev)
     fourstep.irfft4_cols(q, n, n1, seqlen // 3, short[..., : seqlen // 3], scale=1.0 / n)
-    assert _rel(short[..., : seqlen // 3], expect[..., : seqlen // 3]) < 1e-5
+    assert max_rel(short[..., : seqlen // 3], expect[..., : seqlen // 3]) < 1e-5
     assert (short[..., seqlen // 3:] == 7.0).all()
 
 
@@ -158,7 +154,7 @@ def test_cuda_columns_fuse_bf16_gates_over_strided_views():
     cols = torch.empty(batch, channels, 17, 64, dtype=torch.complex64, device=dev)
     fourstep.rfft4_cols(cols, v, gate, n, n1)
     w = (v * gate).double().cpu()  # the product rounded to bf16, as torch rounds it
-    assert _rel(cols, fourstep.rfft4_cols_torch(w, None, n, n1)) < 2e-6
+    assert max_rel(cols, fourstep.rfft4_cols_torch(w, None, n, n1)) < 2e-6
     q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
     g1, g2 = (_rand((batch, channels, seqlen), s, torch.bfloat16, dev) for s in (7, 8))
     o1 = torch.empty(batch, seqlen, channels, dtype=torch.bfloat16, device=dev)
@@ -166,7 +162,7 @@ def test_cuda_columns_fuse_bf16_gates_over_strided_views():
     assert columns.supported(n1, q, o1, g1, o2, g2)
     fourstep.irfft4_cols(q, n, n1, seqlen, o1.transpose(1, 2), g1, o2, g2, 1.0 / n)
     for out, g in ((o1.transpose(1, 2), g1), (o2, g2)):
-        assert _rel(out, w * g.double().cpu()) < 2**-8  # one bf16 rounding
+        assert max_rel(out, w * g.double().cpu()) < 2**-8  # one bf16 rounding
     # mixed I/O types are not the CUDA kernels' (one type per call): Triton's take them
     assert not columns.supported(n1, q, o1, g1, o2.float(), g2)
 
@@ -186,8 +182,8 @@ def test_cuda_and_triton_columns_agree(monkeypatch):
         q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
         fourstep.irfft4_cols(q, n, n1, seqlen, y, gate, scale=1.0 / n)
         out[engine] = (cols, y)
-    assert _rel(out["triton"][0], out["cuda"][0].cpu().to(torch.complex128)) < 2e-3
-    assert _rel(out["triton"][1], out["cuda"][1].double().cpu()) < 2e-2
+    assert max_rel(out["triton"][0], out["cuda"][0].cpu().to(torch.complex128)) < 2e-3
+    assert max_rel(out["triton"][1], out["cuda"][1].double().cpu()) < 2e-2
 
 
 @gpu
@@ -205,7 +201,7 @@ def test_fused_split_kernels_match_twins(seqlen, dtype):
     assert columns._module(n1, fourstep._rows_held(seqlen, n, n1), dev, True)
     w = (v * gate).double().cpu()  # the product rounded as torch rounds it
     ref = rowsplit.split_rows_torch(fourstep.rfft4_cols_torch(w, None, n, n1, 0.5))
-    assert _rel(cols, ref) < 2e-6
+    assert max_rel(cols, ref) < 2e-6
     g1 = _rand((2, 3, seqlen), 13, dtype, dev)
     o1 = torch.empty(2, 3, seqlen, dtype=dtype, device=dev)
     o2 = torch.empty(2, 3, seqlen, dtype=dtype, device=dev)
@@ -215,8 +211,8 @@ def test_fused_split_kernels_match_twins(seqlen, dtype):
     y = fourstep.irfft4_cols_torch(rowsplit.merge_rows_torch(cols.cpu().to(torch.complex128)),
                                    n, n1, seqlen, 1.0 / n)
     tol = 2e-6 if dtype == torch.float32 else 2**-8  # one rounding to bf16
-    assert _rel(o2, y) < tol
-    assert _rel(o1, y * g1.double().cpu()) < tol
+    assert max_rel(o2, y) < tol
+    assert max_rel(o1, y * g1.double().cpu()) < tol
 
 
 @gpu
@@ -236,9 +232,9 @@ def test_fused_split_kernels_at_other_builds(tile, min_blocks, carveout, monkeyp
     cols = torch.empty(1, 2, n1 // 2 + 1, n // n1, dtype=torch.complex64, device=dev)
     fourstep.rfft4_cols(cols, v, None, n, n1, split=True)
     ref = rowsplit.split_rows_torch(fourstep.rfft4_cols_torch(v.double().cpu(), None, n, n1))
-    assert _rel(cols, ref) < 2e-6
+    assert max_rel(cols, ref) < 2e-6
     out = torch.empty_like(v)
     fourstep.irfft4_cols(cols, n, n1, seqlen, out, scale=1.0 / n, merge=True)
     y = fourstep.irfft4_cols_torch(rowsplit.merge_rows_torch(cols.cpu().to(torch.complex128)),
                                    n, n1, seqlen, 1.0 / n)
-    assert _rel(out, y) < 2e-6
+    assert max_rel(out, y) < 2e-6

@@ -10,6 +10,7 @@ import importlib
 
 import pytest
 import torch
+from numerics import max_rel
 
 from hyenadna import ops
 from hyenadna.ops import fourstep, gated_fftconv, gated_fftconv_ref, hyena_mixer, hyena_mixer_ref
@@ -28,11 +29,6 @@ def _rand(shape, seed, dtype=torch.float64, device="cpu"):
     return torch.randn(shape, generator=g, dtype=torch.float64).to(device, dtype)
 
 
-def _rel(a, b) -> float:
-    a, b = a.detach().cpu().to(b.dtype), b.detach().cpu()
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 @pytest.mark.parametrize("seqlen,n,n1", SIZES)
 def test_torch_twins_equal_torch_fft_in_float64(seqlen, n, n1):
     a, b, bias = _rand((2, 3, seqlen), 0), _rand((2, 3, seqlen), 1), _rand((3,), 2)
@@ -40,11 +36,11 @@ def test_torch_twins_equal_torch_fft_in_float64(seqlen, n, n1):
     x = a * b * 0.25
     x[..., 0] += bias * 0.25
     assert spec.shape == (2, 3, n1 // 2 + 1, n // n1)
-    assert _rel(spec, fourstep.rfft4_ref(x, n, n1)) < 1e-13
+    assert max_rel(spec, fourstep.rfft4_ref(x, n, n1)) < 1e-13
     # inverse: the first samples of irfft of the half spectrum
     out = fourstep.irfft4(spec, n, n1, seqlen // 2)
-    assert _rel(out, x[..., : seqlen // 2]) < 1e-13
-    assert _rel(out, fourstep.irfft4_ref(spec, n, n1, seqlen // 2)) < 1e-13
+    assert max_rel(out, x[..., : seqlen // 2]) < 1e-13
+    assert max_rel(out, fourstep.irfft4_ref(spec, n, n1, seqlen // 2)) < 1e-13
 
 
 def test_split_size_and_support():
@@ -67,13 +63,13 @@ def test_triton_columns_match_twins(seqlen, n, n1, device):
     fourstep.rfft4_cols_triton(cols, a, None, n, n1, 0.5, bias)
     ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5, bias.double().cpu())
     tol = 2e-3 if device.type == "cuda" else 1e-6  # TF32 dots on CUDA, exact fp32 interpreted
-    assert _rel(cols, ref) < tol
+    assert max_rel(cols, ref) < tol
     q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
     out = torch.empty(2, 3, seqlen, device=device)
     fourstep.irfft4_cols_triton(q, n, n1, seqlen, out, scale=1.0 / n)
     expect = a.double().cpu() * 0.5
     expect[..., 0] += bias.double().cpu() * 0.5
-    assert _rel(out, expect) < tol
+    assert max_rel(out, expect) < tol
 
 
 @needs_triton
@@ -87,11 +83,11 @@ def test_triton_column_tilings_agree(block_j, num_warps, device):
     fourstep.rfft4_cols_triton(cols, a, None, n, n1, 0.5, **tiling)
     ref = fourstep.rfft4_cols_torch(a.double().cpu(), None, n, n1, 0.5)
     tol = 2e-3 if device.type == "cuda" else 1e-6
-    assert _rel(cols, ref) < tol
+    assert max_rel(cols, ref) < tol
     out = torch.empty(2, 3, seqlen, device=device)
     q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
     fourstep.irfft4_cols_triton(q, n, n1, seqlen, out, scale=1.0 / n, **tiling)
-    assert _rel(out, a.double().cpu() * 0.5) < tol
+    assert max_rel(out, a.double().cpu() * 0.5) < tol
 
 
 @needs_triton
@@ -106,14 +102,14 @@ def test_triton_columns_fuse_bf16_gates_over_strided_views(device):
     w = (v * gate).double().cpu()  # the product rounded to bf16, as torch rounds it
     # Triton's interpreter truncates to bf16 where CUDA rounds: allow one bf16 step there
     tol = 2e-3 if device.type == "cuda" else 2**-7
-    assert _rel(cols, fourstep.rfft4_cols_torch(w, None, n, n1)) < tol
+    assert max_rel(cols, fourstep.rfft4_cols_torch(w, None, n, n1)) < tol
     q = torch.fft.ifft(torch.fft.fft(cols, dim=-1), dim=-1, norm="forward")
     g1, g2 = (_rand((batch, channels, seqlen), s, torch.bfloat16, device) for s in (7, 8))
     o1 = torch.empty(batch, seqlen, channels, dtype=torch.bfloat16, device=device)
     o2 = torch.empty(batch, channels, seqlen, dtype=torch.bfloat16, device=device)
     fourstep.irfft4_cols_triton(q, n, n1, seqlen, o1.transpose(1, 2), g1, o2, g2, 1.0 / n)
     for out, g in ((o1.transpose(1, 2), g1), (o2, g2)):
-        assert _rel(out, w * g.double().cpu()) < 1e-2  # one bf16 rounding
+        assert max_rel(out, w * g.double().cpu()) < 1e-2  # one bf16 rounding
 
 
 @pytest.mark.parametrize("gates", [True, False])
@@ -132,7 +128,7 @@ def test_gated_conv_on_fourstep_is_exact_in_float64(gates, seqlen, taps):
     y_ref = gated_fftconv_ref(v, pre, post, k, skip)
     grads_ref = torch.autograd.grad(y_ref, inputs, dy)
     for a, b in zip((y, *grads), (y_ref, *grads_ref)):
-        assert _rel(a, b) < 1e-12
+        assert max_rel(a, b) < 1e-12
 
 
 @needs_triton
@@ -176,7 +172,7 @@ def test_hyena_mixer_on_fourstep_is_exact_in_float64():
     grads = torch.autograd.grad(y, inputs, dy)
     grads_ref = torch.autograd.grad(y_ref, inputs, dy)
     for a, b in zip((y, *grads), (y_ref, *grads_ref)):
-        assert _rel(a, b) < 1e-11
+        assert max_rel(a, b) < 1e-11
 
 
 def test_auto_engine_takes_fourstep_only_where_measured_faster(monkeypatch):

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 import torch
+from numerics import max_rel
 
 from hyenadna.ops import fftconv, fourstep, onchip, rowsplit
 from hyenadna.ops.fftconv_fast import conv_fft_size, gated_fftconv
@@ -27,17 +28,12 @@ def _crand(shape, seed, dtype=torch.complex128, device="cpu"):
     return torch.randn(shape, generator=g, dtype=torch.complex128).to(device, dtype)
 
 
-def _rel(a, b) -> float:
-    a, b = a.detach().cpu().to(b.dtype), b.detach().cpu()
-    return ((a - b).abs().max() / b.abs().max()).item()
-
-
 @pytest.mark.parametrize("m", [16, 512])
 def test_split_then_dfts_of_m_is_the_rows_dft_in_split_order(m):
     x = _crand((3, 2, P * m), 0)
     s = rowsplit.split_rows_torch(x).reshape(3, 2, P, m)
     spec = torch.fft.fft(s, dim=-1).reshape(3, 2, P * m)
-    assert _rel(spec, rowsplit.to_split_order(torch.fft.fft(x))) < 1e-13
+    assert max_rel(spec, rowsplit.to_split_order(torch.fft.fft(x))) < 1e-13
     # split order: [k1·M + k2] holds X[k1 + P·k2]
     assert torch.equal(rowsplit.to_split_order(torch.arange(P * m))[: 3 * m: m],
                        torch.arange(3))
@@ -48,7 +44,7 @@ def test_merge_after_inverse_dfts_of_m_is_the_rows_inverse_dft(m):
     y = _crand((2, P * m), 1)  # a row spectrum in natural order
     q = torch.fft.ifft(rowsplit.to_split_order(y).reshape(2, P, m), dim=-1, norm="forward")
     out = rowsplit.merge_rows_torch(q.reshape(2, P * m))
-    assert _rel(out, torch.fft.ifft(y, norm="forward")) < 1e-13
+    assert max_rel(out, torch.fft.ifft(y, norm="forward")) < 1e-13
 
 
 def test_row_conv_through_the_split_equals_the_rows_conv():
@@ -61,7 +57,7 @@ def test_row_conv_through_the_split_equals_the_rows_conv():
     n2 = n // n1
     k_nat = fourstep.rfft4(k, None, n, n1, 1.0 / n)[0]
     k_split = fourstep.rfft4(k, None, n, n1, 1.0 / n, split_rows=True)[0]
-    assert _rel(k_split, rowsplit.to_split_order(k_nat)) < 1e-13
+    assert max_rel(k_split, rowsplit.to_split_order(k_nat)) < 1e-13
     into = torch.zeros(2, 3, n1 // 2 + 1, n // n1, dtype=torch.complex128)  # a chunk's buffer
     spec = fourstep.rfft4(k, None, n, n1, 1.0 / n, out=into[1:], split_rows=True)
     assert spec.data_ptr() == into[1].data_ptr() and torch.equal(into[1], k_split)
@@ -72,11 +68,11 @@ def test_row_conv_through_the_split_equals_the_rows_conv():
     rows = onchip.row_conv_forward_torch(rowsplit.split_rows_torch(cols).reshape(parts),
                                          k_split.reshape(parts[1:]))
     got = rowsplit.merge_rows_torch(rows.reshape(cols.shape))
-    assert _rel(got, expect) < 1e-12
+    assert max_rel(got, expect) < 1e-12
     # and to the end: the causal convolution's first samples
     y = fourstep.irfft4_cols_torch(got, n, n1, seqlen)
     ref = torch.fft.irfft(torch.fft.rfft(a, n) * torch.fft.rfft(k, n), n)[..., :seqlen]
-    assert _rel(y, ref) < 1e-12
+    assert max_rel(y, ref) < 1e-12
 
 
 def test_row_length_and_switch(monkeypatch):
@@ -109,10 +105,10 @@ def test_kernels_match_twins():
     x = _crand((5, P * 2048), 3, torch.complex64, dev)
     ref = rowsplit.split_rows_torch(x.cpu().to(torch.complex128))
     rowsplit.split_rows(x)
-    assert _rel(x, ref) < 1e-6
+    assert max_rel(x, ref) < 1e-6
     ref = rowsplit.merge_rows_torch(x.cpu().to(torch.complex128))
     rowsplit.merge_rows(x)
-    assert _rel(x, ref) < 1e-6
+    assert max_rel(x, ref) < 1e-6
 
 
 @gpu
@@ -143,8 +139,8 @@ def test_long_conv_with_split_rows_matches_reference(seqlen, monkeypatch):
     y_ref = fftconv(rv * rpre, rk, rD) * rpost
     ref = [y_ref.detach(), *torch.autograd.grad(y_ref, ref_leaves, dy.float())]
     for got, want, off in zip(results["1"], ref, results["0"]):
-        assert _rel(got.float(), want.double()) < 2e-2
-        assert _rel(got.float(), off.double()) < 1e-2  # the row stage is all that differs
+        assert max_rel(got.float(), want.double()) < 2e-2
+        assert max_rel(got.float(), off.double()) < 1e-2  # the row stage is all that differs
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -177,4 +173,4 @@ def test_whole_convolution_with_split_rows_on_the_twins(batch, monkeypatch):
     y_ref = fftconv(v * pre, k, D) * post
     want = [y_ref.detach(), *torch.autograd.grad(y_ref, leaves, dy)]
     for a, b in zip(got, want):
-        assert _rel(a, b) < 1e-10
+        assert max_rel(a, b) < 1e-10

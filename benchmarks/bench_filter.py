@@ -37,6 +37,8 @@ BWD_KNOBS = {"BWD_BLOCK_L": [16, 32, 64], "BWD_WARPS": [4, 8], "BWD_PROGRAMS_PER
 # second round (after the first's table, benchmarks/results/filter/tune_h100.txt): more warps
 # per program and loop-invariant weights held in registers
 BWD_KNOBS_2 = {"BWD_BLOCK_L": [16, 32], "BWD_WARPS": [8, 16], "BWD_HOIST_WEIGHTS": [False, True]}
+# third round (sixteenth session): the backward's loop software-pipelined (imf.BWD_STAGES)
+BWD_KNOBS_3 = {"BWD_STAGES": [1, 2, 3], "BWD_BLOCK_L": [16, 32]}
 
 
 @contextlib.contextmanager
@@ -199,8 +201,9 @@ def main() -> None:
                     default=[1024, 8192, 65536, 262144, 1 << 20])
     ap.add_argument("--op-lengths", type=int, nargs="+", default=[1024, 8192, 65536])
     ap.add_argument("--tune", action="store_true", help="sweep launch shapes and precisions")
-    ap.add_argument("--tune-round", type=int, default=1, choices=[1, 2],
-                    help="1: forward and backward shapes; 2: the backward's second round")
+    ap.add_argument("--tune-round", type=int, default=1, choices=[1, 2, 3],
+                    help="1: forward and backward shapes; 2: the backward's second round; "
+                         "3: the backward's loop pipelined")
     ap.add_argument("--tune-lengths", type=int, nargs="+", default=[8192, 65536, 1 << 20])
     ap.add_argument("--device-time", action="store_true",
                     help="tune on summed kernel time (torch.profiler) instead of event time")
@@ -230,14 +233,15 @@ def main() -> None:
     if args.tune:
         result["tune"] = []
         for seqlen in args.tune_lengths:
-            tables = [FWD_KNOBS, BWD_KNOBS] if args.tune_round == 1 else [BWD_KNOBS_2]
+            tables = {1: [FWD_KNOBS, BWD_KNOBS], 2: [BWD_KNOBS_2],
+                      3: [BWD_KNOBS_3]}[args.tune_round]
             result["tune"] += tune(model(seqlen), seqlen, args.reps, tables,
                                    device_ms if args.device_time else median_ms)
             save()
         print(f"\n## fused filter, launch shapes and precisions "
               f"({'kernel ' if args.device_time else ''}ms)\n")
         print(markdown(result["tune"], ["L", "precision", *FWD_KNOBS, *BWD_KNOBS,
-                                        "BWD_HOIST_WEIGHTS", "ms"]), flush=True)
+                                        "BWD_HOIST_WEIGHTS", "BWD_STAGES", "ms"]), flush=True)
         if args.tune_only:
             return
     rows = result["time"] = []

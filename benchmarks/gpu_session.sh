@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1047,6 +1047,19 @@ if [ "$phase" = s16a ]; then  # issue 6, next session (not run yet): the mixer k
     done
     on 0 pytest_gpu 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py \
         -k "mixer or keep or casts"
+    pack_logs
+fi
+
+if [ "$phase" = s16b ]; then  # issue 6: the filter backward's loop software-pipelined
+    # (implicit_filter.BWD_STAGES 1-3, kernel time) and the short conv kernels' launch shapes
+    # against copy bandwidth; then the filter's GPU tests at every stage count
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 filter_tune 200 python3 benchmarks/bench_filter.py --tune --tune-round 3 --tune-only \
+        --device-time --tune-lengths 65536 1048576 --out "$R/filter_tune.json"
+    on 0 short_conv 150 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
+        --out "$R/short_conv.json"
+    on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_layout.py
     pack_logs
 fi
 

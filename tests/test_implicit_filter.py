@@ -66,9 +66,11 @@ def test_fused_matches_float64_twin(emb, feat, width, seqlen, modulate, shift, d
 @needs_triton
 @pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("short_max_len", [0, 8192])  # tiles of 32 (long L) or of 16 (short L)
-def test_backward_over_many_tiles_per_program(hoist, short_max_len, device, monkeypatch):
+@pytest.mark.parametrize("stages", [1, 3])  # the loop over tiles plain or software-pipelined
+def test_backward_over_many_tiles_per_program(hoist, short_max_len, stages, device, monkeypatch):
     # more tiles than programs: each program strides over several and sums them in registers
     monkeypatch.setattr(imf, "BWD_HOIST_WEIGHTS", hoist)
+    monkeypatch.setattr(imf, "BWD_STAGES", stages)
     monkeypatch.setattr(imf, "BWD_PROGRAMS_PER_SM", 1)
     monkeypatch.setattr(imf, "SHORT_MAX_LEN", short_max_len)
     monkeypatch.setattr(imf, "_sm_count", lambda dev: 3)

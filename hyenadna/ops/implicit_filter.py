@@ -50,6 +50,11 @@ event-timed tune above was launch-bound there) they measured 0.069 vs 0.076 ms f
 at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
 (benchmarks/results/filter/tune_short_h100.json, ``bench_filter.py --tune --device-time``)."""
 SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
+BWD_STAGES = 1
+"""Software-pipelining depth of the backward's loop over tiles (``tl.range``'s num_stages; 1:
+none, as before). At 1M the backward ran ~10x the time its read of dk needs (3.3 ms on an H100,
+benchmarks/NOTES_gpu.md, fifteenth session) with one 8-warp program per SM: loads and the
+chain of small dots do not overlap. ``bench_filter.py --tune --tune-round 3`` times 1-3."""
 BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile (TF32 only:
 # with TF32x3/IEEE operands the hoisted kernel needs 304 KiB of shared memory, over an H100's)
 PRECISIONS = ("tf32", "tf32x3", "ieee")
@@ -164,7 +169,7 @@ class _ImplicitFilter(torch.autograd.Function):
                 deltas, ctx.shift, seqlen, emb, width, tiles, programs, part.shape[1],
                 EP=_pow2(emb), F=feat, DP=_pow2(width), BL=block_l,
                 MODULATE=ctx.modulate, PREC=ctx.precision,
-                HOIST=BWD_HOIST_WEIGHTS and ctx.precision == "tf32",
+                HOIST=BWD_HOIST_WEIGHTS and ctx.precision == "tf32", STAGES=BWD_STAGES,
                 num_warps=BWD_WARPS)
         dw4, dw3, dw2, dw1, db3, db2, db1, dfreq = part.sum(0).split(sizes)
         need = ctx.needs_input_grad
@@ -252,7 +257,7 @@ if triton is not None:
                            w3_ptr, b3_ptr, freq_ptr, w4_ptr, deltas_ptr, shift, L, E, D, tiles,
                            programs, row_len, EP: tl.constexpr, F: tl.constexpr, DP: tl.constexpr,
                            BL: tl.constexpr, MODULATE: tl.constexpr, PREC: tl.constexpr,
-                           HOIST: tl.constexpr):
+                           HOIST: tl.constexpr, STAGES: tl.constexpr):
         pid = tl.program_id(0)
         ff = tl.arange(0, F)
         fe = tl.arange(0, EP)
@@ -273,10 +278,10 @@ if triton is not None:
                          other=0.0).to(tl.float32)  # (DP, F)
             w3 = _load_square(w3_ptr, F)
             w2 = _load_square(w2_ptr, F)
-        # persistent: program p takes tiles p, p + programs, ... (a while loop: Triton 3.6's
-        # interpreter, which the CPU tests run, rejects range() over a runtime bound)
-        tile = pid
-        while tile < tiles:
+        # persistent: program p takes tiles p, p + programs, ...; STAGES > 1 lets Triton load
+        # the next tiles' dk, z and t while this one computes (tl.range over a runtime bound:
+        # Triton 3.6's interpreter rejected it, 3.9's, which the CPU tests run, takes it)
+        for tile in tl.range(pid, tiles, programs, num_stages=STAGES):
             rows = tile * BL + tl.arange(0, BL)
             rmask = rows < L
             a0, h1, a1, h2, a2, h3, a3 = _ffn_forward(z_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
@@ -311,7 +316,6 @@ if triton is not None:
             dfr += dfr_i
             acc1 += tl.dot(tl.trans(dh), a0, input_precision=PREC)
             db1 += tl.sum(dh, axis=0)
-            tile += programs
         # this program's partial sums, one row: dW4 | dW3 | dW2 | dW1 | db3 | db2 | db1 | dfreq
         out = part_ptr + pid.to(tl.int64) * row_len
         tl.store(out + dd[:, None] * F + ff[None, :], acc4, mask=dmask[:, None])

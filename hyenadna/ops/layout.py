@@ -34,6 +34,11 @@ BLOCK_C, BLOCK_L = 64, 64  # a 64 × 64 tile: 128-byte rows in either layout for
 DW_L_PER_PROGRAM = 4096  # most time steps one weight-gradient program sums over
 DW_TARGET_PROGRAMS = 2048  # ~16 per SM on an H100: the partial sums are cheap, idle SMs are not
 SUMS_BLOCK_C, SUMS_BLOCK_R = 16, 64  # the partial rows' sum: 48 programs at C = 768
+SHIFT_WARPS, DW_WARPS = 4, 4
+"""Warps per program of the short conv's kernels (forward / input gradient, and the backward
+with the weight sums; Triton's default, 4). At 1 × 1M × 768 on an H100 the backward kernel moved
+its 4.8 GB at ~2.0 TB/s and the shift kernel at ~2.5 (benchmarks/NOTES_gpu.md, fifteenth
+session's profile); ``benchmarks/bench_short_conv.py`` times these knobs side by side."""
 TRITON_ENV = "HYENADNA_TRITON"
 
 
@@ -230,7 +235,7 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
                                 *dp.stride(), *dout.stride(), *x.stride(), *w.stride(),
                                 K=taps, KPOW=kpow, W_ROUND=_round_code(dout.dtype, dout.dtype),
                                 L_PER_PROGRAM=per_program, BLOCK_C=BLOCK_C,
-                                BLOCK_L=BLOCK_L)
+                                BLOCK_L=BLOCK_L, num_warps=DW_WARPS)
     _short_conv_sums_kernel[(triton.cdiv(channels, SUMS_BLOCK_C),)](
         dweight, dbias, dproj_sum, pw, pb, dout, w, channels, batch * parts, batch, seqlen,
         *dout.stride(), *w.stride(), K=taps, KPOW=kpow, NEED_SUM=need_dproj_sum,
@@ -276,7 +281,7 @@ def _launch_shift_conv(out: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
                              *out.stride(), *inp.stride(), *w.stride(), SIGN=sign,
                              K=w.shape[-1], HAS_BIAS=bias is not None,
                              W_ROUND=_round_code(out.dtype, out.dtype), BLOCK_C=BLOCK_C,
-                             BLOCK_L=BLOCK_L)
+                             BLOCK_L=BLOCK_L, num_warps=SHIFT_WARPS)
 
 
 if triton is not None:

@@ -1,0 +1,95 @@
+"""The short conv's Triton kernels (hyenadna.ops.layout) against copy bandwidth, per launch shape.
+
+The mixer's short conv reads proj (B, L, 3D) and writes its output (B, 3D, L); its backward reads
+dout and proj and writes dproj, with the weight and bias sums on the way. Both are pure streams
+(three taps per element), so the measure is bytes moved over time, next to a device-to-device
+copy timed in the same run. Each row is one launch shape (``layout.BLOCK_C``, ``BLOCK_L``,
+``SHIFT_WARPS``, ``DW_WARPS``), bf16, median of CUDA-event-timed calls. Prints a markdown table,
+writes JSON.
+
+    PYTHONPATH=. python benchmarks/bench_short_conv.py --lengths 65536 1048576 --out sc.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+
+import torch
+from bench_operator import copy_bandwidth, median_ms  # this folder is on sys.path as a script
+from triton.errors import TritonError
+
+from hyenadna.ops import layout
+
+SHAPES = [(64, 64), (32, 128), (64, 128), (128, 64)]  # (BLOCK_C, BLOCK_L)
+WARPS = [4, 8]
+
+
+@contextlib.contextmanager
+def shape(block_c: int, block_l: int, warps: int):
+    names = ("BLOCK_C", "BLOCK_L", "SHIFT_WARPS", "DW_WARPS")
+    saved = {n: getattr(layout, n) for n in names}
+    for n, v in zip(names, (block_c, block_l, warps, warps)):
+        setattr(layout, n, v)
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            setattr(layout, n, v)
+
+
+def cell(seqlen: int, channels: int, reps: int) -> dict:
+    """Forward and backward ms and TB/s at the current launch shape, batch 1, bf16."""
+    torch.manual_seed(0)
+    proj = torch.randn(1, seqlen, channels, device="cuda", dtype=torch.bfloat16)
+    dout = torch.randn(1, channels, seqlen, device="cuda", dtype=torch.bfloat16)
+    weight = torch.randn(channels, 1, 3, device="cuda")
+    bias = torch.randn(channels, device="cuda")
+    ref = layout.short_conv_t_torch(proj, weight, bias).float()
+    got = layout.short_conv_t_triton(proj, weight, bias).float()
+    err = ((got - ref).abs().max() / ref.abs().max()).item()
+    if err > 1e-2:  # a bf16 rounding or two apart at most; more is a kernel bug
+        raise SystemExit(f"short conv at L={seqlen}: Triton differs from its torch twin "
+                         f"(max error {err:.3g} of the largest value)")
+    fwd = median_ms(lambda: layout.short_conv_t_triton(proj, weight, bias), reps, 3)
+    bwd = median_ms(lambda: layout.short_conv_t_backward_triton(
+        dout, proj, weight, need_dproj_sum=True), reps, 3)
+    element = 2 * seqlen * channels  # bytes of one bf16 (L, C) tensor
+    return {"fwd_ms": fwd, "bwd_ms": bwd, "fwd_tbs": 2 * element / fwd / 1e9,
+            "bwd_tbs": 3 * element / bwd / 1e9}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[65536, 1 << 20])
+    ap.add_argument("--channels", type=int, default=768, help="3 · d_model")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    copy = copy_bandwidth(torch.device("cuda")) / 1e12
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+              "copy_tbs": copy, "rows": []}
+    for seqlen, (block_c, block_l), warps in itertools.product(args.lengths, SHAPES, WARPS):
+        row = {"L": seqlen, "BLOCK_C": block_c, "BLOCK_L": block_l, "warps": warps}
+        with shape(block_c, block_l, warps):
+            try:
+                row.update(cell(seqlen, args.channels, args.reps))
+            except (RuntimeError, TritonError) as e:  # a shape that does not build: record it
+                row["error"] = type(e).__name__
+        result["rows"].append(row)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    print(f"{result['device']}, torch {result['torch']}, C = {args.channels}, bf16; "
+          f"copy {copy:.2f} TB/s\n")
+    cols = ["L", "BLOCK_C", "BLOCK_L", "warps", "fwd_ms", "fwd_tbs", "bwd_ms", "bwd_tbs"]
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for row in result["rows"]:
+        print("| " + " | ".join(row.get("error", "") if c not in row else
+                                f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                                for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -101,3 +101,14 @@ def test_with_knobs_sets_existing_knobs_and_runs_the_script(load_benchmark, tmp_
         tool.set_knob("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTE=1")  # a typo
     with pytest.raises(SystemExit, match="not a Python literal"):
         tool.set_knob("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES=2**30")
+
+
+def test_short_conv_bench_sets_and_restores_the_launch_knobs(load_benchmark):
+    bench = load_benchmark("bench_short_conv")
+    from hyenadna.ops import layout
+
+    names = ("BLOCK_C", "BLOCK_L", "SHIFT_WARPS", "DW_WARPS")
+    before = [getattr(layout, n) for n in names]
+    with bench.shape(32, 128, 8):
+        assert [getattr(layout, n) for n in names] == [32, 128, 8, 8]
+    assert [getattr(layout, n) for n in names] == before

@@ -115,6 +115,24 @@ def test_short_conv_t_forward_and_backward_match_float64(shape, dtype, device):
         torch.testing.assert_close(db.cpu().double(), b64.grad, rtol=1e-4, atol=1e-4 * scale)
 
 
+@pytest.mark.parametrize("block_c,block_l,warps", [(32, 128, 8), (128, 64, 8)])
+def test_short_conv_t_at_other_launch_shapes(block_c, block_l, warps, device, monkeypatch):
+    # the shapes benchmarks/bench_short_conv.py times: same results as the torch twins
+    for name, value in [("BLOCK_C", block_c), ("BLOCK_L", block_l), ("SHIFT_WARPS", warps),
+                        ("DW_WARPS", warps)]:
+        monkeypatch.setattr(layout, name, value)
+    proj = _rand((2, 300, 70), torch.float32, device, 0)
+    w = _rand((70, 1, 3), torch.float32, device, 1)
+    bias = _rand((70,), torch.float32, device, 2)
+    dout = _rand((2, 70, 300), torch.float32, device, 3)
+    torch.testing.assert_close(layout.short_conv_t_triton(proj, w, bias),
+                               layout.short_conv_t_torch(proj, w, bias), rtol=1e-5, atol=1e-5)
+    got = layout.short_conv_t_backward_triton(dout, proj, w, need_dproj_sum=True)
+    want = layout.short_conv_t_backward_torch(dout, proj, w, need_dproj_sum=True)
+    for name, g, r in zip(["dproj", "dweight", "dbias", "dproj_sum"], got, want):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4, msg=name)
+
+
 @pytest.mark.parametrize("target_programs", [1, layout.DW_TARGET_PROGRAMS])
 def test_short_conv_t_weight_grad_sums_across_programs(target_programs, device, monkeypatch):
     # One program per DW_L_PER_PROGRAM stretch (target 1: the inner loop runs 64 tiles) or one

@@ -1025,28 +1025,35 @@ if [ "$phase" = s15d ]; then  # issue 6: the split kernels' capped build as the 
     pack_logs
 fi
 
-if [ "$phase" = s16a ]; then  # issue 6, next session (not run yet): the mixer keeping proj and
-    # u3 past 8k within a byte budget (lean.KEEP_PREFIX_MAX_BYTES, default 0 = never) against
-    # the recompute, operator and LM training step, alternating; then the GPU tests it touches
+if [ "$phase" = s16a ]; then  # issue 6: (1) the mixer keeping proj and u3 past 8k within a
+    # byte budget (lean.KEEP_PREFIX_MAX_BYTES, default 0 = never) against the recompute, on the
+    # operator and the small-32k LM step, alternating; (2) the four-step engine's chunks capped
+    # to sizes whose column buffer fits L2 (fftconv_fast.FOURSTEP_CHUNK_ELEMS, 0 = off)
     rm -f "$R/gpus.csv" "$R/versions.txt"
     K=hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES
     for budget in 0 1073741824 0 1073741824; do
-        on 0 op_keep$budget 60 python3 benchmarks/with_knobs.py --set "$K=$budget" \
+        on 0 op_keep$budget 90 python3 benchmarks/with_knobs.py --set "$K=$budget" \
             benchmarks/bench_operator.py --batches 1 8 --reps 20 --lengths 65536 262144 \
             --graph-max-len 262144 --variants op_fast_stepgraph --out "$R/op_keep$budget" \
-            --budget-s 50
+            --budget-s 80
         cat "$R/op_keep$budget.log" >>"$R/op_keep_all.txt"
         rm -rf "$R/op_keep$budget" "$R/op_keep$budget.log"
     done
+    C=hyenadna.ops.fftconv_fast.FOURSTEP_CHUNK_ELEMS
+    for elems in 0 8388608 4194304 2097152 0; do
+        on 0 op_chunk$elems 60 python3 benchmarks/with_knobs.py --set "$C=$elems" \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 262144 1048576 \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_chunk$elems" \
+            --budget-s 55
+        cat "$R/op_chunk$elems.log" >>"$R/op_chunk_all.txt"
+        rm -rf "$R/op_chunk$elems" "$R/op_chunk$elems.log"
+    done
     for budget in 0 1073741824; do
-        on 0 train_keep$budget 150 python3 benchmarks/with_knobs.py --set "$K=$budget" \
-            benchmarks/bench_train.py --configs small-32k large-1m@131k --out "$R/train$budget" \
-            --budget-s 120
+        on 0 train_keep$budget 75 python3 benchmarks/with_knobs.py --set "$K=$budget" \
+            benchmarks/bench_train.py --configs small-32k --out "$R/train$budget" --budget-s 60
         mv "$R/train$budget/results.json" "$R/train_keep$budget.json"
         rm -rf "$R/train$budget"
     done
-    on 0 pytest_gpu 100 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py \
-        -k "mixer or keep or casts"
     pack_logs
 fi
 
@@ -1058,8 +1065,9 @@ if [ "$phase" = s16b ]; then  # issue 6: the filter backward's loop software-pip
         --device-time --tune-lengths 65536 1048576 --out "$R/filter_tune.json"
     on 0 short_conv 150 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
         --out "$R/short_conv.json"
-    on 0 pytest_gpu 120 python3 -m pytest -q -m gpu -p no:cacheprovider \
-        tests/test_implicit_filter.py tests/test_layout.py
+    on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_layout.py tests/test_fourstep.py \
+        -k "many_tiles or fused_matches or launch_shapes or short_conv or chunk_cap or fourstep"
     pack_logs
 fi
 

@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1068,6 +1068,27 @@ if [ "$phase" = s16b ]; then  # issue 6: the filter backward's loop software-pip
     on 0 pytest_gpu 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_layout.py tests/test_fourstep.py \
         -k "many_tiles or fused_matches or launch_shapes or short_conv or chunk_cap or fourstep"
+    pack_logs
+fi
+
+if [ "$phase" = s16c ]; then  # issue 6, one call for a scarce device: s16a's two operator
+    # A/Bs cut to one run per setting, then s16b's filter and short conv tunes (no tests)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    K=hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES
+    C=hyenadna.ops.fftconv_fast.FOURSTEP_CHUNK_ELEMS
+    for knob in "$K=0" "$K=1073741824" "$C=8388608" "$C=4194304" "$C=2097152" "$K=0"; do
+        name=op_${knob##*.}
+        name=${name//=/_}
+        on 0 "$name" 80 python3 benchmarks/with_knobs.py --set "$knob" \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 262144 1048576 \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/$name" --budget-s 70
+        { echo "== $knob"; cat "$R/$name.log"; } >>"$R/op_all.txt"
+        rm -rf "${R:?}/$name" "$R/$name.log"
+    done
+    on 0 filter_tune 150 python3 benchmarks/bench_filter.py --tune --tune-round 3 --tune-only \
+        --device-time --tune-lengths 65536 1048576 --out "$R/filter_tune.json"
+    on 0 short_conv 120 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
+        --out "$R/short_conv.json"
     pack_logs
 fi
 

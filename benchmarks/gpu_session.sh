@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1089,6 +1089,24 @@ if [ "$phase" = s16c ]; then  # issue 6, one call for a scarce device: s16a's tw
         --device-time --tune-lengths 65536 1048576 --out "$R/filter_tune.json"
     on 0 short_conv 120 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
         --out "$R/short_conv.json"
+    pack_logs
+fi
+
+if [ "$phase" = s16d ]; then  # issue 6, after s16c: the filter tune again (its accuracy step
+    # had failed on the tl.range build), the LM step with the prefix kept (0 vs 1 GiB), GPU tests
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 filter_tune 150 python3 benchmarks/bench_filter.py --tune --tune-round 3 --tune-only \
+        --device-time --tune-lengths 65536 1048576 --out "$R/filter_tune.json"
+    K=hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES
+    for budget in 0 1073741824; do
+        on 0 train_keep$budget 110 python3 benchmarks/with_knobs.py --set "$K=$budget" \
+            benchmarks/bench_train.py --configs small-32k large-1m@131k --out "$R/train$budget" \
+            --budget-s 90
+        mv "$R/train$budget/results.json" "$R/train_keep$budget.json"
+        rm -rf "$R/train$budget"
+    done
+    on 0 pytest_gpu 130 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_fftconv_fast.py -k "filter or fused or keep or mixer"
     pack_logs
 fi
 

@@ -253,6 +253,49 @@ if triton is not None:
         return tl.load(w_ptr + ff[:, None] * F + ff[None, :]).to(tl.float32)  # (F_out, F_in)
 
     @triton.jit
+    def _filter_bwd_tile(tile, acc4, acc3, acc2, acc1, db1, db2, db3, dfr, w4, w3, w2, dk_ptr,
+                         z_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, w4_ptr,
+                         freq, rate, dd, dmask, ff, shift, L, E, EP: tl.constexpr,
+                         F: tl.constexpr, BL: tl.constexpr, MODULATE: tl.constexpr,
+                         PREC: tl.constexpr, HOIST: tl.constexpr):
+        """One tile of BL positions of ``_filter_bwd_kernel``: its sums added to the acc*."""
+        rows = tile * BL + tl.arange(0, BL)
+        rmask = rows < L
+        a0, h1, a1, h2, a2, h3, a3 = _ffn_forward(z_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
+                                                  w3_ptr, b3_ptr, freq, rows, rmask, E, EP,
+                                                  F, PREC)
+        # g = dk · window (D, BL); zero outside the taps, so every gradient below is too
+        g = tl.load(dk_ptr + dd.to(tl.int64)[:, None] * L + rows[None, :],
+                    mask=dmask[:, None] & rmask[None, :], other=0.0)
+        if MODULATE:
+            t = tl.load(t_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
+            g = g * (tl.exp(-t[None, :] * rate[:, None]) + shift)
+        if not HOIST:
+            w4 = tl.load(w4_ptr + dd[:, None] * F + ff[None, :], mask=dmask[:, None],
+                         other=0.0).to(tl.float32)  # (DP, F)
+        acc4 += tl.dot(g, a3, input_precision=PREC)
+        da = tl.dot(tl.trans(g), w4, input_precision=PREC)  # (BL, F)
+        dh, dfr_i = _sine_backward(da, h3, freq)
+        dfr += dfr_i
+        if not HOIST:
+            w3 = _load_square(w3_ptr, F)
+        dw, db, da = _dense_backward(dh, a2, w3, PREC)
+        acc3 += dw
+        db3 += db
+        dh, dfr_i = _sine_backward(da, h2, freq)
+        dfr += dfr_i
+        if not HOIST:
+            w2 = _load_square(w2_ptr, F)
+        dw, db, da = _dense_backward(dh, a1, w2, PREC)
+        acc2 += dw
+        db2 += db
+        dh, dfr_i = _sine_backward(da, h1, freq)
+        dfr += dfr_i
+        acc1 += tl.dot(tl.trans(dh), a0, input_precision=PREC)
+        db1 += tl.sum(dh, axis=0)
+        return acc4, acc3, acc2, acc1, db1, db2, db3, dfr
+
+    @triton.jit
     def _filter_bwd_kernel(part_ptr, dk_ptr, z_ptr, t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
                            w3_ptr, b3_ptr, freq_ptr, w4_ptr, deltas_ptr, shift, L, E, D, tiles,
                            programs, row_len, EP: tl.constexpr, F: tl.constexpr, DP: tl.constexpr,
@@ -278,44 +321,29 @@ if triton is not None:
                          other=0.0).to(tl.float32)  # (DP, F)
             w3 = _load_square(w3_ptr, F)
             w2 = _load_square(w2_ptr, F)
-        # persistent: program p takes tiles p, p + programs, ...; STAGES > 1 lets Triton load
-        # the next tiles' dk, z and t while this one computes (tl.range over a runtime bound:
-        # Triton 3.6's interpreter rejected it, 3.9's, which the CPU tests run, takes it)
-        for tile in tl.range(pid, tiles, programs, num_stages=STAGES):
-            rows = tile * BL + tl.arange(0, BL)
-            rmask = rows < L
-            a0, h1, a1, h2, a2, h3, a3 = _ffn_forward(z_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr,
-                                                      w3_ptr, b3_ptr, freq, rows, rmask, E, EP,
-                                                      F, PREC)
-            # g = dk · window (D, BL); zero outside the taps, so every gradient below is too
-            g = tl.load(dk_ptr + dd.to(tl.int64)[:, None] * L + rows[None, :],
-                        mask=dmask[:, None] & rmask[None, :], other=0.0)
-            if MODULATE:
-                t = tl.load(t_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
-                g = g * (tl.exp(-t[None, :] * rate[:, None]) + shift)
-            if not HOIST:
-                w4 = tl.load(w4_ptr + dd[:, None] * F + ff[None, :], mask=dmask[:, None],
-                             other=0.0).to(tl.float32)  # (DP, F)
-            acc4 += tl.dot(g, a3, input_precision=PREC)
-            da = tl.dot(tl.trans(g), w4, input_precision=PREC)  # (BL, F)
-            dh, dfr_i = _sine_backward(da, h3, freq)
-            dfr += dfr_i
-            if not HOIST:
-                w3 = _load_square(w3_ptr, F)
-            dw, db, da = _dense_backward(dh, a2, w3, PREC)
-            acc3 += dw
-            db3 += db
-            dh, dfr_i = _sine_backward(da, h2, freq)
-            dfr += dfr_i
-            if not HOIST:
-                w2 = _load_square(w2_ptr, F)
-            dw, db, da = _dense_backward(dh, a1, w2, PREC)
-            acc2 += dw
-            db2 += db
-            dh, dfr_i = _sine_backward(da, h1, freq)
-            dfr += dfr_i
-            acc1 += tl.dot(tl.trans(dh), a0, input_precision=PREC)
-            db1 += tl.sum(dh, axis=0)
+        if not HOIST:  # loaded per tile instead (placeholders here)
+            w4 = 0.0
+            w3 = 0.0
+            w2 = 0.0
+        # persistent: program p takes tiles p, p + programs, ... A while loop for STAGES = 1:
+        # tl.range with num_stages=1 built a kernel needing 320 KiB of shared memory on an H100
+        # (s16c), over its 227. STAGES > 1: Triton loads the next tiles' dk, z and t while this
+        # one computes (tl.range over a runtime bound runs in Triton 3.9's interpreter, which
+        # the CPU tests use; 3.6's rejected it).
+        if STAGES > 1:
+            for tile in tl.range(pid, tiles, programs, num_stages=STAGES):
+                acc4, acc3, acc2, acc1, db1, db2, db3, dfr = _filter_bwd_tile(
+                    tile, acc4, acc3, acc2, acc1, db1, db2, db3, dfr, w4, w3, w2, dk_ptr, z_ptr,
+                    t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, w4_ptr, freq, rate,
+                    dd, dmask, ff, shift, L, E, EP, F, BL, MODULATE, PREC, HOIST)
+        else:
+            tile = pid
+            while tile < tiles:
+                acc4, acc3, acc2, acc1, db1, db2, db3, dfr = _filter_bwd_tile(
+                    tile, acc4, acc3, acc2, acc1, db1, db2, db3, dfr, w4, w3, w2, dk_ptr, z_ptr,
+                    t_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, w4_ptr, freq, rate,
+                    dd, dmask, ff, shift, L, E, EP, F, BL, MODULATE, PREC, HOIST)
+                tile += programs
         # this program's partial sums, one row: dW4 | dW3 | dW2 | dW1 | db3 | db2 | db1 | dfreq
         out = part_ptr + pid.to(tl.int64) * row_len
         tl.store(out + dd[:, None] * F + ff[None, :], acc4, mask=dmask[:, None])

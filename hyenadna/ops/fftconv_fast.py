@@ -66,14 +66,6 @@ CHUNK_ELEMS = 1 << 26
 """Float32 elements per (B, chunk, n) FFT buffer: 256 MiB; at n = 2^21 that is 32 channels of
 batch 1, still enough rows to fill an H100."""
 
-FOURSTEP_CHUNK_ELEMS = 0
-"""When > 0, the four-step engine's chunks are at most this many float32 elements (its complex
-column buffer: 4 bytes each), below ``chunk_elems``. Why: one chunk's buffer is written by the
-column kernel, read and rewritten by the row kernel, read by the inverse columns; a buffer that
-fits the L2 cache (50 MB on an H100) makes those passes L2 traffic instead of HBM traffic. At
-64k, d_model 256, batch 1 the whole buffer is 128 MiB (one chunk). 0: chunks by ``chunk_elems``
-alone, as before (this knob is a sixteenth-session experiment, benchmarks/NOTES_gpu.md)."""
-
 PACK_INVERSES = True
 """Whether even-length inverses run packed (``_product_inverse``); off, every inverse is
 torch's irfft. benchmarks/bench_packed_inverse.py times both."""
@@ -147,11 +139,6 @@ def _chunks(channels: int, rows: int, n: int, chunk_elems: int) -> list[slice]:
     """Channel slices with rows · len · n <= chunk_elems (at least one channel each)."""
     step = max(1, chunk_elems // max(1, rows * n))
     return [slice(c, min(c + step, channels)) for c in range(0, channels, step)]
-
-
-def _fourstep_chunk_elems(chunk_elems: int) -> int:
-    """The four-step engine's chunk size: ``chunk_elems``, capped by FOURSTEP_CHUNK_ELEMS."""
-    return min(chunk_elems, FOURSTEP_CHUNK_ELEMS) if FOURSTEP_CHUNK_ELEMS > 0 else chunk_elems
 
 
 def _spectrum_buffer(for_backward: bool, chunks: list[slice], shape: tuple, dtype, device
@@ -279,7 +266,7 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     half, n2 = n1 // 2 + 1, n // n1
     cdt = _complex(_compute_dtype(v))
-    chunks = _chunks(channels, batch, n, _fourstep_chunk_elems(chunk_elems))
+    chunks = _chunks(channels, batch, n, chunk_elems)
     # the filter's spectrum in the order the row stage reads it (rowsplit: rows past 8192)
     split = rowsplit.used(torch.empty(0, n2, dtype=cdt, device=v.device))
 
@@ -367,7 +354,7 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
     dk = (torch.empty(channels, taps, dtype=_compute_dtype(v), device=v.device)
           if need_cross else None)
     parts = 2 if need_cross else 1
-    for sl in _chunks(channels, parts * batch, n, _fourstep_chunk_elems(chunk_elems)):
+    for sl in _chunks(channels, parts * batch, n, chunk_elems):
         if post is not None:
             strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
         cols = torch.empty(parts, batch, sl.stop - sl.start, n1 // 2 + 1, n2,

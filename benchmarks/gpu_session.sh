@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1107,6 +1107,34 @@ if [ "$phase" = s16d ]; then  # issue 6, after s16c: the filter tune again (its 
     done
     on 0 pytest_gpu 130 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_fftconv_fast.py -k "filter or fused or keep or mixer"
+    pack_logs
+fi
+
+if [ "$phase" = s16e ]; then  # issue 6: the new defaults (prefix kept within 1 GiB; filter
+    # backward in tiles of 16, 3 stages) against the old ones set back by knobs, then every
+    # batch-1 ratio from one bench_operator run (attention in it)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    F=hyenadna.ops.implicit_filter
+    for which in old new old new; do
+        if [ $which = old ]; then
+            knobs=(--set hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES=0 --set $F.BWD_BLOCK_L=32
+                   --set $F.BWD_STAGES=1)
+        else
+            knobs=(--set $F.BWD_STAGES=3)  # the default: no change
+        fi
+        on 0 op_$which 60 python3 benchmarks/with_knobs.py "${knobs[@]}" \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 262144 1048576 \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_$which" --budget-s 50
+        { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_ab.txt"
+        rm -rf "${R:?}/op_$which" "$R/op_$which.log"
+    done
+    on 0 table 220 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
+        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
+        --cell-limit-s 200 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
+        --budget-s 200
+    mv "$R/table/results.json" "$R/table.json"
+    mv "$R/table/results.md" "$R/table.md"
+    rm -rf "$R/table"
     pack_logs
 fi
 

@@ -193,12 +193,20 @@ def test_hyena_mixer_matches_ref_forward_and_grads(seqlen, dtype, device):
         assert _rel_err(fast, ref) <= max(1.5 * _rel_err(p, ref), 1e-2)
 
 
+def _keep_prefix_up_to(seqlen: int, monkeypatch) -> None:
+    """The mixer keeps proj and u3 up to ``seqlen``; 0: never (the one-node mixer of long rows,
+    as at 1M, where they are over KEEP_PREFIX_MAX_BYTES too)."""
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", seqlen)
+    if seqlen == 0:
+        monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES", 0)
+
+
 def test_hyena_mixer_kept_prefix_gives_the_recomputed_gradients(monkeypatch):
     # short rows keep proj and the short conv's output; long ones recompute them: same numbers
     inputs = [t.requires_grad_() for t in _mixer_inputs(200, torch.float32, "cpu")]
     grads = []
     for keep in (1 << 13, 0):
-        monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+        _keep_prefix_up_to(keep, monkeypatch)
         grads.append(_grads(hyena_mixer(*inputs), inputs))
     for kept, recomputed in zip(*grads):
         torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
@@ -225,7 +233,7 @@ def test_hyena_mixer_keeps_the_prefix_within_its_byte_budget(monkeypatch):
 def test_hyena_mixer_casts_to_the_compute_dtype_itself(keep, monkeypatch, device):
     # compute_dtype: the mixer casts x (float32) itself and returns dx in float32, the same
     # numbers as casting first and letting autograd widen the gradient (two nodes or one)
-    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+    _keep_prefix_up_to(keep, monkeypatch)
     inputs = [t.requires_grad_() for t in _mixer_inputs(300, torch.float32, device)]
     x = inputs[0]
     dy = torch.randn(2, 300, 8, generator=torch.Generator().manual_seed(1)).to(device)
@@ -247,7 +255,7 @@ def test_hyena_mixer_casts_x_inside_its_first_node(keep, monkeypatch):
     # x's cast to the compute dtype belongs to the mixer's first node, so that x's gradient
     # leaves that node's GEMM in float32 (on CUDA, cuBLAS writes it; no cast kernel after it,
     # 0.6 ms at 1 x 1M on an H100): no autograd ToCopy node between x and the mixer
-    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+    _keep_prefix_up_to(keep, monkeypatch)
     inputs = [t.requires_grad_() for t in _mixer_inputs(300, torch.float32, "cpu")]
     y = hyena_mixer(*inputs, compute_dtype=torch.bfloat16)
     node = y.grad_fn
@@ -272,7 +280,7 @@ def test_hyena_mixer_at_batch_one_hands_out_proj_a_time_major_view(keep, monkeyp
     # batch 1: y is a (1, L, D) view of a (1, D, L) tensor; dense (out_proj) takes it as a GEMM
     # operand and returns dx in the same layout, which the mixer's backward reads as it is.
     # Values and gradients as the reference's, in float64, one node or two.
-    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+    _keep_prefix_up_to(keep, monkeypatch)
     inputs = [t.double().requires_grad_()
               for t in _mixer_inputs(300, torch.float64, "cpu", batch=1)]
     g = torch.Generator().manual_seed(3)
@@ -413,7 +421,7 @@ def test_model_fast_path_matches_plain_path(monkeypatch, checkpointing, filter_c
     # one-node mixer of L > 8k) and plain path give the same logits and every parameter's
     # gradient.
     monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", filter_ckpt_len)
-    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", keep)
+    _keep_prefix_up_to(keep, monkeypatch)
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=16, n_layer=2, l_max=160, embed_dropout=0.0,
                       gradient_checkpointing=checkpointing)
@@ -476,6 +484,7 @@ def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
     d = 32
     monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 256k
     monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", 0)  # as at L > 8k
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES", 0)  # as at 1M: over budget
     per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
                  - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
                  for mode in ("fast", "ref")}

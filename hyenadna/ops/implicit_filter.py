@@ -43,18 +43,22 @@ MAX_WIDTH = 256  # D the backward keeps whole on chip (its dW_4 accumulator is D
 # W_2..4 in registers for the whole program instead of reloading them per tile (second round,
 # tune2_h100.txt) took the forward+backward from 6.95 to 4.32 ms at 1M, 1.18 to 0.82 at 131k.
 FWD_BLOCK_L, FWD_BLOCK_D, FWD_D_BLOCKS, FWD_WARPS = 32, 64, 4, 4
-BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 32, 8, 1
+BWD_BLOCK_L, BWD_WARPS, BWD_PROGRAMS_PER_SM = 16, 8, 1
 SHORT_MAX_LEN = 8192
 """Up to this L, 16-position backward tiles and 8-warp forward programs: on kernel time (the
 event-timed tune above was launch-bound there) they measured 0.069 vs 0.076 ms forward+backward
 at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
 (benchmarks/results/filter/tune_short_h100.json, ``bench_filter.py --tune --device-time``)."""
 SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
-BWD_STAGES = 1
-"""Software-pipelining depth of the backward's loop over tiles (``tl.range``'s num_stages; 1:
-none, as before). At 1M the backward ran ~10x the time its read of dk needs (3.3 ms on an H100,
-benchmarks/NOTES_gpu.md, fifteenth session) with one 8-warp program per SM: loads and the
-chain of small dots do not overlap. ``bench_filter.py --tune --tune-round 3`` times 1-3."""
+BWD_STAGES = 3
+"""Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
+(``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
+time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots
+in series. Kernel
+time of the filter's forward + backward on an H100 (s16d, ``bench_filter.py --tune --tune-round
+3 --device-time``; benchmarks/results/filter/tune3_h100.txt): 64k 0.325 ms (tiles of 32, one
+stage: the previous default) → 0.295 (tiles of 16, 3 stages); 1M 4.27 → 4.09. Tiles of 32 with
+2 or 3 stages need more shared memory than the H100 has."""
 BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile (TF32 only:
 # with TF32x3/IEEE operands the hoisted kernel needs 304 KiB of shared memory, over an H100's)
 PRECISIONS = ("tf32", "tf32x3", "ieee")
@@ -157,7 +161,11 @@ class _ImplicitFilter(torch.autograd.Function):
         seqlen, emb = z.shape
         width, feat = w4.shape
         sizes = [width * feat, feat * feat, feat * feat, feat * emb, feat, feat, feat, feat]
-        block_l = SHORT_BWD_BLOCK_L if seqlen <= SHORT_MAX_LEN else BWD_BLOCK_L
+        short = seqlen <= SHORT_MAX_LEN
+        block_l = SHORT_BWD_BLOCK_L if short else BWD_BLOCK_L
+        hoist = BWD_HOIST_WEIGHTS and ctx.precision == "tf32"
+        # pipelined only as measured: long L, TF32 with hoisted weights (the TF32x3 / IEEE
+        # builds reload the weights per tile; their shared memory with stages is unmeasured)
         tiles = triton.cdiv(seqlen, block_l) if seqlen else 0
         programs = max(1, min(tiles, BWD_PROGRAMS_PER_SM * _sm_count(z.device)))
         # every program writes its whole row; with no taps at all no program runs: zeros
@@ -169,7 +177,7 @@ class _ImplicitFilter(torch.autograd.Function):
                 deltas, ctx.shift, seqlen, emb, width, tiles, programs, part.shape[1],
                 EP=_pow2(emb), F=feat, DP=_pow2(width), BL=block_l,
                 MODULATE=ctx.modulate, PREC=ctx.precision,
-                HOIST=BWD_HOIST_WEIGHTS and ctx.precision == "tf32", STAGES=BWD_STAGES,
+                HOIST=hoist, STAGES=BWD_STAGES if hoist and not short else 1,
                 num_warps=BWD_WARPS)
         dw4, dw3, dw2, dw1, db3, db2, db1, dfreq = part.sum(0).split(sizes)
         need = ctx.needs_input_grad

@@ -71,14 +71,15 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
-KEEP_PREFIX_MAX_BYTES = 0
+KEEP_PREFIX_MAX_BYTES = 1 << 30
 """Beyond ``KEEP_PREFIX_MAX_LEN`` the mixer still keeps proj and the short conv's output when the
 two take at most this many bytes (6 · B · L · D values in the compute dtype: 12 · B · L · D in
-bf16, per layer); 0 (the default): it never does. At 1 × 64k and d_model 256 they take 201 MB
-and the recompute (in_proj's GEMM and the short conv, ~0.1 ms of the operator's 2.34 on an H100
-by s15a's profile) would go; at 1M the 3.2 GB per layer would not fit the 8-layer LM step in
-80 GB. Not yet measured on a GPU (phase s16a of benchmarks/gpu_session.sh compares 0 with 1 GiB);
-until then the default keeps what the published tables measured."""
+bf16, per layer), instead of recomputing in_proj's GEMM and the short conv in the backward.
+Measured on an H100 (s16c/s16d, benchmarks/NOTES_gpu.md), 0 against 1 GiB in one call each:
+operator at batch 1 64k 2.34 → 2.19 ms, 256k 9.66 → 9.11, 1M unchanged (its 3.2 GB per layer is
+over the budget, so the 8-layer LM step at 1M keeps its memory); LM step small-32k (8 × 32k)
+61.2 → 58.3 ms for 6.3 → 9.3 GiB, large-1m at 131k 71.7 → 69.4 ms for 7.7 → 10.4 GiB.
+0: never (the memory-leanest mixer)."""
 
 
 def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:

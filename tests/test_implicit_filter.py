@@ -78,10 +78,14 @@ def test_backward_over_many_tiles_per_program(hoist, short_max_len, stages, devi
     ref = imf.implicit_filter_ref(z, t, *params, deltas, 0.0)
     ref_grads = torch.autograd.grad(ref.sum(), params)
     p32 = [p.detach().float().to(device).requires_grad_() for p in params]
+    # the weights are hoisted (and the loop pipelined) for TF32 dots only; the interpreter's
+    # dots are float32 whatever the precision, a GPU's TF32 ones round inputs to 10 bits
+    precision = "tf32" if hoist else "ieee"
+    tol = 2e-2 if precision == "tf32" and device.type == "cuda" else 2e-5
     k = imf._fused(z.float().to(device), t.float().to(device), *p32, deltas.float().to(device),
-                   0.0, True, "ieee")
+                   0.0, True, precision)
     for name, got, want in zip(NAMES, torch.autograd.grad(k.sum(), p32), ref_grads):
-        assert _rel(got.cpu(), want) < 2e-5, name
+        assert _rel(got.cpu(), want) < tol, name
 
 
 def test_unsupported_shapes_take_the_torch_twin():

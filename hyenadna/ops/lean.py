@@ -11,9 +11,11 @@ of (B, L, D)), z = k ∗ (v·x1) + D·(v·x1) (2 bytes) and the filter's spectru
 per (D, L) tap); the backward recomputes proj and the short conv (a 2·L·D·3D-FLOP matmul and a
 3-tap depthwise conv, ~1 ms per layer at 1M tokens on an H100), runs the FFT backward of
 ``fftconv_fast`` and then the short conv's and in_proj's backward, written out here. Up to
-L = ``KEEP_PREFIX_MAX_LEN`` (short rows, where the recompute costs more than the memory) proj
-and the short conv's output are kept instead, and the mixer is two nodes, prefix then
-convolution, so that the filter's backward can run beside the prefix's (``filter_stream``).
+L = ``KEEP_PREFIX_MAX_LEN`` (short rows, where the recompute costs more than the memory), and
+beyond it while they fit ``KEEP_PREFIX_MAX_BYTES`` per layer (1 GiB: up to 1 × 256k at
+D = 256; not at 1M), proj and the short conv's output are kept instead, and the mixer is two
+nodes, prefix then convolution, so that the filter's backward can run beside the prefix's
+(``filter_stream``, up to 8k).
 The layout changes between (B, L, ·) and (B, ·, L) happen inside the short conv and the gate
 kernels (``hyenadna.ops.layout``), never as separate strided copies; at B = 1 y stays in the
 convolution's (1, D, L) memory and out_proj (``dense``) reads it transposed.
@@ -175,7 +177,8 @@ def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward
 
 class _HyenaMixer(torch.autograd.Function):
     """x → y = x0 · (k ∗ (v·x1) + D·v·x1) as one node that saves x, k's spectrum and z and
-    recomputes proj and u3 in the backward (L > ``KEEP_PREFIX_MAX_LEN``)."""
+    recomputes proj and u3 in the backward (L > ``KEEP_PREFIX_MAX_LEN`` and the two over
+    ``KEEP_PREFIX_MAX_BYTES``)."""
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip, dtype):
@@ -308,9 +311,10 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
                 compute_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Order-2 Hyena mixer up to out_proj, as memory-lean autograd nodes.
 
-    Up to L = ``KEEP_PREFIX_MAX_LEN`` two nodes: the prefix (in_proj and the short conv,
-    keeping x and proj) and the gated convolution (keeping u3, z and K'/n). Beyond it one node
-    that keeps x, z and K'/n and recomputes the prefix in its backward.
+    Up to L = ``KEEP_PREFIX_MAX_LEN``, or while proj and u3 fit ``KEEP_PREFIX_MAX_BYTES``, two
+    nodes: the prefix (in_proj and the short conv, keeping x and proj) and the gated
+    convolution (keeping u3, z and K'/n). Otherwise one node that keeps x, z and K'/n and
+    recomputes the prefix in its backward.
 
     Args:
         x: (B, L, D) normalised input.

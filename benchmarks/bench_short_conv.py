@@ -13,9 +13,9 @@ writes JSON.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
+from unittest import mock
 
 import torch
 from bench_operator import copy_bandwidth, median_ms  # this folder is on sys.path as a script
@@ -27,17 +27,10 @@ LAUNCHES = [(64, 64, 4), (64, 64, 8), (32, 128, 4), (64, 128, 8), (128, 64, 8)]
 """(BLOCK_C, BLOCK_L, warps) per row; the first is the shipped default."""
 
 
-@contextlib.contextmanager
 def shape(block_c: int, block_l: int, warps: int):
-    names = ("BLOCK_C", "BLOCK_L", "SHIFT_WARPS", "DW_WARPS")
-    saved = {n: getattr(layout, n) for n in names}
-    for n, v in zip(names, (block_c, block_l, warps, warps)):
-        setattr(layout, n, v)
-    try:
-        yield
-    finally:
-        for n, v in saved.items():
-            setattr(layout, n, v)
+    """The launch shape's knobs set for a ``with`` block (and restored after it)."""
+    return mock.patch.multiple(layout, BLOCK_C=block_c, BLOCK_L=block_l, SHIFT_WARPS=warps,
+                               DW_WARPS=warps)
 
 
 def cell(seqlen: int, channels: int, reps: int) -> dict:

@@ -54,11 +54,10 @@ BWD_STAGES = 3
 """Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
 (``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
 time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots
-in series. Kernel
-time of the filter's forward + backward on an H100 (s16d, ``bench_filter.py --tune --tune-round
-3 --device-time``; benchmarks/results/filter/tune3_h100.txt): 64k 0.325 ms (tiles of 32, one
-stage: the previous default) → 0.295 (tiles of 16, 3 stages); 1M 4.27 → 4.09. Tiles of 32 with
-2 or 3 stages need more shared memory than the H100 has."""
+in series. Kernel time of the filter's forward + backward on an H100 (s16d, ``bench_filter.py
+--tune --tune-round 3 --device-time``; benchmarks/results/filter/tune3_h100.txt): 64k 0.325 ms
+(tiles of 32, one stage: the previous default) → 0.295 (tiles of 16, 3 stages); 1M 4.27 → 4.09.
+Tiles of 32 with 2 or 3 stages need more shared memory than the H100 has."""
 BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile (TF32 only:
 # with TF32x3/IEEE operands the hoisted kernel needs 304 KiB of shared memory, over an H100's)
 PRECISIONS = ("tf32", "tf32x3", "ieee")
@@ -334,8 +333,8 @@ if triton is not None:
             w3 = 0.0
             w2 = 0.0
         # persistent: program p takes tiles p, p + programs, ... A while loop for STAGES = 1:
-        # tl.range with num_stages=1 built a kernel needing 320 KiB of shared memory on an H100
-        # (s16c), over its 227. STAGES > 1: Triton loads the next tiles' dk, z and t while this
+        # with tl.range(num_stages=1) instead, one of the precisions' builds needed 320 KiB of
+        # shared memory on an H100 (s16c), over its 227. STAGES > 1: Triton loads the next tiles' dk, z and t while this
         # one computes (tl.range over a runtime bound runs in Triton 3.9's interpreter, which
         # the CPU tests use; 3.6's rejected it).
         if STAGES > 1:

@@ -36,9 +36,11 @@ DW_TARGET_PROGRAMS = 2048  # ~16 per SM on an H100: the partial sums are cheap, 
 SUMS_BLOCK_C, SUMS_BLOCK_R = 16, 64  # the partial rows' sum: 48 programs at C = 768
 SHIFT_WARPS, DW_WARPS = 4, 4
 """Warps per program of the short conv's kernels (forward / input gradient, and the backward
-with the weight sums; Triton's default, 4). At 1 × 1M × 768 on an H100 the backward kernel moved
-its 4.8 GB at ~2.0 TB/s and the shift kernel at ~2.5 (benchmarks/NOTES_gpu.md, fifteenth
-session's profile); ``benchmarks/bench_short_conv.py`` times these knobs side by side."""
+with the weight sums; Triton's default, 4). ``benchmarks/bench_short_conv.py`` times them with
+the tile shape, side by side: on an H100 (s16c, 1 × L × 768, bf16) these defaults with 64 × 64
+tiles were the fastest backward at 64k and 1M (0.228 / 2.535 ms, 1.33 / 1.91 TB/s against a
+copy's 2.98); 64 × 128 tiles with 8 warps ran the forward 4% faster and the backward 28% slower
+(benchmarks/results/fourstep/s16_h100_c/)."""
 TRITON_ENV = "HYENADNA_TRITON"
 
 

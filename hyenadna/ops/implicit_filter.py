@@ -334,9 +334,9 @@ if triton is not None:
             w2 = 0.0
         # persistent: program p takes tiles p, p + programs, ... A while loop for STAGES = 1:
         # with tl.range(num_stages=1) instead, one of the precisions' builds needed 320 KiB of
-        # shared memory on an H100 (s16c), over its 227. STAGES > 1: Triton loads the next tiles' dk, z and t while this
-        # one computes (tl.range over a runtime bound runs in Triton 3.9's interpreter, which
-        # the CPU tests use; 3.6's rejected it).
+        # shared memory on an H100 (s16c), over its 227. STAGES > 1: Triton loads the next
+        # tiles' dk, z and t while this one computes (tl.range over a runtime bound runs in
+        # Triton 3.9's interpreter, which the CPU tests use; 3.6's rejected it).
         if STAGES > 1:
             for tile in tl.range(pid, tiles, programs, num_stages=STAGES):
                 acc4, acc3, acc2, acc1, db1, db2, db3, dfr = _filter_bwd_tile(

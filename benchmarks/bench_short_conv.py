@@ -58,15 +58,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lengths", type=int, nargs="+", default=[65536, 1 << 20])
     ap.add_argument("--channels", type=int, default=768, help="3 · d_model")
+    ap.add_argument("--dw-targets", type=int, nargs="*", default=[],
+                    help="also time the backward at the default shape with these "
+                         "layout.DW_TARGET_PROGRAMS (its weight-sum programs per call)")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     copy = copy_bandwidth(torch.device("cuda")) / 1e12
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "copy_tbs": copy, "rows": []}
-    for seqlen, (block_c, block_l, warps) in itertools.product(args.lengths, LAUNCHES):
-        row = {"L": seqlen, "BLOCK_C": block_c, "BLOCK_L": block_l, "warps": warps}
-        with shape(block_c, block_l, warps):
+    plan = [(seqlen, launch, None) for seqlen, launch in itertools.product(args.lengths, LAUNCHES)]
+    plan += [(seqlen, LAUNCHES[0], target)
+             for seqlen, target in itertools.product(args.lengths, args.dw_targets)]
+    for seqlen, (block_c, block_l, warps), target in plan:
+        row = {"L": seqlen, "BLOCK_C": block_c, "BLOCK_L": block_l, "warps": warps,
+               "dw_target": target or layout.DW_TARGET_PROGRAMS}
+        with shape(block_c, block_l, warps), mock.patch.object(
+                layout, "DW_TARGET_PROGRAMS", row["dw_target"]):
             try:
                 row.update(cell(seqlen, args.channels, args.reps))
             except (RuntimeError, TritonError) as e:  # a shape that does not build: record it
@@ -76,7 +84,8 @@ def main() -> None:
             json.dump(result, f, indent=1)
     print(f"{result['device']}, torch {result['torch']}, C = {args.channels}, bf16; "
           f"copy {copy:.2f} TB/s\n")
-    cols = ["L", "BLOCK_C", "BLOCK_L", "warps", "fwd_ms", "fwd_tbs", "bwd_ms", "bwd_tbs"]
+    cols = ["L", "BLOCK_C", "BLOCK_L", "warps", "dw_target", "fwd_ms", "fwd_tbs", "bwd_ms",
+            "bwd_tbs"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for row in result["rows"]:
         print("| " + " | ".join(row.get("error", "") if c not in row else

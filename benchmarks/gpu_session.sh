@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1135,6 +1135,19 @@ if [ "$phase" = s16e ]; then  # issue 6: the new defaults (prefix kept within 1 
     mv "$R/table/results.json" "$R/table.json"
     mv "$R/table/results.md" "$R/table.md"
     rm -rf "$R/table"
+    pack_logs
+fi
+
+if [ "$phase" = s17a ]; then  # issue 6, next session (not run yet): where the time goes with
+    # s16's defaults (kernel profile at 64k and 1M), the short conv backward's program count,
+    # then the GPU tests the sixteenth session touched
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
+        --out "$R/profile.json"
+    on 0 short_conv 120 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
+        --dw-targets 512 1024 4096 8192 --out "$R/short_conv.json"
+    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider \
+        tests/test_implicit_filter.py tests/test_layout.py tests/test_fftconv_fast.py
     pack_logs
 fi
 

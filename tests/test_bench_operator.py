@@ -7,6 +7,7 @@ benchmarks/bench_operator.py on the device machine.
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 
@@ -112,3 +113,13 @@ def test_short_conv_bench_sets_and_restores_the_launch_knobs(load_benchmark):
     with bench.shape(32, 128, 8):
         assert [getattr(layout, n) for n in names] == [32, 128, 8, 8]
     assert [getattr(layout, n) for n in names] == before
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_dsmem_probe_source_builds_for_sm90(tmp_path, benchmarks_dir):
+    # probe_dsmem.cu's cluster PTX (mapa, ld/st.shared::cluster, barrier.cluster) is only
+    # run on a GPU by probe_dsmem.py; where a compiler is at hand, ptxas checks it
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-o", str(tmp_path / "p.cubin"),
+                           str(benchmarks_dir / "probe_dsmem.cu")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

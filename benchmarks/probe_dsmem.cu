@@ -4,41 +4,12 @@
 // the 8 values (a length-8 sum and difference, so none is dead), waits for the cluster, and
 // stores value p back to CTA p at q. With REMOTE = 0 the same code reads and writes its own
 // CTA's buffer at 8 points a stride of Q/8 apart (plain shared memory: the reference).
-// benchmarks/probe_dsmem.py compiles this with NVRTC (sm_90) and times rounds per second.
-// The cluster operations are PTX (no cooperative-groups header, which NVRTC may lack).
+// benchmarks/probe_dsmem.py compiles this with NVRTC (sm_90), cluster_ops.cuh's text in front,
+// and times rounds per second.
 
 #define P 8
 #define Q 8192
 #define THREADS (Q / P)
-
-__device__ __forceinline__ unsigned cluster_rank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return r;
-}
-
-__device__ __forceinline__ void cluster_sync() {  // every thread of every CTA in the cluster
-    asm volatile("barrier.cluster.arrive.aligned;\n\tbarrier.cluster.wait.aligned;" ::: "memory");
-}
-
-// the address of the same shared-memory offset in CTA `rank` of this cluster
-__device__ __forceinline__ unsigned map_rank(unsigned addr, unsigned rank) {
-    unsigned out;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(out) : "r"(addr), "r"(rank));
-    return out;
-}
-
-__device__ __forceinline__ float2 load_cluster(unsigned addr) {
-    float2 v;
-    asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(addr)
-                 : "memory");
-    return v;
-}
-
-__device__ __forceinline__ void store_cluster(unsigned addr, float2 v) {
-    asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(v.x), "f"(v.y)
-                 : "memory");
-}
 
 extern "C" __global__ void __cluster_dims__(P, 1, 1) __launch_bounds__(THREADS)
     dsmem_exchange(float2* out, int rounds, int remote) {

@@ -22,7 +22,12 @@ from bench_operator import copy_bandwidth, median_ms  # this folder is on sys.pa
 
 from hyenadna.ops import onchip
 
-SOURCE = Path(__file__).with_name("probe_dsmem.cu")
+HERE = Path(__file__).parent
+
+
+def source() -> str:
+    """The kernel's source as NVRTC gets it: the cluster operations, then the probe."""
+    return (HERE / "cluster_ops.cuh").read_text() + (HERE / "probe_dsmem.cu").read_text()
 CLUSTER, POINTS = 8, 8192  # CTAs per cluster, complex values per CTA (as in the .cu)
 THREADS = POINTS // CLUSTER
 
@@ -49,7 +54,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     device = torch.device("cuda")
-    kernel = torch.cuda._compile_kernel(SOURCE.read_text(), "dsmem_exchange")
+    kernel = torch.cuda._compile_kernel(source(), "dsmem_exchange")
     onchip._allow_smem(kernel, POINTS * 8)
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
               "copy_tbs": copy_bandwidth(device) / 1e12, "rows": []}

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 
 def _rec(variant, ms, **extra):
@@ -116,10 +117,27 @@ def test_short_conv_bench_sets_and_restores_the_launch_knobs(load_benchmark):
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-def test_dsmem_probe_source_builds_for_sm90(tmp_path, benchmarks_dir):
-    # probe_dsmem.cu's cluster PTX (mapa, ld/st.shared::cluster, barrier.cluster) is only
-    # run on a GPU by probe_dsmem.py; where a compiler is at hand, ptxas checks it
+@pytest.mark.parametrize("probe", ["probe_dsmem", "probe_cluster_fft"])
+def test_cluster_probe_sources_build_for_sm90(probe, load_benchmark, tmp_path):
+    # the cluster probes' PTX (mapa, ld/st.shared::cluster, barrier.cluster) runs only on a GPU;
+    # where a compiler is at hand, ptxas checks the source NVRTC would get
+    pytest.importorskip("triton")  # bench_operator, which the probes import, needs it
+    src = tmp_path / f"{probe}.cu"
+    src.write_text(load_benchmark(probe).source())
     done = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-o", str(tmp_path / "p.cubin"),
-                           str(benchmarks_dir / "probe_dsmem.cu")], capture_output=True,
-                          text=True, timeout=120)
+                           str(src)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("points", [512, 65536])
+def test_cluster_fft_twin_equals_torch_fft_in_float64(points, load_benchmark):
+    # the kernel's steps (8-point DFT across the cluster, twiddles, Stockham over each CTA's
+    # points) in its CTA-major output layout, back in natural order: torch.fft's DFT
+    pytest.importorskip("triton")  # bench_operator, which the probe imports, needs it
+    probe = load_benchmark("probe_cluster_fft")
+    g = torch.Generator().manual_seed(0)
+    x = torch.complex(torch.randn(2, points, generator=g, dtype=torch.float64),
+                      torch.randn(2, points, generator=g, dtype=torch.float64))
+    got = probe.natural_order(probe.cluster_fft_torch(x))
+    want = torch.fft.fft(x)
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-12

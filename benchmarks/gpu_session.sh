@@ -1140,16 +1140,18 @@ fi
 
 if [ "$phase" = s17a ]; then  # issue 6, next session (not run yet): where the time goes with
     # s16's defaults (kernel profile at 64k and 1M), the SM-to-SM exchange's bandwidth (the
-    # cluster plan's unknown) and its step (1), a 64k-point FFT per cluster, the short conv backward's program count, then the GPU tests the
+    # cluster plan's unknown), its steps (1) and (2) (a 64k-point FFT per cluster; the gated
+    # convolution's forward per cluster against the four-step engine's), the short conv backward's program count, then the GPU tests the
     # sixteenth session touched
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
         --out "$R/profile.json"
     on 0 dsmem 60 python3 benchmarks/probe_dsmem.py --out "$R/dsmem.json"
     on 0 cluster_fft 60 python3 benchmarks/probe_cluster_fft.py --out "$R/cluster_fft.json"
-    on 0 short_conv 120 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
+    on 0 cluster_conv 60 python3 benchmarks/probe_cluster_conv.py --out "$R/cluster_conv.json"
+    on 0 short_conv 90 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
         --dw-targets 512 1024 4096 8192 --out "$R/short_conv.json"
-    on 0 pytest_gpu 200 python3 -m pytest -q -m gpu -p no:cacheprovider \
+    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_layout.py tests/test_fftconv_fast.py
     pack_logs
 fi

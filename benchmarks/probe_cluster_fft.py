@@ -39,7 +39,7 @@ def source() -> str:
             + (HERE / "probe_cluster_fft.cu").read_text())
 
 
-def _roots(n: int, exponent: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def roots(n: int, exponent: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """e^(-2 pi i exponent / n), computed in float64."""
     return torch.polar(torch.ones((), dtype=torch.float64),
                        -2 * math.pi * exponent.double() / n).to(dtype)
@@ -51,8 +51,8 @@ def cluster_fft_torch(x: torch.Tensor, cluster: int = CLUSTER) -> torch.Tensor:
     q_len = x.shape[-1] // cluster
     parts = x.unflatten(-1, (cluster, q_len))  # parts[..., p, q] = x[Q p + q]
     p = torch.arange(cluster)
-    y = torch.einsum("...pq,pk->...kq", parts, _roots(cluster, p[:, None] * p[None, :], x.dtype))
-    y = y * _roots(x.shape[-1], p[:, None] * torch.arange(q_len)[None, :], x.dtype)
+    y = torch.einsum("...pq,pk->...kq", parts, roots(cluster, p[:, None] * p[None, :], x.dtype))
+    y = y * roots(x.shape[-1], p[:, None] * torch.arange(q_len)[None, :], x.dtype)
     return onchip.stockham_torch(y, -1, radix=8)  # over q: [..., k1, k2]
 
 

@@ -117,7 +117,7 @@ def test_short_conv_bench_sets_and_restores_the_launch_knobs(load_benchmark):
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-@pytest.mark.parametrize("probe", ["probe_dsmem", "probe_cluster_fft"])
+@pytest.mark.parametrize("probe", ["probe_dsmem", "probe_cluster_fft", "probe_cluster_conv"])
 def test_cluster_probe_sources_build_for_sm90(probe, load_benchmark, tmp_path):
     # the cluster probes' PTX (mapa, ld/st.shared::cluster, barrier.cluster) runs only on a GPU;
     # where a compiler is at hand, ptxas checks the source NVRTC would get
@@ -141,3 +141,29 @@ def test_cluster_fft_twin_equals_torch_fft_in_float64(points, load_benchmark):
     got = probe.natural_order(probe.cluster_fft_torch(x))
     want = torch.fft.fft(x)
     assert ((got - want).abs().max() / want.abs().max()).item() < 1e-12
+
+
+def test_cluster_conv_twin_equals_the_onchip_twin_in_float64(load_benchmark):
+    # the cluster kernel's steps (its forward transform, the pair pass, its inverse split the
+    # other way) give the on-chip engine's convolution; and the inverse alone is the DFT's
+    pytest.importorskip("triton")  # bench_operator, which the probe imports, needs it
+    probe = load_benchmark("probe_cluster_conv")
+    from hyenadna.ops import onchip
+
+    g = torch.Generator().manual_seed(0)
+    mt = 8 * 64  # 8 CTAs of 64 points: n = 1024
+    spec = torch.complex(torch.randn(2, mt, generator=g, dtype=torch.float64),
+                         torch.randn(2, mt, generator=g, dtype=torch.float64))
+    got = probe.cluster_ifft_torch(probe.cluster_major(spec))
+    assert ((got - torch.fft.ifft(spec) * mt).abs().max() / got.abs().max()).item() < 1e-12
+    w = torch.randn(2, 500, generator=g, dtype=torch.float64)
+    k = torch.randn(2, 300, generator=g, dtype=torch.float64)
+    k_spec = torch.fft.rfft(k, 2 * mt) / (2 * mt)
+    got = probe.cluster_conv_forward_torch(w, k_spec)
+    want = onchip.conv_forward_torch(w, k_spec)
+    direct = torch.stack([torch.nn.functional.conv1d(
+        torch.nn.functional.pad(w[i][None, None], (299, 0)), k[i].flip(0)[None, None])[0, 0]
+        for i in range(2)])
+    assert got.shape == w.shape
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-12
+    assert ((got - direct).abs().max() / direct.abs().max()).item() < 1e-12

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from bench_operator import median_ms  # this folder is on sys.path as a script
-from probe_cluster_fft import CLUSTER, SMEM, THREADS, M, cluster_fft_torch, natural_order, roots
+from probe_cluster_fft import CLUSTER, SMEM, THREADS, M, cluster_fft_torch, roots
 
 from hyenadna.ops import onchip
 from hyenadna.ops.fftconv_fast import gated_conv_forward, onchip_filter_spectrum, pick_fourstep_n1
@@ -57,15 +57,35 @@ def cluster_ifft_torch(spec: torch.Tensor) -> torch.Tensor:
     return z.flatten(-2)  # [p, q] → m = Q p + q
 
 
+def cluster_pair_forward_torch(spec: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
+    """The kernel's pair pass on the cluster-major spectrum (..., cluster, Q): CTA k1's bin
+    k = k1 + cluster · k2 beside bin MT − k, which CTA (cluster − k1) mod cluster holds at
+    (Q − k2) mod Q (k1 = 0) or Q − 1 − k2 (otherwise); the same index maps as the .cu."""
+    cluster, q_len = spec.shape[-2:]
+    mt = cluster * q_len
+    rank = torch.arange(cluster)[:, None]
+    k2 = torch.arange(q_len)[None, :]
+    k = rank + cluster * k2  # (cluster, Q)
+    partner = ((cluster - rank) % cluster).expand(-1, q_len)
+    k2m = torch.where(rank == 0, (q_len - k2) % q_len, q_len - 1 - k2)
+    zm = spec[..., partner, k2m]
+    e = torch.polar(torch.ones((), dtype=torch.float64), -torch.pi * k.double() / mt)
+    e = e.to(spec.dtype)
+    # onchip_conv.cu's unpack_pair and pack_pair, keeping bin k's value
+    zk = spec
+    xk = 0.5 * ((zk + zm.conj()) - 1j * (zk - zm.conj()) * e)
+    xm = 0.5 * ((zm + zk.conj()) - 1j * (zm - zk.conj()) * (-e.conj()))
+    yk, ym = xk * k_spec[..., k], xm * k_spec[..., mt - k]
+    return (yk + ym.conj()) + 1j * (yk - ym.conj()) * e.conj()
+
+
 def cluster_conv_forward_torch(w: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
     """z = (k' ∗ w)[:L] by the kernel's steps: w (..., L) real, k_spec (..., MT + 1) =
-    rfft(k', n) / n; the pair pass is the on-chip engine's (the kernel only spreads its bins
-    over the CTAs)."""
+    rfft(k', n) / n."""
     mt = k_spec.shape[-1] - 1
-    spec = natural_order(cluster_fft_torch(onchip.pack_real_torch(w, mt)))
-    packed = onchip.pair_forward_torch(spec, k_spec)
-    return torch.view_as_real(cluster_ifft_torch(cluster_major(packed))).flatten(-2)[
-        ..., : w.shape[-1]]
+    spec = cluster_fft_torch(onchip.pack_real_torch(w, mt))  # (..., cluster, Q)
+    packed = cluster_pair_forward_torch(spec, k_spec)
+    return torch.view_as_real(cluster_ifft_torch(packed)).flatten(-2)[..., : w.shape[-1]]
 
 
 def main() -> None:

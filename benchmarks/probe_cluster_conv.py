@@ -1,13 +1,14 @@
-"""Step (2) of the cluster plan: the gated long convolution's forward at 64k per 8-CTA cluster.
+"""Steps (2)-(3) of the cluster plan: the gated long conv at 64k per 8-CTA cluster, fwd and bwd.
 
 ``probe_cluster_conv.cu`` computes y = post · (k' ∗ (v · pre))[:L] for each (batch, channel) row
-inside one thread-block cluster, for FFT length n = 131,072 (L <= 65,536): the packed real
-transform split 8 × 8192 across the cluster's CTAs, the real spectrum's pair pass between
-mirrored CTAs, the inverse split the other way (benchmarks/NOTES_gpu.md, the cluster plan).
-``cluster_conv_forward_torch`` is its twin, step for step; the CPU tests hold it to the on-chip
-engine's twin in float64. On a GPU this compares the kernel's y with the four-step engine's (the
-default at 64k) and times both, with the filter spectrum the kernel reads timed on its own.
-Prints a table, writes JSON.
+inside one thread-block cluster, and its gradients (dv, dpre, dpost, the row's dk), for FFT
+length n = 131,072 (L <= 65,536): the packed real transform split 8 × 8192 across the cluster's
+CTAs, the real spectrum's pair pass between mirrored CTAs, the inverse split the other way
+(benchmarks/NOTES_gpu.md, the cluster plan). ``cluster_conv_forward_torch`` and
+``cluster_conv_backward_torch`` are the twins, step for step; the CPU tests hold them to the
+on-chip engine's twins in float64. On a GPU this compares the kernels' outputs with the four-step
+engine's (the default at 64k) and times both, with the filter spectrum the kernels read timed on
+its own. Prints a table, writes JSON.
 
     PYTHONPATH=. python benchmarks/probe_cluster_conv.py --out cluster_conv.json
 """
@@ -23,7 +24,12 @@ from bench_operator import median_ms  # this folder is on sys.path as a script
 from probe_cluster_fft import CLUSTER, SMEM, THREADS, M, cluster_fft_torch, roots
 
 from hyenadna.ops import onchip
-from hyenadna.ops.fftconv_fast import gated_conv_forward, onchip_filter_spectrum, pick_fourstep_n1
+from hyenadna.ops.fftconv_fast import (
+    gated_conv_backward,
+    gated_conv_forward,
+    onchip_filter_spectrum,
+    pick_fourstep_n1,
+)
 
 HERE = Path(__file__).parent
 N = 2 * CLUSTER * M  # the real FFT length: 131,072
@@ -57,35 +63,86 @@ def cluster_ifft_torch(spec: torch.Tensor) -> torch.Tensor:
     return z.flatten(-2)  # [p, q] → m = Q p + q
 
 
-def cluster_pair_forward_torch(spec: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
-    """The kernel's pair pass on the cluster-major spectrum (..., cluster, Q): CTA k1's bin
-    k = k1 + cluster · k2 beside bin MT − k, which CTA (cluster − k1) mod cluster holds at
-    (Q − k2) mod Q (k1 = 0) or Q − 1 − k2 (otherwise); the same index maps as the .cu."""
-    cluster, q_len = spec.shape[-2:]
+def pair_slots(cluster: int, q_len: int) -> tuple[torch.Tensor, ...]:
+    """The kernel's pair pass assignment: one entry per pair (rank, k2, partner, k2m, both).
+    CTA k1 takes its bins k = k1 + cluster · k2 for k2 < Q/2 (CTA 0 also Q/2); bin MT − k lies
+    in CTA (cluster − k1) mod cluster at (Q − k2) mod Q (k1 = 0) or Q − 1 − k2; ``both`` is
+    False where the pair is one bin (CTA 0's k2 = 0 and Q/2)."""
+    parts = []
+    for rank in range(cluster):
+        k2 = torch.arange(q_len // 2 + 1 if rank == 0 else q_len // 2)
+        k2m = (q_len - k2) % q_len if rank == 0 else q_len - 1 - k2
+        partner = torch.full_like(k2, (cluster - rank) % cluster)
+        parts.append((torch.full_like(k2, rank), k2, partner, k2m))
+    rank, k2, partner, k2m = (torch.cat(t) for t in zip(*parts))
+    return rank, k2, partner, k2m, ~((rank == 0) & (k2m == k2))
+
+
+def pair_pass_torch(specs: list[torch.Tensor], op) -> list[torch.Tensor]:
+    """Apply the kernel's pair pass to cluster-major spectra (..., cluster, Q): for each pair,
+    op(k, e, [(zk, zm) per spectrum]) → [(out_k, out_m) per output]; outputs start as NaN, so
+    a bin the assignment missed stays NaN."""
+    cluster, q_len = specs[0].shape[-2:]
     mt = cluster * q_len
-    rank = torch.arange(cluster)[:, None]
-    k2 = torch.arange(q_len)[None, :]
-    k = rank + cluster * k2  # (cluster, Q)
-    partner = ((cluster - rank) % cluster).expand(-1, q_len)
-    k2m = torch.where(rank == 0, (q_len - k2) % q_len, q_len - 1 - k2)
-    zm = spec[..., partner, k2m]
+    rank, k2, partner, k2m, both = pair_slots(cluster, q_len)
+    k = rank + cluster * k2
     e = torch.polar(torch.ones((), dtype=torch.float64), -torch.pi * k.double() / mt)
-    e = e.to(spec.dtype)
-    # onchip_conv.cu's unpack_pair and pack_pair, keeping bin k's value
-    zk = spec
-    xk = 0.5 * ((zk + zm.conj()) - 1j * (zk - zm.conj()) * e)
-    xm = 0.5 * ((zm + zk.conj()) - 1j * (zm - zk.conj()) * (-e.conj()))
-    yk, ym = xk * k_spec[..., k], xm * k_spec[..., mt - k]
-    return (yk + ym.conj()) + 1j * (yk - ym.conj()) * e.conj()
+    pairs = op(k, e.to(specs[0].dtype), [(x[..., rank, k2], x[..., partner, k2m]) for x in specs])
+    outs = []
+    for out_k, out_m in pairs:
+        out = torch.full_like(specs[0], complex("nan"))
+        out[..., partner[both], k2m[both]] = out_m[..., both]
+        out[..., rank, k2] = out_k
+        outs.append(out)
+    return outs
+
+
+def _unpack(zk, zm, e):  # onchip_conv.cu's unpack_pair: the real spectrum at k and MT − k
+    return (0.5 * ((zk + zm.conj()) - 1j * (zk - zm.conj()) * e),
+            0.5 * ((zm + zk.conj()) - 1j * (zm - zk.conj()) * (-e.conj())))
+
+
+def _pack(yk, ym, e):  # onchip_conv.cu's pack_pair: the packed inverse input at k and MT − k
+    return ((yk + ym.conj()) + 1j * (yk - ym.conj()) * e.conj(),
+            (ym + yk.conj()) + 1j * (ym - yk.conj()) * (-e))
+
+
+def _real(packed: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.view_as_real(cluster_ifft_torch(packed)).flatten(-2)[..., :length]
 
 
 def cluster_conv_forward_torch(w: torch.Tensor, k_spec: torch.Tensor) -> torch.Tensor:
-    """z = (k' ∗ w)[:L] by the kernel's steps: w (..., L) real, k_spec (..., MT + 1) =
+    """z = (k' ∗ w)[:L] by the forward kernel's steps: w (..., L) real, k_spec (..., MT + 1) =
     rfft(k', n) / n."""
     mt = k_spec.shape[-1] - 1
     spec = cluster_fft_torch(onchip.pack_real_torch(w, mt))  # (..., cluster, Q)
-    packed = cluster_pair_forward_torch(spec, k_spec)
-    return torch.view_as_real(cluster_ifft_torch(packed)).flatten(-2)[..., : w.shape[-1]]
+
+    def op(k, e, zs):
+        xk, xm = _unpack(*zs[0], e)
+        return [_pack(xk * k_spec[..., k], xm * k_spec[..., mt - k], e)]
+
+    return _real(pair_pass_torch([spec], op)[0], w.shape[-1])
+
+
+def cluster_conv_backward_torch(g: torch.Tensor, w: torch.Tensor, k_spec: torch.Tensor,
+                                taps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward kernel's steps: dw (..., L) = irfft(G · conj(K'/n))[:L] and the row's
+    filter gradient (..., taps) = irfft(G · conj(W))[:taps] / n, as onchip.conv_backward_torch."""
+    mt = k_spec.shape[-1] - 1
+    specs = [cluster_fft_torch(onchip.pack_real_torch(x, mt)) for x in (g, w)]
+
+    def op(k, e, zs):
+        gk, gm = _unpack(*zs[0], e)
+        wk, wm = _unpack(*zs[1], e)
+        return [_pack(gk * k_spec[..., k].conj(), gm * k_spec[..., mt - k].conj(), e),
+                _pack(gk * wk.conj(), gm * wm.conj(), e)]
+
+    dw, dk = pair_pass_torch(specs, op)
+    return _real(dw, g.shape[-1]), _real(dk, taps) / (2 * mt)
+
+
+def rel(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.float() - want.float()).norm() / want.float().norm()).item()
 
 
 def main() -> None:
@@ -97,47 +154,70 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     device = torch.device("cuda")
-    kernel = torch.cuda._compile_kernel(source(), "cluster_conv_fwd")
-    onchip._allow_smem(kernel, 2 * SMEM)
+    src = source()
+    fwd_kernel = torch.cuda._compile_kernel(src, "cluster_conv_fwd")
+    bwd_kernel = torch.cuda._compile_kernel(src, "cluster_conv_bwd")
+    onchip._allow_smem(fwd_kernel, SMEM)
+    onchip._allow_smem(bwd_kernel, 2 * SMEM)
     torch.manual_seed(0)
-    shape = (args.batch, args.channels, args.length)
-    v, pre, post = (torch.randn(shape, device=device).bfloat16() for _ in range(3))
-    k = torch.randn(args.channels, args.length, device=device) / args.length**0.5
+    batch, channels, length = shape = (args.batch, args.channels, args.length)
+    v, pre, post, dy = (torch.randn(shape, device=device).bfloat16() for _ in range(4))
+    k = torch.randn(channels, length, device=device) / length**0.5
+    rows = batch * channels
+    n1 = pick_fourstep_n1(v, N)
     y = torch.empty_like(v)
-    rows = args.batch * args.channels
+    dv, dpre, dpost = (torch.empty_like(v) for _ in range(3))
+    dk_rows = torch.empty(batch, channels, length, device=device)
 
     def spectrum() -> torch.Tensor:
         return onchip_filter_spectrum(k, None, N)  # (D, MT + 1) complex64, rfft(k) / n
 
     k_spec = spectrum()
+    y4, z4, k_spec4 = gated_conv_forward(v, pre, post, k, None, N, for_backward=True, n1=n1)
 
-    def cluster() -> None:
-        onchip.launch(kernel, (rows * CLUSTER, 1, 1), (THREADS, 1, 1),
-                      [v, pre, post, k_spec, y, args.length, args.channels], device,
-                      shared_mem=2 * SMEM)
+    def cluster_fwd() -> None:
+        onchip.launch(fwd_kernel, (rows * CLUSTER, 1, 1), (THREADS, 1, 1),
+                      [v, pre, post, k_spec, y, length, channels], device, shared_mem=SMEM)
 
-    def fourstep() -> torch.Tensor:
-        return gated_conv_forward(v, pre, post, k, None, N, for_backward=False,
-                                  n1=pick_fourstep_n1(v, N))[0]
+    def cluster_bwd() -> None:
+        onchip.launch(bwd_kernel, (rows * CLUSTER, 1, 1), (THREADS, 1, 1),
+                      [dy, post, z4, v, pre, k_spec, dv, dpre, dpost, dk_rows, length, channels,
+                       length, 1.0 / N], device, shared_mem=2 * SMEM)
 
-    cluster()
-    want = fourstep().float()
-    err = ((y.float() - want).norm() / want.norm()).item()
-    if err > 2e-2:  # both round to bf16 (and the four-step's column DFTs run in TF32)
-        print(f"CHECK: the cluster convolution is {err:.2e} (relative norm) off the four-step's")
+    def fourstep_fwd():
+        return gated_conv_forward(v, pre, post, k, None, N, for_backward=True, n1=n1)
+
+    def fourstep_bwd():
+        return gated_conv_backward(dy, v, pre, post, k_spec4, z4, N, length,
+                                   dk_dtype=torch.float32)
+
+    cluster_fwd()
+    cluster_bwd()
+    dv4, dpre4, dpost4, dk4, _ = fourstep_bwd()
+    errors = {"y": rel(y, y4), "dv": rel(dv, dv4), "dpre": rel(dpre, dpre4),
+              "dpost": rel(dpost, dpost4), "dk": rel(dk_rows.sum(0), dk4)}
+    for name, err in errors.items():
+        if err > 2e-2:  # both round to bf16 (and the four-step's column DFTs run in TF32)
+            print(f"CHECK: the cluster kernels' {name} is {err:.2e} (relative norm) off the "
+                  f"four-step engine's")
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-              "shape": list(shape), "rel_err_vs_fourstep": err,
-              "cluster_ms": median_ms(cluster, args.reps, 3),
+              "shape": list(shape), "rel_err_vs_fourstep": errors,
+              "cluster_fwd_ms": median_ms(cluster_fwd, args.reps, 3),
+              "cluster_bwd_ms": median_ms(cluster_bwd, args.reps, 3),
               "spectrum_ms": median_ms(spectrum, args.reps, 3),
-              "fourstep_ms": median_ms(fourstep, args.reps, 3)}
+              "fourstep_fwd_ms": median_ms(fourstep_fwd, args.reps, 3),
+              "fourstep_bwd_ms": median_ms(fourstep_bwd, args.reps, 3)}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
-    print(f"{result['device']}, torch {result['torch']}; forward of the gated long conv at "
-          f"{' × '.join(map(str, shape))}, bf16, median of {args.reps}\n")
-    print("| cluster kernel | + its filter spectrum | four-step forward (spectrum included) "
-          "| rel. error vs four-step |\n|---|---|---|---|")
-    print(f"| {result['cluster_ms']:.3f} ms | {result['cluster_ms'] + result['spectrum_ms']:.3f} "
-          f"| {result['fourstep_ms']:.3f} | {err:.1e} |")
+    print(f"{result['device']}, torch {result['torch']}; the gated long conv at "
+          f"{' × '.join(map(str, shape))}, bf16, median of {args.reps} (ms); the four-step "
+          f"forward includes its filter spectrum, the cluster one reads K'/n built apart "
+          f"({result['spectrum_ms']:.3f} ms)\n")
+    print("| | cluster kernels | four-step engine |\n|---|---|---|")
+    print(f"| forward | {result['cluster_fwd_ms']:.3f} | {result['fourstep_fwd_ms']:.3f} |")
+    print(f"| backward | {result['cluster_bwd_ms']:.3f} | {result['fourstep_bwd_ms']:.3f} |")
+    print("\nrelative error vs the four-step engine: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
 
 
 if __name__ == "__main__":

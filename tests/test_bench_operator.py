@@ -167,3 +167,22 @@ def test_cluster_conv_twin_equals_the_onchip_twin_in_float64(load_benchmark):
     assert got.shape == w.shape
     assert ((got - want).abs().max() / want.abs().max()).item() < 1e-12
     assert ((got - direct).abs().max() / direct.abs().max()).item() < 1e-12
+    g_in = torch.randn(2, 500, generator=g, dtype=torch.float64)
+    for got, want in zip(probe.cluster_conv_backward_torch(g_in, w, k_spec, 300),
+                         onchip.conv_backward_torch(g_in, w, k_spec, 300)):
+        assert got.shape == want.shape
+        assert ((got - want).abs().max() / want.abs().max()).item() < 1e-12
+
+
+def test_cluster_pair_pass_takes_every_bin_once(load_benchmark):
+    # each bin k of the cluster-major spectrum is written by exactly one pair, as k or MT - k
+    pytest.importorskip("triton")
+    probe = load_benchmark("probe_cluster_conv")
+    cluster, q_len = 8, 64
+    rank, k2, partner, k2m, both = probe.pair_slots(cluster, q_len)
+    hits = torch.zeros(cluster, q_len, dtype=torch.long)
+    hits.index_put_((rank, k2), torch.ones_like(rank), accumulate=True)
+    hits.index_put_((partner[both], k2m[both]), torch.ones_like(rank[both]), accumulate=True)
+    assert bool((hits == 1).all())
+    mt = cluster * q_len
+    assert bool(((rank + cluster * k2 + partner + cluster * k2m) % mt == 0).all())  # mirrors

@@ -1141,8 +1141,8 @@ fi
 if [ "$phase" = s17a ]; then  # issue 6, next session (not run yet): where the time goes with
     # s16's defaults (kernel profile at 64k and 1M), the SM-to-SM exchange's bandwidth (the
     # cluster plan's unknown), its steps (1)-(3) (a 64k-point FFT per cluster; the gated
-    # convolution's forward and backward per cluster against the four-step engine's), the short conv backward's program count, then the GPU tests the
-    # sixteenth session touched
+    # convolution's forward and backward per cluster against the four-step engine's), the
+    # short conv backward's program count, then the GPU tests the sixteenth session touched
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
         --out "$R/profile.json"

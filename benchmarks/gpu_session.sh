@@ -191,7 +191,7 @@ if [ "$phase" = i ]; then  # issue 6, third session: the four-step engine, corre
 fi
 
 if [ "$phase" = j ]; then  # issue 6, fourth session: auto = cuFFT again; both engines profiled
-    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+    on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
         tests/test_fftconv_fast.py tests/test_layout.py tests/test_model.py
     on 0 sweep 200 python3 benchmarks/sweep_fourstep.py --out "$R/sweep_fourstep.json"
     on 0 probe_half_fft 60 python3 benchmarks/probe_half_fft.py --out "$R/probe_half_fft.json"
@@ -311,7 +311,7 @@ fi
 
 if [ "$phase" = y ]; then  # issue 6, fifth session: bias-grad and padding fusions: tests, tables
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
+    on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
         tests/test_fftconv_fast.py tests/test_implicit_filter.py tests/test_model.py
     on 0 profile 50 python3 benchmarks/profile_operator.py --lengths 8192 65536 --top 40 \
         --out "$R/profile_b1.json"
@@ -509,7 +509,7 @@ fi
 
 if [ "$phase" = s7e ]; then  # issue 6, seventh session: final code: tests, engine A/B, training
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
+    on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_onchip.py \
         tests/test_model.py
     graphed_ab 100 80 100 1024 2048 8192
     export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
@@ -1148,10 +1148,10 @@ if [ "$phase" = s17a ]; then  # issue 6, next session (not run yet): where the t
         --out "$R/profile.json"
     on 0 dsmem 60 python3 benchmarks/probe_dsmem.py --out "$R/dsmem.json"
     on 0 cluster_fft 60 python3 benchmarks/probe_cluster_fft.py --out "$R/cluster_fft.json"
-    on 0 cluster_conv 60 python3 benchmarks/probe_cluster_conv.py --out "$R/cluster_conv.json"
+    on 0 cluster_conv 90 python3 benchmarks/probe_cluster_conv.py --out "$R/cluster_conv.json"
     on 0 short_conv 90 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
         --dw-targets 512 1024 4096 8192 --out "$R/short_conv.json"
-    on 0 pytest_gpu 170 python3 -m pytest -q -m gpu -p no:cacheprovider \
+    on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_layout.py tests/test_fftconv_fast.py
     pack_logs
 fi

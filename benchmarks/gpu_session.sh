@@ -1144,11 +1144,11 @@ if [ "$phase" = s17a ]; then  # issue 6, next session (not run yet): where the t
     # convolution's forward and backward per cluster against the four-step engine's), the
     # short conv backward's program count, then the GPU tests the sixteenth session touched
     rm -f "$R/gpus.csv" "$R/versions.txt"
-    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
-        --out "$R/profile.json"
     on 0 dsmem 60 python3 benchmarks/probe_dsmem.py --out "$R/dsmem.json"
     on 0 cluster_fft 60 python3 benchmarks/probe_cluster_fft.py --out "$R/cluster_fft.json"
     on 0 cluster_conv 90 python3 benchmarks/probe_cluster_conv.py --out "$R/cluster_conv.json"
+    on 0 profile 90 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
+        --out "$R/profile.json"
     on 0 short_conv 90 python3 benchmarks/bench_short_conv.py --lengths 65536 1048576 \
         --dw-targets 512 1024 4096 8192 --out "$R/short_conv.json"
     on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider \

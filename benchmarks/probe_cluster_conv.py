@@ -184,8 +184,8 @@ def main() -> None:
                       [dy, post, z4, v, pre, k_spec, dv, dpre, dpost, dk_rows, length, channels,
                        length, 1.0 / N], device, shared_mem=2 * SMEM)
 
-    def fourstep_fwd():
-        return gated_conv_forward(v, pre, post, k, None, N, for_backward=True, n1=n1)
+    def fourstep_fwd():  # as the cluster forward: y only (no z, no spectrum kept)
+        return gated_conv_forward(v, pre, post, k, None, N, for_backward=False, n1=n1)
 
     def fourstep_bwd():
         return gated_conv_backward(dy, v, pre, post, k_spec4, z4, N, length,

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 from bench_operator import median_ms  # this folder is on sys.path as a script
-from probe_cluster_fft import CLUSTER, SMEM, THREADS, M, cluster_fft_torch, roots
+from probe_cluster_fft import CLUSTER, SMEM, THREADS, M, cluster_fft_torch, cluster_source, roots
 
 from hyenadna.ops import onchip
 from hyenadna.ops.fftconv_fast import (
@@ -31,16 +30,12 @@ from hyenadna.ops.fftconv_fast import (
     pick_fourstep_n1,
 )
 
-HERE = Path(__file__).parent
 N = 2 * CLUSTER * M  # the real FFT length: 131,072
 
 
 def source() -> str:
-    """The kernel's source as NVRTC gets it (bf16 I/O)."""
-    return ("#define ONCHIP_M 8192\n#define ONCHIP_R 8\n#define ONCHIP_BF16 1\n"
-            + (HERE.parent / "hyenadna" / "ops" / "onchip_conv.cu").read_text()
-            + (HERE / "cluster_ops.cuh").read_text()
-            + (HERE / "probe_cluster_conv.cu").read_text())
+    """The kernels' source as NVRTC gets it (bf16 I/O)."""
+    return cluster_source("probe_cluster_conv.cu", bf16=True)
 
 
 def cluster_major(x: torch.Tensor, cluster: int = CLUSTER) -> torch.Tensor:
@@ -97,16 +92,6 @@ def pair_pass_torch(specs: list[torch.Tensor], op) -> list[torch.Tensor]:
     return outs
 
 
-def _unpack(zk, zm, e):  # onchip_conv.cu's unpack_pair: the real spectrum at k and MT − k
-    return (0.5 * ((zk + zm.conj()) - 1j * (zk - zm.conj()) * e),
-            0.5 * ((zm + zk.conj()) - 1j * (zm - zk.conj()) * (-e.conj())))
-
-
-def _pack(yk, ym, e):  # onchip_conv.cu's pack_pair: the packed inverse input at k and MT − k
-    return ((yk + ym.conj()) + 1j * (yk - ym.conj()) * e.conj(),
-            (ym + yk.conj()) + 1j * (ym - yk.conj()) * (-e))
-
-
 def _real(packed: torch.Tensor, length: int) -> torch.Tensor:
     return torch.view_as_real(cluster_ifft_torch(packed)).flatten(-2)[..., :length]
 
@@ -118,8 +103,8 @@ def cluster_conv_forward_torch(w: torch.Tensor, k_spec: torch.Tensor) -> torch.T
     spec = cluster_fft_torch(onchip.pack_real_torch(w, mt))  # (..., cluster, Q)
 
     def op(k, e, zs):
-        xk, xm = _unpack(*zs[0], e)
-        return [_pack(xk * k_spec[..., k], xm * k_spec[..., mt - k], e)]
+        xk, xm = onchip.unpack_values(*zs[0], e)
+        return [onchip.pack_values(xk * k_spec[..., k], xm * k_spec[..., mt - k], e)]
 
     return _real(pair_pass_torch([spec], op)[0], w.shape[-1])
 
@@ -132,10 +117,10 @@ def cluster_conv_backward_torch(g: torch.Tensor, w: torch.Tensor, k_spec: torch.
     specs = [cluster_fft_torch(onchip.pack_real_torch(x, mt)) for x in (g, w)]
 
     def op(k, e, zs):
-        gk, gm = _unpack(*zs[0], e)
-        wk, wm = _unpack(*zs[1], e)
-        return [_pack(gk * k_spec[..., k].conj(), gm * k_spec[..., mt - k].conj(), e),
-                _pack(gk * wk.conj(), gm * wm.conj(), e)]
+        gk, gm = onchip.unpack_values(*zs[0], e)
+        wk, wm = onchip.unpack_values(*zs[1], e)
+        return [onchip.pack_values(gk * k_spec[..., k].conj(), gm * k_spec[..., mt - k].conj(), e),
+                onchip.pack_values(gk * wk.conj(), gm * wm.conj(), e)]
 
     dw, dk = pair_pass_torch(specs, op)
     return _real(dw, g.shape[-1]), _real(dk, taps) / (2 * mt)

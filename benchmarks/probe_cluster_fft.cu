@@ -35,17 +35,7 @@ extern "C" __global__ void __cluster_dims__(CL, 1, 1) __launch_bounds__(THREADS)
 #pragma unroll
     for (int k1 = 0; k1 < CL; ++k1) store_cluster(map_rank(at, k1), v[k1]);
     cluster_sync();
-    {  // the local FFT's first stage, in place (forward_fft's reads from global memory)
-        float2 a[R_MAX];
-        const int j = threadIdx.x;
-#pragma unroll
-        for (int r = 0; r < R_MAX; ++r) a[r] = s[PAD(j + r * THREADS)];
-        __syncthreads();
-        dft<R_MAX, -1>(a);
-#pragma unroll
-        for (int r = 0; r < R_MAX; ++r) s[PAD(j * R_MAX + r)] = a[r];
-        __syncthreads();
-    }
+    stage<R_MAX, 1, -1, 1>(s, s);  // the local FFT, in place: its first stage
     middle_stages<R_MAX, -1, 1>(s, s);
     stage<last_radix(), NS_LAST, -1, 1>(s, s);
     float2* outr = out + row * MT + (long long)rank * M_;

@@ -30,13 +30,17 @@ THREADS = M // 8  # radix-8 stages: M / 8 threads per CTA
 SMEM = (M + M // 16) * 8  # one padded row of complex float32 (PAD in onchip_conv.cu)
 
 
-def source() -> str:
-    """The kernel's source as NVRTC gets it: onchip_conv.cu built for M = 8192, radix 8,
-    float32; the cluster operations; the probe."""
-    return ("#define ONCHIP_M 8192\n#define ONCHIP_R 8\n#define ONCHIP_BF16 0\n"
+def cluster_source(probe: str, bf16: bool) -> str:
+    """A cluster probe's source as NVRTC gets it: onchip_conv.cu built for M = 8192, radix 8
+    and the I/O type; the cluster operations; the probe's own .cu."""
+    return (f"#define ONCHIP_M {M}\n#define ONCHIP_R 8\n#define ONCHIP_BF16 {int(bf16)}\n"
             + (HERE.parent / "hyenadna" / "ops" / "onchip_conv.cu").read_text()
-            + (HERE / "cluster_ops.cuh").read_text()
-            + (HERE / "probe_cluster_fft.cu").read_text())
+            + (HERE / "cluster_ops.cuh").read_text() + (HERE / probe).read_text())
+
+
+def source() -> str:
+    """This probe's kernel source (float32)."""
+    return cluster_source("probe_cluster_fft.cu", bf16=False)
 
 
 def roots(n: int, exponent: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -114,20 +114,30 @@ def _pair_index(m: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return k, (m - k) % m, e
 
 
-def _unpack_pair(z: torch.Tensor, k, km, e):
-    """Real spectrum at bins k and M − k from the packed transform z (..., M)."""
-    zk, zm = z[..., k], z[..., km]
-    e = e.to(z.dtype)
+def unpack_values(zk: torch.Tensor, zm: torch.Tensor, e: torch.Tensor):
+    """The kernel's unpack_pair: the real spectrum at bins k and M − k from the packed
+    transform's values there, e = e^(−2πik/n) in their dtype."""
     xk = 0.5 * ((zk + zm.conj()) - 1j * (zk - zm.conj()) * e)
     xm = 0.5 * ((zm + zk.conj()) - 1j * (zm - zk.conj()) * (-e.conj()))
     return xk, xm
 
 
-def _pack_pair(yk, ym, k, km, e, m: int) -> torch.Tensor:
-    """The packed inverse input Z (..., M) from the half spectrum at bins k and M − k."""
-    e = e.to(yk.dtype)
+def pack_values(yk: torch.Tensor, ym: torch.Tensor, e: torch.Tensor):
+    """The kernel's pack_pair: the packed inverse input at bins k and M − k from the half
+    spectrum there."""
     zk = (yk + ym.conj()) + 1j * (yk - ym.conj()) * e.conj()
     zm = (ym + yk.conj()) + 1j * (ym - yk.conj()) * (-e)
+    return zk, zm
+
+
+def _unpack_pair(z: torch.Tensor, k, km, e):
+    """Real spectrum at bins k and M − k from the packed transform z (..., M)."""
+    return unpack_values(z[..., k], z[..., km], e.to(z.dtype))
+
+
+def _pack_pair(yk, ym, k, km, e, m: int) -> torch.Tensor:
+    """The packed inverse input Z (..., M) from the half spectrum at bins k and M − k."""
+    zk, zm = pack_values(yk, ym, e.to(yk.dtype))
     out = torch.empty(*yk.shape[:-1], m, dtype=yk.dtype, device=yk.device)
     out[..., km] = zm  # k = 0 and k = M/2 map onto themselves: zk, written last, wins there
     out[..., k] = zk

@@ -59,12 +59,15 @@ def test_source_builds_for_sm90_without_spills(tmp_path):
     # where a CUDA compiler is at hand (no GPU needed): the generated source compiles, and
     # no kernel spills at the default builds but the fused inverse, whose 6-block register cap
     # (columns.SPLIT_MIN_BLOCKS, faster on an H100 for it) costs a few hundred bytes
+    # (packed: the spectra as bf16 pairs, fourstep.PACKED)
     plain = {"cols_fwd", "cols_inv"}
-    for split, names in ((False, plain), (True, plain | {"cols_fwd_split", "cols_inv_merge"})):
-        built = _ptxas(tmp_path, columns.source(32, 16, split))
-        assert set(built) == names, built
-        for name, (_, spill) in built.items():
-            assert spill <= (512 if name == "cols_inv_merge" else 0), (name, spill)
+    for packed in (False, True):
+        for split, names in ((False, plain),
+                             (True, plain | {"cols_fwd_split", "cols_inv_merge"})):
+            built = _ptxas(tmp_path, columns.source(32, 16, split, packed))
+            assert set(built) == names, built
+            for name, (_, spill) in built.items():
+                assert spill <= (512 if name == "cols_inv_merge" else 0), (name, spill, packed)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")

@@ -231,3 +231,135 @@ def test_triton_columns_refuse_spectra_they_cannot_address():
     split = torch.zeros(3, 2, n1 // 2 + 1, n // n1, dtype=torch.complex64).transpose(0, 1)
     with pytest.raises(ValueError, match="evenly strided"):
         fourstep.irfft4_cols_triton(split, n, n1, 1024, a)
+
+
+# ------------------------------------------------------------------------------------------
+# packed spectra (fourstep.PACKED: bf16 pairs between the engine's kernels)
+# ------------------------------------------------------------------------------------------
+
+def _ulp_close(packed: torch.Tensor, want: torch.Tensor, ulps: float = 1.0) -> float:
+    """Fraction of values of a packed spectrum further than ``ulps`` bf16 ulps (2^-8 relative)
+    from the complex64 values ``want`` (both parts, each against its own magnitude)."""
+    got = torch.view_as_real(fourstep.unpack_spectrum(packed)).float()
+    ref = torch.view_as_real(want).float()
+    bad = (got - ref).abs() > ulps * 2.0**-8 * ref.abs() + 1e-30
+    return bad.float().mean().item()
+
+
+def test_packed_spectrum_layout_and_round_trip():
+    g = torch.Generator().manual_seed(0)
+    spec = torch.randn(3, 5, 7, dtype=torch.complex64, generator=g)
+    packed = fourstep.pack_spectrum(spec)
+    assert packed.dtype == torch.int32 and packed.shape == spec.shape
+    # the memory of a (..., 2) bf16 tensor: real part in the low 16 bits
+    re_bits = (packed & 0xFFFF).to(torch.int16).view(torch.bfloat16)
+    im_bits = ((packed >> 16) & 0xFFFF).to(torch.int16).view(torch.bfloat16)
+    assert torch.equal(re_bits, spec.real.to(torch.bfloat16))
+    assert torch.equal(im_bits, spec.imag.to(torch.bfloat16))
+    back = fourstep.unpack_spectrum(packed)
+    assert back.dtype == torch.complex64
+    assert torch.equal(fourstep.pack_spectrum(back), packed)  # exact once rounded
+
+
+def test_packed_spectra_cost_little_accuracy(monkeypatch):
+    # the engine's packed twin path (each stage computes in float32, its output rounded to
+    # bf16 pairs) against the float64 direct convolution: about the bf16 I/O's own error,
+    # measured 2.4e-3 unpacked against 3.0e-3 packed for y here, 2.3e-3 / 3.7e-3 for dk
+    fast_module = importlib.import_module("hyenadna.ops.fftconv_fast")
+    batch, width, seqlen = 2, 4, 4096
+    v, pre, post = (_rand((batch, width, seqlen), s, torch.bfloat16).requires_grad_()
+                    for s in (0, 1, 2))
+    k = (_rand((width, seqlen), 3, torch.float32) / seqlen**0.5).requires_grad_()
+    skip = _rand((width,), 4, torch.float32).requires_grad_()
+    inputs = [v, pre, post, k, skip]
+    dy = _rand((batch, width, seqlen), 5, torch.bfloat16)
+    ref_inputs = [t.detach().double().requires_grad_() for t in inputs]
+    y_ref = gated_fftconv_ref(*ref_inputs)
+    want = (y_ref, *torch.autograd.grad(y_ref, ref_inputs, dy.double()))
+    errors = {}
+    for packed in (False, True):
+        monkeypatch.setattr(fast_module, "PACKED_SPECTRA", packed)
+        calls = []
+        monkeypatch.setattr(fourstep, "unpack_spectrum",
+                            lambda p, f=fourstep.unpack_spectrum: calls.append(1) or f(p))
+        y = gated_fftconv(v, pre, post, k, skip, fft_engine="fourstep")
+        got = (y, *torch.autograd.grad(y, inputs, dy))
+        assert bool(calls) == packed  # the packed path ran (its twin: this is a CPU)
+        errors[packed] = [((a.detach().double() - b).norm() / b.norm()).item()
+                          for a, b in zip(got, want)]
+    for unpacked_err, packed_err in zip(errors[False], errors[True]):
+        assert packed_err < 6e-3 and packed_err < 2 * unpacked_err, errors
+    monkeypatch.setenv(fast_module.PACKED_ENV, "0")
+    assert not fast_module.packed_spectra(v)
+    monkeypatch.setenv(fast_module.PACKED_ENV, "1")
+    assert fast_module.packed_spectra(v) and not fast_module.packed_spectra(v.float())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n", [1 << 17, 1 << 19])  # rows of 4096; rows of 16384, split in 8
+def test_packed_kernels_round_as_the_twin(n):
+    # each CUDA stage on packed spectra equals the complex64 stage on the same (unpacked)
+    # input, rounded once: within one bf16 ulp everywhere (float32 arithmetic may differ in
+    # its last bits between the two builds)
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    from hyenadna.ops import rowsplit
+
+    n1, seqlen, width = 32, n // 2, 4
+    n2 = n // n1
+    a, b, gate = (_rand((1, width, seqlen), s, torch.bfloat16, "cuda") for s in (0, 1, 2))
+    k = _rand((width, seqlen), 3, torch.float32, "cuda") / seqlen**0.5
+    split = rowsplit.used(torch.empty(0, n2, dtype=torch.complex64, device="cuda"))
+    assert split == (n2 > 8192)
+    k_spec = fourstep.rfft4(k.unsqueeze(0), None, n, n1, 1.0 / n, split_rows=split)[0]
+    shape = (1, width, n1 // 2 + 1, n2)
+    cols_c = torch.empty(shape, dtype=torch.complex64, device="cuda")
+    cols_p = torch.empty(shape, dtype=fourstep.PACKED, device="cuda")
+    for out in (cols_c, cols_p):
+        fourstep.rfft4_cols(out, a, b, n, n1, split=split)
+    assert _ulp_close(cols_p, cols_c) == 0.0
+    # the row stage, forward: the same packed input both ways
+    x_c = fourstep.unpack_spectrum(cols_p)
+    x_p = cols_p.clone()
+    fourstep.row_conv_forward(x_c, k_spec, split)
+    fourstep.row_conv_forward(x_p, k_spec, split)
+    assert _ulp_close(x_p, x_c) < 1e-4
+    # the inverse column stage with a gate, bf16 outputs
+    y_c, y_p = (torch.empty_like(a) for _ in range(2))
+    fourstep.irfft4_cols(fourstep.unpack_spectrum(x_p), n, n1, seqlen, y_c, gate, merge=split)
+    fourstep.irfft4_cols(x_p, n, n1, seqlen, y_p, gate, merge=split)
+    assert ((y_p.float() - y_c.float()).abs() <= 2.0**-7 * y_c.float().abs() + 1e-6).all()
+    # the row stage, backward: g's rows and the cross rows
+    both_p = torch.stack([cols_p, cols_p.flip(1)])
+    both_c = fourstep.unpack_spectrum(both_p)
+    q_c, cross_c = fourstep.row_conv_backward(both_c, k_spec, True, split)
+    q_p, cross_p = fourstep.row_conv_backward(both_p, k_spec, True, split)
+    assert q_p.dtype == cross_p.dtype == fourstep.PACKED
+    assert _ulp_close(q_p, q_c) < 1e-4 and _ulp_close(cross_p, cross_c) < 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seqlen", [1 << 16, 1 << 18])
+def test_packed_gated_conv_on_cuda_matches_float64(seqlen, monkeypatch):
+    # the whole convolution, forward and gradients, packed against unpacked and float64
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    fast_module = importlib.import_module("hyenadna.ops.fftconv_fast")
+    width = 4
+    v, pre, post = (_rand((1, width, seqlen), s, torch.bfloat16, "cuda").requires_grad_()
+                    for s in (0, 1, 2))
+    k = (_rand((width, seqlen), 3, torch.float32, "cuda") / seqlen**0.5).requires_grad_()
+    inputs = [v, pre, post, k]
+    dy = _rand((1, width, seqlen), 5, torch.bfloat16, "cuda")
+    ref_inputs = [t.detach().double().requires_grad_() for t in inputs]
+    y_ref = gated_fftconv(*ref_inputs, fft_engine="cufft")  # float64 cuFFT: exact, and fast
+    want = (y_ref, *torch.autograd.grad(y_ref, ref_inputs, dy.double()))
+    errors = {}
+    for packed in (False, True):
+        monkeypatch.setattr(fast_module, "PACKED_SPECTRA", packed)
+        y = gated_fftconv(v, pre, post, k, fft_engine="fourstep")
+        got = (y, *torch.autograd.grad(y, inputs, dy))
+        errors[packed] = [((a.detach().double() - b).norm() / b.norm()).item()
+                          for a, b in zip(got, want)]
+    for unpacked_err, packed_err in zip(errors[False], errors[True]):
+        assert packed_err < 1e-2 and packed_err < 2 * unpacked_err + 1e-4, errors

@@ -278,15 +278,15 @@ def test_row_operands_are_checked():
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-@pytest.mark.parametrize("m,bf16,radix", [(512, 0, 16), (8192, 1, 8)])
-def test_kernel_source_compiles_with_nvcc(tmp_path, m, bf16, radix):
+@pytest.mark.parametrize("m,bf16,radix,packed", [(512, 0, 16, 0), (8192, 1, 8, 0),
+                                                 (4096, 0, 8, 1)])
+def test_kernel_source_compiles_with_nvcc(tmp_path, m, bf16, radix, packed):
     # NVRTC compiles the same source at run time on a GPU machine; nvcc catches a broken source
-    # where there is no GPU (the flags mirror onchip._module's macros).
-    out = subprocess.run(
-        ["nvcc", "-arch=sm_90", "-cubin", f"-DONCHIP_M={m}", f"-DONCHIP_BF16={bf16}",
-         f"-DONCHIP_R={radix}",
-         "-o", str(tmp_path / "k.cubin"), str(onchip._SOURCE)],
-        capture_output=True, text=True)
+    # where there is no GPU (packed: the row kernels' rows as packed bf16 pairs)
+    src = tmp_path / "k.cu"
+    src.write_text(onchip.source(m, bool(bf16), radix, bool(packed)))
+    out = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-o", str(tmp_path / "k.cubin"),
+                          str(src)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
 

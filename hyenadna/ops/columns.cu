@@ -25,6 +25,17 @@
 #error "COLS_ROWS must be defined"
 #endif
 
+// COLS_PACKED 1: the spectra between kernels are packed bf16 pairs (spectrum_io.cuh, which
+// columns.py puts in front of this file), 0: complex float32
+#ifndef COLS_PACKED
+#define COLS_PACKED 0
+#endif
+#if COLS_PACKED
+typedef unsigned int spec_t;
+#else
+typedef float2 spec_t;
+#endif
+
 #define N1_ COLS_N1
 #define H_ (COLS_N1 / 2)
 #define ROWS_ COLS_ROWS
@@ -146,10 +157,10 @@ __device__ __forceinline__ void fwd_column(
     } while (0)
 
 // bias: float32 (C,), read when has_bias
-// out: complex float32 rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r,
-// in complex values)
+// out: complex rows k1 = 0 .. H of length n2 (row stride so_k, (b, c) row stride so_r, in
+// complex values; spec_t)
 extern "C" __global__ void COLS_BOUNDS_FWD
-cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+cols_fwd(spec_t* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
          const float* __restrict__ bias, int total, int channels, int length, int log2_n2,
          double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l, int so_r,
          int so_k, int bf16, int has_b, int has_bias) {
@@ -160,18 +171,19 @@ cols_fwd(float2* __restrict__ out, const void* __restrict__ a, const void* __res
     const float scale = (float)scale_d;
     float re[H_ + 1], im[H_ + 1];
     FWD_COLUMN(re, im, col, n2);
-    float2* o = out + col.r * so_r + col.j2;
+    spec_t* o = out + col.r * so_r + col.j2;
 #pragma unroll
-    for (int k1 = 0; k1 <= H_; ++k1) o[(long long)k1 * so_k] = make_float2(re[k1], im[k1]);
+    for (int k1 = 0; k1 <= H_; ++k1)
+        spec_store(o + (long long)k1 * so_k, make_float2(re[k1], im[k1]));
 }
 
-// src: column j2 of the unscaled inverse row FFT of a half spectrum, complex float32, its rows
-// k1 = 0 .. H at src[k1 * sk] (global or shared memory). y = the real signal's first `length`
+// src: column j2 of the unscaled inverse row FFT of a half spectrum, its rows k1 = 0 .. H at
+// src[k1 * sk] (global memory as spec_t, or a float2 tile in shared memory). y = the real signal's first `length`
 // samples times scale; out1 = y * gate1 (or y), and with O2, out2 = y * gate2 (or y); one
 // rounding per output. All four signals share one I/O type.
-template <bool BF16, bool G1, bool O2, bool G2>
+template <bool BF16, bool G1, bool O2, bool G2, class S>
 __device__ __forceinline__ void inv_body(
-        const float2* src, long long sk, void* o1, const void* g1, void* o2, const void* g2,
+        const S* src, long long sk, void* o1, const void* g1, void* o2, const void* g2,
         const Column& col, int length, int n2, float scale,
         int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
         int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l) {
@@ -179,7 +191,7 @@ __device__ __forceinline__ void inv_body(
     float rr[H_ + 1], ri[H_ + 1];  // c_k1 * w_N^(-j2 k1) * Q[k1] * scale, w_N^(-j2 k1) = c + i s
 #pragma unroll
     for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
-        const float2 v = src[k1 * sk];
+        const float2 v = spec_load(src + k1 * sk);
         const float ck = (k1 == 0 || k1 == H_) ? scale : 2.0f * scale;
         rr[k1] = (v.x * w.c - v.y * w.s) * ck;
         ri[k1] = (v.x * w.s + v.y * w.c) * ck;
@@ -235,7 +247,7 @@ __device__ __forceinline__ void inv_body(
 
 // q: rows k1 = 0 .. H (strides as cols_fwd's out)
 extern "C" __global__ void COLS_BOUNDS_INV
-cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
+cols_inv(const spec_t* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
          int total, int channels, int length, int log2_n2, double scale_d, int sq_r, int sq_k,
          int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
          int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l, int bf16, int mode) {
@@ -244,7 +256,7 @@ cols_inv(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const
     const Column col(c, log2_n2, channels);
     const int n2 = 1 << log2_n2;
     const float scale = (float)scale_d;
-    const float2* src = q + col.r * sq_r + col.j2;
+    const spec_t* src = q + col.r * sq_r + col.j2;
     const long long sk = sq_k;
     INV_COLUMN();
 }
@@ -305,7 +317,7 @@ struct SplitTile {
 // out: rows k1 = 0 .. H of N2 = P * M values in split order (strides as cols_fwd's out);
 // one block per TM columns of a part, (b, c) rows times M / TM blocks in all
 extern "C" __global__ void SPLIT_BOUNDS_FWD
-cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
+cols_fwd_split(spec_t* __restrict__ out, const void* __restrict__ a, const void* __restrict__ b,
                const float* __restrict__ bias, int channels, int length, int log2_m,
                double scale_d, int sa_b, int sa_c, int sa_l, int sb_b, int sb_c, int sb_l,
                int so_r, int so_k, int bf16, int has_b, int has_bias) {
@@ -327,7 +339,7 @@ cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void*
         float2 v[P_];
 #pragma unroll
         for (int p = 0; p < P_; ++p) v[p] = tile[(k1 * P_ + p) * TM_ + jj];
-        float2* o = out + st.r * so_r + (long long)k1 * so_k + j2p;
+        spec_t* o = out + st.r * so_r + (long long)k1 * so_k + j2p;
         Rotor w(j2p, n2);
 #pragma unroll
         for (int kp = 0; kp < P_; ++kp, w.step()) {
@@ -340,7 +352,8 @@ cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void*
                 im += v[p].y * co - v[p].x * si;
             }
             // * w_N2^(j2p kp) = c - i s
-            o[(long long)kp * m] = make_float2(re * w.c + im * w.s, im * w.c - re * w.s);
+            spec_store(o + (long long)kp * m,
+                       make_float2(re * w.c + im * w.s, im * w.c - re * w.s));
         }
     }
 }
@@ -348,7 +361,7 @@ cols_fwd_split(float2* __restrict__ out, const void* __restrict__ a, const void*
 // q: rows k1 = 0 .. H in split order (strides as cols_fwd's out), left unchanged; outputs as
 // cols_inv's; blocks as cols_fwd_split's
 extern "C" __global__ void SPLIT_BOUNDS_INV
-cols_inv_merge(const float2* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
+cols_inv_merge(const spec_t* __restrict__ q, void* o1, const void* g1, void* o2, const void* g2,
                int channels, int length, int log2_m, double scale_d, int sq_r, int sq_k,
                int so1_b, int so1_c, int so1_l, int sg1_b, int sg1_c, int sg1_l,
                int so2_b, int so2_c, int so2_l, int sg2_b, int sg2_c, int sg2_l, int bf16,
@@ -359,11 +372,11 @@ cols_inv_merge(const float2* __restrict__ q, void* o1, const void* g1, void* o2,
     const float scale = (float)scale_d;
     for (int task = threadIdx.x; task < (H_ + 1) * TM_; task += SPLIT_THREADS) {
         const int k1 = task / TM_, jj = task - (task / TM_) * TM_, j2p = st.t0 + jj;
-        const float2* row = q + st.r * sq_r + (long long)k1 * sq_k + j2p;
+        const spec_t* row = q + st.r * sq_r + (long long)k1 * sq_k + j2p;
         float2 v[P_];
         Rotor w(j2p, n2);
 #pragma unroll
-        for (int kp = 0; kp < P_; ++kp) v[kp] = row[(long long)kp * m];
+        for (int kp = 0; kp < P_; ++kp) v[kp] = spec_load(row + (long long)kp * m);
 #pragma unroll
         for (int kp = 0; kp < P_; ++kp, w.step())  // * w_N2^(-j2p kp) = c + i s
             v[kp] = make_float2(v[kp].x * w.c - v[kp].y * w.s, v[kp].x * w.s + v[kp].y * w.c);

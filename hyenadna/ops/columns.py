@@ -55,6 +55,7 @@ which held them to 7 blocks of 17 KB per SM on an H100 (s15b)."""
 
 _SOURCE = Path(__file__).with_name("columns.cu")
 _ROTOR = Path(__file__).with_name("rotor.cuh")  # shared twiddle rotation
+_SPECTRUM_IO = Path(__file__).with_name("spectrum_io.cuh")  # the spectra's storage
 _modules: dict = {}
 _failed: list[str] = []
 
@@ -84,29 +85,32 @@ def _table(n1: int) -> tuple[str, str]:
     return "{" + ", ".join(cos) + "}", "{" + ", ".join(sin) + "}"
 
 
-def source(n1: int, rows: int, split: bool = False) -> str:
+def source(n1: int, rows: int, split: bool = False, packed: bool = False) -> str:
     """columns.cu with its macros defined for (N1, ROWS); split: with the fused split and
-    merge kernels (``COLS_SPLIT_TM``) in."""
+    merge kernels (``COLS_SPLIT_TM``) in; packed: spectra as packed bf16 pairs."""
     cos, sin = _table(n1)
     bounds = f"#define COLS_MINB_FWD {MIN_BLOCKS[0]}\n#define COLS_MINB_INV {MIN_BLOCKS[1]}\n"
     tile = (f"#define COLS_SPLIT_TM {SPLIT_TILE}\n#define COLS_SPLIT_MINB_FWD "
             f"{SPLIT_MIN_BLOCKS[0]}\n#define COLS_SPLIT_MINB_INV {SPLIT_MIN_BLOCKS[1]}\n"
             if split else "")  # read at build time
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
-            f"#define COLS_SIN {sin}\n{bounds}{tile}" + _ROTOR.read_text() + _SOURCE.read_text())
+            f"#define COLS_SIN {sin}\n#define COLS_PACKED {int(packed)}\n{bounds}{tile}"
+            + _ROTOR.read_text() + _SPECTRUM_IO.read_text() + _SOURCE.read_text())
 
 
-def _module(n1: int, rows: int, device: torch.device, split: bool = False):
+def _module(n1: int, rows: int, device: torch.device, split: bool = False,
+            packed: bool = False):
     """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or with split (cols_fwd_split,
-    cols_inv_merge); None where they do not build."""
-    key = (n1, rows, split_build() if split else tuple(MIN_BLOCKS),
+    cols_inv_merge); packed: their spectra as packed bf16 pairs; None where they do not
+    build."""
+    key = (n1, rows, split_build() if split else tuple(MIN_BLOCKS), packed,
            device.index if device.index is not None else torch.cuda.current_device())
     names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 
     def build():
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
-            src = source(n1, rows, split)
+            src = source(n1, rows, split, packed)
             kernels = tuple(compile_kernel(src, name) for name in names)
             if split and SPLIT_CARVEOUT >= 0:
                 for kernel in kernels:
@@ -126,14 +130,15 @@ def _set_carveout(kernel, percent: int) -> None:
 
 
 def supported(n1: int, spec: torch.Tensor, *signals: torch.Tensor | None) -> bool:
-    """Whether the kernels take this call: CUDA, enabled, N1 in ``N1S``, a complex64 spectrum,
-    signals all bf16 or all float32, int32-addressable operands, and the module builds
-    (``rfft4_cols`` / ``irfft4_cols`` then check the build)."""
+    """Whether the kernels take this call: CUDA, enabled, N1 in ``N1S``, a complex64 or packed
+    (int32: bf16 pairs) spectrum, signals all bf16 or all float32, int32-addressable operands,
+    and the module builds (``rfft4_cols`` / ``irfft4_cols`` then check the build)."""
     sigs = [t for t in signals if t is not None]
-    return (spec.is_cuda and spec.dtype == torch.complex64 and n1 in N1S and enabled()
-            and sigs[0].dtype in (torch.bfloat16, torch.float32)
+    packed = spec.dtype == torch.int32
+    return (spec.is_cuda and spec.dtype in (torch.complex64, torch.int32) and n1 in N1S
+            and enabled() and sigs[0].dtype in (torch.bfloat16, torch.float32)
             and all(t.dtype == sigs[0].dtype for t in sigs)
-            and onchip.int32_addressable(torch.view_as_real(spec), *sigs)
+            and onchip.int32_addressable(spec if packed else torch.view_as_real(spec), *sigs)
             and spec.shape[0] * spec.shape[1] * spec.shape[-1] < 2**31)
 
 
@@ -158,7 +163,7 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
     """``fourstep.rfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
     build. ``rows``: rows of the (N1, N2) tile that hold samples (a power of two <= N1).
     split: each row of ``out`` in ``rowsplit``'s split order (the fused ``cols_fwd_split``)."""
-    kernels = _module(n1, rows, out.device, split)
+    kernels = _module(n1, rows, out.device, split, out.dtype == torch.int32)
     if kernels is None:
         return False
     batch, channels, seqlen = a.shape
@@ -186,7 +191,7 @@ def irfft4_cols(q: torch.Tensor, n: int, n1: int, rows: int, seqlen: int, out1: 
     """``fourstep.irfft4_cols`` on the CUDA kernel; False (nothing done) where it does not
     build. ``rows``: rows of the (N1, N2) tile that hold output samples. merge: q's rows are
     in ``rowsplit``'s split order (the fused ``cols_inv_merge``; q is left as it is)."""
-    kernels = _module(n1, rows, q.device, merge)
+    kernels = _module(n1, rows, q.device, merge, q.dtype == torch.int32)
     if kernels is None:
         return False
     batch, channels = q.shape[:2]

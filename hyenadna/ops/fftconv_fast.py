@@ -70,6 +70,21 @@ PACK_INVERSES = True
 """Whether even-length inverses run packed (``_product_inverse``); off, every inverse is
 torch's irfft. benchmarks/bench_packed_inverse.py times both."""
 
+PACKED_SPECTRA = False
+"""Default of ``HYENADNA_PACKED_SPECTRA``: whether the four-step engine stores the spectra it
+passes between its kernels as packed bf16 pairs (``fourstep.PACKED``: 4 bytes a complex value
+instead of 8) when the I/O is bf16. Every kernel still computes in float32; each stored
+spectrum is rounded once to bf16 (relative error 2^-9 per value, as the bf16 output's own
+rounding). The filter's spectrum K'/n stays complex64."""
+PACKED_ENV = "HYENADNA_PACKED_SPECTRA"
+
+
+def packed_spectra(v: torch.Tensor) -> bool:
+    """Whether the four-step engine packs its intermediate spectra for this bf16 call
+    (``HYENADNA_PACKED_SPECTRA`` 1/0, default ``PACKED_SPECTRA``)."""
+    return v.dtype == torch.bfloat16 and onchip._env_on(PACKED_ENV, str(int(PACKED_SPECTRA)))
+
+
 FFT_POLICIES = ("pow2", "smooth")
 FFT_ENGINES = ("auto", "cufft", "fourstep", "onchip")
 FOURSTEP_MIN_N = 1 << 16
@@ -266,6 +281,7 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     z_keep = torch.empty_like(v) if post is not None and for_backward else None
     half, n2 = n1 // 2 + 1, n // n1
     cdt = _complex(_compute_dtype(v))
+    cols_dtype = fourstep.PACKED if packed_spectra(v) else cdt
     chunks = _chunks(channels, batch, n, chunk_elems)
     # the filter's spectrum in the order the row stage reads it (rowsplit: rows past 8192)
     split = rowsplit.used(torch.empty(0, n2, dtype=cdt, device=v.device))
@@ -283,7 +299,8 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
         k_f = filter_spectrum(sl) if k_spec is None else k_spec[sl]
         if for_backward and k_spec is None:  # one chunk: keep the spectrum itself
             k_spec = k_f
-        cols = torch.empty(batch, sl.stop - sl.start, half, n2, dtype=cdt, device=v.device)
+        cols = torch.empty(batch, sl.stop - sl.start, half, n2, dtype=cols_dtype,
+                           device=v.device)
         fourstep.rfft4_cols(cols, v[:, sl], None if pre is None else pre[:, sl], n, n1,
                             split=split)
         q = fourstep.row_conv_forward(cols, k_f, split)  # unscaled; 1/n rode on K'
@@ -358,7 +375,8 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
         if post is not None:
             strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
         cols = torch.empty(parts, batch, sl.stop - sl.start, n1 // 2 + 1, n2,
-                           dtype=k_spec.dtype, device=v.device)
+                           dtype=fourstep.PACKED if packed_spectra(v) else k_spec.dtype,
+                           device=v.device)
         g, gate = dy[:, sl], None if post is None else post[:, sl]
         if g.stride(-1) != 1:  # dy in (B, L, D) layout: the tiled kernel transposes it
             g_t = torch.empty_like(v[:, sl])

@@ -92,6 +92,25 @@ def supported(n: int) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
+PACKED = torch.int32
+"""dtype of a packed spectrum: one 32-bit word per complex value holding its real and imaginary
+parts as bfloat16 (real in the low half: the memory of a (..., 2) bfloat16 tensor). The CUDA
+kernels read and write it natively (spectrum_io.cuh); elsewhere each stage unpacks, computes in
+float32 and packs again, the same roundings at the same places (the twin)."""
+
+
+def pack_spectrum(spec: torch.Tensor) -> torch.Tensor:
+    """complex (..., N) → packed (..., N) int32: both parts rounded to bf16 (nearest even)."""
+    pairs = torch.view_as_real(spec.to(torch.complex64)).to(torch.bfloat16).contiguous()
+    return pairs.view(PACKED).squeeze(-1)
+
+
+def unpack_spectrum(packed: torch.Tensor) -> torch.Tensor:
+    """packed (..., N) int32 → complex64 (..., N), exact."""
+    pairs = packed.contiguous().unsqueeze(-1).view(torch.bfloat16)  # (..., N, 2)
+    return torch.view_as_complex(pairs.to(torch.float32))
+
+
 def rfft4_ref(a: torch.Tensor, n: int, n1: int) -> torch.Tensor:
     """Half spectrum of a (..., L) real signal zero-padded to n, by torch.fft.rfft, in the
     four-step layout (..., N1/2 + 1, N2): out[..., k1, k2] = rfft(a, n)[k1 + N1·k2] (bins past
@@ -179,10 +198,15 @@ def rfft4_cols(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, n: in
     if a.shape[-1] > n:
         raise ValueError(f"signal of {a.shape[-1]} samples does not fit an FFT of {n}")
     if a.is_cuda and columns.supported(n1, out, a, b):
-        _check_rows(torch.view_as_real(out))
+        _check_rows(out)
         if columns.rfft4_cols(out, a, b, n, n1, _rows_held(a.shape[-1], n, n1), scale, bias,
                               split):
             return
+    if out.dtype == PACKED:  # the twin: the stage in complex64, then one rounding
+        full = torch.empty(out.shape, dtype=torch.complex64, device=out.device)
+        rfft4_cols(full, a, b, n, n1, scale, bias, split)
+        out.copy_(pack_spectrum(full))
+        return
     if use_triton(a):
         rfft4_cols_triton(out, a, b, n, n1, scale, bias)
     else:
@@ -235,10 +259,12 @@ def irfft4_cols(q: torch.Tensor, n: int, n1: int, seqlen: int, out1: torch.Tenso
     rounding to each output's dtype. Outputs and gates (B, C, seqlen), any strides. merge: q's
     rows are the row kernels' output in ``rowsplit``'s split order (merged first)."""
     if q.is_cuda and columns.supported(n1, q, out1, gate1, out2, gate2):
-        _check_rows(torch.view_as_real(q))
+        _check_rows(q)
         if columns.irfft4_cols(q, n, n1, _rows_held(seqlen, n, n1), seqlen, out1, gate1, out2,
                                gate2, scale, merge):
             return
+    if q.dtype == PACKED:
+        q = unpack_spectrum(q)
     if merge:
         q = _merged(q)
     if use_triton(out1) and q.dtype == torch.complex64:
@@ -279,8 +305,12 @@ def row_conv_forward(cols: torch.Tensor, k_spec: torch.Tensor, split: bool = Fal
     otherwise cuFFT's transform, the product and cuFFT's inverse, three passes over the rows.
     split (``rowsplit.used``): cols and k_spec in split order, N2 = P · M; the row kernels
     (their twins off CUDA) take the rows of M in place, and the result stays in split order
-    (``irfft4_cols(..., merge=True)`` merges it).
+    (``irfft4_cols(..., merge=True)`` merges it). Packed cols (``PACKED``) stay packed: the
+    result is rounded once more, into cols.
     """
+    if cols.dtype == PACKED and not _packed_rows_on_chip(cols, split):
+        cols.copy_(pack_spectrum(row_conv_forward(unpack_spectrum(cols), k_spec, split)))
+        return cols
     if split or onchip.rows_supported(cols):
         x, k = (_parts(cols), _parts(k_spec)) if split else (cols, k_spec)
         if cols.is_cuda:
@@ -304,6 +334,14 @@ def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
     ``row_conv_forward`` (everything in split order, results too).
     """
     batch = cols.shape[1]
+    if cols.dtype == PACKED and not _packed_rows_on_chip(cols, split):
+        full = unpack_spectrum(cols)
+        if split or onchip.rows_supported(full):  # in place in full, one rounding per row
+            row_conv_backward(full, k_spec, need_cross, split)
+            cols.copy_(pack_spectrum(full))
+            return _backward_results(cols, need_cross)
+        q, q_cross = row_conv_backward(full, k_spec, need_cross, split)
+        return pack_spectrum(q), None if q_cross is None else pack_spectrum(q_cross)
     if split or onchip.rows_supported(cols):
         g, w, k = cols[0], cols[1] if need_cross else None, k_spec
         if split:
@@ -315,9 +353,7 @@ def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
             g.copy_(dg)
             if w is not None:
                 w.copy_(dw)
-        if not need_cross:
-            return cols[0], None
-        return cols[0], cols[1][0] if batch == 1 else cols[1].sum(0)
+        return _backward_results(cols, need_cross)
     spec = torch.fft.fft(cols, dim=-1)
     g_f, q_cross = spec[0], None
     if need_cross:
@@ -328,6 +364,26 @@ def row_conv_backward(cols: torch.Tensor, k_spec: torch.Tensor, need_cross: bool
     else:
         mul_spectra(g_f, g_f, k_spec, conj_b=True)
     return torch.fft.ifft(g_f, dim=-1, norm="forward"), q_cross
+
+
+def _packed_rows_on_chip(cols: torch.Tensor, split: bool) -> bool:
+    """Whether the row kernels take packed cols as they are (CUDA, and the packed build)."""
+    rows = _parts(cols) if split else cols
+    return cols.is_cuda and onchip.rows_supported(rows)
+
+
+def _backward_results(cols: torch.Tensor, need_cross: bool):
+    """The row kernels' in-place results: g's rows, and the batch's sum of the cross rows.
+    (Packed cross rows are summed in float32 and packed again: one more rounding, only where
+    the batch is > 1.)"""
+    if not need_cross:
+        return cols[0], None
+    batch = cols.shape[1]
+    if batch == 1:
+        return cols[0], cols[1][0]
+    if cols.dtype == PACKED:
+        return cols[0], pack_spectrum(unpack_spectrum(cols[1]).sum(0))
+    return cols[0], cols[1].sum(0)
 
 
 # Tiles of the column kernels: (N1/2) x BJ values per program. H100, N1 = 32, L = 64k and 1M
@@ -361,13 +417,13 @@ def _rows_pow2(seqlen: int, n2: int) -> int:
     return max(16, triton.next_power_of_2(triton.cdiv(seqlen, n2)))
 
 
-def _check_rows(spec_real: torch.Tensor) -> None:
+def _check_rows(spec: torch.Tensor) -> None:
     # the kernels address a spectrum row r = b·C + c with one stride, and each row's N2 complex
     # values side by side (a stride the compiler knows lets it store each pair as one 8 bytes)
-    batch_stride, row_stride = spec_real.stride(0), spec_real.stride(1)
-    if spec_real.shape[0] > 1 and batch_stride != spec_real.shape[1] * row_stride:
+    batch_stride, row_stride = spec.stride(0), spec.stride(1)
+    if spec.shape[0] > 1 and batch_stride != spec.shape[1] * row_stride:
         raise ValueError("half spectrum must have its (B, C) rows evenly strided")
-    if spec_real.stride(-1) != 1 or spec_real.stride(-2) != 2:
+    if spec.stride(-1) != 1:
         raise ValueError("half spectrum must have its N2 complex values contiguous")
 
 
@@ -386,7 +442,7 @@ def rfft4_cols_triton(spec, a, b, n, n1, scale=1.0, bias=None, *, block_j=None,
     bj = min(n2, block_j) if block_j else _block_j(half, n2, RFFT_TILE)
     rows_in = min(_rows_pow2(seqlen, n2), max(16, n1))
     sv = torch.view_as_real(spec)  # (B, C, H, N2, 2) float32
-    _check_rows(sv)
+    _check_rows(spec)
     bb = a if b is None else b
     # one flat grid, column blocks fastest: neighbouring programs write neighbouring pieces of
     # each spectrum row (and no grid axis limits the number of rows)
@@ -409,7 +465,7 @@ def irfft4_cols_triton(q, n, n1, seqlen, out1, gate1=None, out2=None, gate2=None
     bj = min(n2, block_j) if block_j else _block_j(half, n2, IRFFT_TILE)
     rows_out = min(_rows_pow2(seqlen, n2), max(16, n1))
     qv = torch.view_as_real(q)  # (B, C, H, N2, 2)
-    _check_rows(qv)
+    _check_rows(q)
     g1 = out1 if gate1 is None else gate1
     o2 = out1 if out2 is None else out2
     g2 = o2 if gate2 is None else gate2

@@ -56,6 +56,7 @@ minimum blocks = ROW_SM_THREADS / threads per block; 0: no bound)."""
 ENV = "HYENADNA_ONCHIP"
 ROWS_ENV = "HYENADNA_ONCHIP_ROWS"
 _SOURCE = Path(__file__).with_name("onchip_conv.cu")
+_SPECTRUM_IO = Path(__file__).with_name("spectrum_io.cuh")  # the rows' storage (packed or not)
 _modules: dict = {}
 _failed: list[str] = []
 
@@ -235,13 +236,15 @@ def rows_enabled() -> bool:
 
 
 def rows_supported(x: torch.Tensor) -> bool:
-    """Whether the row kernels take x's rows: CUDA complex64, M = x.shape[-1] a power of two in
-    [MIN_M, MAX_M], and the module compiles."""
+    """Whether the row kernels take x's rows: CUDA, complex64 or packed (int32: bf16 pairs,
+    ``fourstep.pack_spectrum``), M = x.shape[-1] a power of two in [MIN_M, MAX_M], and the
+    module compiles."""
     m = x.shape[-1]
-    if not (x.is_cuda and x.dtype == torch.complex64 and rows_enabled()
+    if not (x.is_cuda and x.dtype in (torch.complex64, torch.int32) and rows_enabled()
             and MIN_M <= m <= MAX_M and m & (m - 1) == 0):
         return False
-    return _module(m, False, ROW_RADIX, x.device, ROW_KERNELS) is not None
+    return _module(m, False, ROW_RADIX, x.device, ROW_KERNELS, x.dtype == torch.int32) \
+        is not None
 
 
 def supported(v: torch.Tensor, n: int) -> bool:
@@ -276,18 +279,26 @@ def cached_build(cache: dict, key, build, failed: list[str], what: str, fallback
     return kernels
 
 
-def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KERNELS):
+def source(m: int, bf16: bool, radix: int, packed_rows: bool = False) -> str:
+    """onchip_conv.cu with its macros defined, the rows' storage helpers in front."""
+    return (f"#define ONCHIP_M {m}\n#define ONCHIP_R {radix}\n#define ONCHIP_BF16 {int(bf16)}\n"
+            f"#define ONCHIP_ROWS_PACKED {int(packed_rows)}\n"
+            f"#define ONCHIP_ROW_SM_THREADS {ROW_SM_THREADS}\n"
+            + _SPECTRUM_IO.read_text() + _SOURCE.read_text())
+
+
+def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KERNELS,
+            packed_rows: bool = False):
     """The compiled (forward, backward) kernels ``names`` for (M, dtype, radix) on this
-    device, or None. The backward of either pair keeps two rows in shared memory."""
-    key = (m, bf16, radix, names, ROW_SM_THREADS,
+    device, or None. The backward of either pair keeps two rows in shared memory.
+    packed_rows: the row kernels' rows as packed bf16 pairs."""
+    key = (m, bf16, radix, names, ROW_SM_THREADS, packed_rows,
            device.index if device.index is not None else torch.cuda.current_device())
 
     def build():
         compile_kernel = torch.cuda._compile_kernel  # NVRTC, in torch >= 2.8
         with torch.cuda.device(device):
-            src = (f"#define ONCHIP_M {m}\n#define ONCHIP_R {radix}\n"
-                   f"#define ONCHIP_BF16 {int(bf16)}\n"
-                   f"#define ONCHIP_ROW_SM_THREADS {ROW_SM_THREADS}\n" + _SOURCE.read_text())
+            src = source(m, bf16, radix, packed_rows)
             fwd = compile_kernel(src, names[0])
             bwd = compile_kernel(src, names[1])
             for kernel, rows in ((fwd, 1), (bwd, 2)):
@@ -474,13 +485,16 @@ def backward(dy: torch.Tensor, post: torch.Tensor | None, v: torch.Tensor,
 
 def _row_counts(x: torch.Tensor, k_spec: torch.Tensor, *others: torch.Tensor | None
                 ) -> tuple[int, int]:
-    """(rows of x, rows of k_spec) for the row kernels: contiguous complex64 operands of one
-    row length, x's rows a whole number of k_spec's (the batch repeats the filter)."""
+    """(rows of x, rows of k_spec) for the row kernels: contiguous operands of one row length,
+    k_spec complex64, x (and the others) complex64 or packed (int32), x's rows a whole number of
+    k_spec's (the batch repeats the filter)."""
     m = x.shape[-1]
     for t in (x, k_spec, *others):
-        if t is not None and (not t.is_contiguous() or t.dtype != torch.complex64
-                              or t.shape[-1] != m):
-            raise ValueError("the row kernels need contiguous complex64 rows of one length")
+        if t is not None and (not t.is_contiguous() or t.shape[-1] != m
+                              or t.dtype != (torch.complex64 if t is k_spec else x.dtype)
+                              or t.dtype not in (torch.complex64, torch.int32)):
+            raise ValueError("the row kernels need contiguous complex64 (or packed) rows of "
+                             "one length")
     rows, k_rows = x.numel() // m, k_spec.numel() // m
     if k_rows == 0 or rows % k_rows or rows >= 2**31:
         raise ValueError(f"{rows} rows do not repeat {k_rows} filter rows")
@@ -495,7 +509,7 @@ def rows_forward(x: torch.Tensor, k_spec: torch.Tensor) -> None:
     rows, k_rows = _row_counts(x, k_spec)
     m = x.shape[-1]
     if rows:
-        fwd = _module(m, False, ROW_RADIX, x.device, ROW_KERNELS)[0]
+        fwd = _module(m, False, ROW_RADIX, x.device, ROW_KERNELS, x.dtype == torch.int32)[0]
         launch(fwd, (rows, 1, 1), (m // ROW_RADIX, 1, 1), [x, k_spec, k_rows], x.device,
                _row_bytes(m))
 
@@ -506,7 +520,7 @@ def rows_backward(g: torch.Tensor, w: torch.Tensor | None, k_spec: torch.Tensor)
     rows, k_rows = _row_counts(g, k_spec, w)
     m = g.shape[-1]
     if rows:
-        bwd = _module(m, False, ROW_RADIX, g.device, ROW_KERNELS)[1]
+        bwd = _module(m, False, ROW_RADIX, g.device, ROW_KERNELS, g.dtype == torch.int32)[1]
         launch(bwd, (rows, 1, 1), (m // ROW_RADIX, 1, 1),
                [g, g if w is None else w, k_spec, k_rows, int(w is not None)], g.device,
                (1 if w is None else 2) * _row_bytes(m))

@@ -22,13 +22,17 @@
 // by one complex per 16 (PAD) so the first stage's stride-R scatter does not hit one bank.
 //
 // The same stages also run the four-step engine's row stage (rows_fwd, rows_bwd at the end of
-// this file): M is then the row length N2 and the I/O complex float32.
+// this file): M is then the row length N2 and the rows complex, float32 or, with
+// ONCHIP_ROWS_PACKED 1, packed bf16 pairs (spectrum_io.cuh, which onchip.py puts in front).
 
 #ifndef ONCHIP_M
 #error "ONCHIP_M must be defined"
 #endif
 #ifndef ONCHIP_R
 #define ONCHIP_R 16
+#endif
+#ifndef ONCHIP_ROWS_PACKED
+#define ONCHIP_ROWS_PACKED 0
 #endif
 
 #define M_ ONCHIP_M
@@ -463,35 +467,41 @@ extern "C" __global__ void __launch_bounds__(THREADS) onchip_bwd(
 #endif
 #define ROW_MIN_BLOCKS (ONCHIP_ROW_SM_THREADS > THREADS ? ONCHIP_ROW_SM_THREADS / THREADS : 1)
 
+#if ONCHIP_ROWS_PACKED
+typedef unsigned int row_t;  // the rows (not the filter's spectrum): packed bf16 pairs
+#else
+typedef float2 row_t;
+#endif
+
 // x <- unscaled inverse FFT of FFT(x) * K, in place (the 1/n rides on K'/n)
 extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_fwd(
-    float2* x, const float2* kspec, int k_rows) {
+    row_t* x, const float2* kspec, int k_rows) {
     extern __shared__ float2 s[];
-    float2* xr = x + (long long)blockIdx.x * M_;
+    row_t* xr = x + (long long)blockIdx.x * M_;
     const float2* kr = kspec + (long long)(blockIdx.x % k_rows) * M_;
-    auto load = [=](int m) { return xr[m]; };
+    auto load = [=](int m) { return spec_load(xr + m); };
     forward_fft<1>(s, s, load, load);
     for (int m = threadIdx.x; m < M_; m += THREADS) s[PAD(m)] = cmul(s[PAD(m)], kr[m]);
     __syncthreads();
     inverse_fft_but_last<1>(s, s);
-    auto store = [=](int m, float2 c) { xr[m] = c; };
+    auto store = [=](int m, float2 c) { spec_store(xr + m, c); };
     last_stage<1>(s, store);
 }
 
 // In place, with G = FFT(g) and W = FFT(w): g <- IFFT(G * conj(K)) and, when flags & 1,
 // w <- IFFT(G * conj(W)) (unscaled; the filter's gradient, per row: the caller sums the batch)
 extern "C" __global__ void __launch_bounds__(THREADS, ROW_MIN_BLOCKS) rows_bwd(
-    float2* g, float2* w, const float2* kspec, int k_rows, int flags) {
+    row_t* g, row_t* w, const float2* kspec, int k_rows, int flags) {
     extern __shared__ float2 s[];
     float2* sg = s;
     float2* sw = s + SMEM_LEN;
-    float2* gr = g + (long long)blockIdx.x * M_;
-    float2* wr = w + (long long)blockIdx.x * M_;
+    row_t* gr = g + (long long)blockIdx.x * M_;
+    row_t* wr = w + (long long)blockIdx.x * M_;
     const float2* kr = kspec + (long long)(blockIdx.x % k_rows) * M_;
-    auto load_g = [=](int m) { return gr[m]; };
-    auto load_w = [=](int m) { return wr[m]; };
-    auto store_g = [=](int m, float2 c) { gr[m] = c; };
-    auto store_w = [=](int m, float2 c) { wr[m] = c; };
+    auto load_g = [=](int m) { return spec_load(gr + m); };
+    auto load_w = [=](int m) { return spec_load(wr + m); };
+    auto store_g = [=](int m, float2 c) { spec_store(gr + m, c); };
+    auto store_w = [=](int m, float2 c) { spec_store(wr + m, c); };
     if (flags & 1) {
         forward_fft<2>(sg, sw, load_g, load_w);
         for (int m = threadIdx.x; m < M_; m += THREADS) {

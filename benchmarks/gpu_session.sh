@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1153,6 +1153,36 @@ if [ "$phase" = s17a ]; then  # issue 6, next session (not run yet): where the t
         --dw-targets 512 1024 4096 8192 --out "$R/short_conv.json"
     on 0 pytest_gpu 140 python3 -m pytest -q -m gpu -p no:cacheprovider \
         tests/test_implicit_filter.py tests/test_layout.py tests/test_fftconv_fast.py
+    pack_logs
+fi
+
+if [ "$phase" = s17b ]; then  # issue 6: the four-step engine's spectra packed as bf16 pairs
+    # between its kernels (fftconv_fast.PACKED_SPECTRA): the new GPU tests, then off against on
+    # in the operator's step (alternating, twice) and the gated conv alone, then a profile
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_packed 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        -k packed
+    P=hyenadna.ops.fftconv_fast.PACKED_SPECTRA
+    for which in off on off on; do
+        value=False
+        [ $which = on ] && value=True
+        on 0 op_$which 60 python3 benchmarks/with_knobs.py --set $P=$value \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 262144 1048576 \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_$which" --budget-s 50
+        { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_ab.txt"
+        rm -rf "${R:?}/op_$which" "$R/op_$which.log"
+    done
+    for which in off on; do
+        value=False
+        [ $which = on ] && value=True
+        on 0 gated_$which 45 python3 benchmarks/with_knobs.py --set $P=$value \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 1048576 \
+            --variants gated_fast --out "$R/gated_$which" --budget-s 40
+        { echo "== $which"; cat "$R/gated_$which.log"; } >>"$R/gated_ab.txt"
+        rm -rf "${R:?}/gated_$which" "$R/gated_$which.log"
+    done
+    on 0 profile 80 python3 benchmarks/with_knobs.py --set $P=True benchmarks/profile_operator.py \
+        --lengths 65536 1048576 --top 30 --out "$R/profile_packed.json"
     pack_logs
 fi
 

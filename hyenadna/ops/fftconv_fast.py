@@ -70,12 +70,17 @@ PACK_INVERSES = True
 """Whether even-length inverses run packed (``_product_inverse``); off, every inverse is
 torch's irfft. benchmarks/bench_packed_inverse.py times both."""
 
-PACKED_SPECTRA = False
+PACKED_SPECTRA = True
 """Default of ``HYENADNA_PACKED_SPECTRA``: whether the four-step engine stores the spectra it
 passes between its kernels as packed bf16 pairs (``fourstep.PACKED``: 4 bytes a complex value
 instead of 8) when the I/O is bf16. Every kernel still computes in float32; each stored
 spectrum is rounded once to bf16 (relative error 2^-9 per value, as the bf16 output's own
-rounding). The filter's spectrum K'/n stays complex64."""
+rounding). The filter's spectrum K'/n stays complex64. On an H100 (s17b, one call, off / on
+alternating): the step-graphed operator at batch 1 went 2.18 → 2.06 ms at 64k, 9.10 → 8.81 at
+256k and 41.9 → 40.7 at 1M, the gated conv alone 1.86 → 1.64 ms at 64k and 28.4 → 27.0 at 1M,
+its relative error against float64 2.9e-3 → 3.7e-3. Less than the halved bytes predicted:
+the engine's kernels are bound by latency and arithmetic more than by HBM
+(benchmarks/NOTES_gpu.md, seventeenth session)."""
 PACKED_ENV = "HYENADNA_PACKED_SPECTRA"
 
 

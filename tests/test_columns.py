@@ -55,19 +55,22 @@ def _ptxas(tmp_path, text: str) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-def test_source_builds_for_sm90_without_spills(tmp_path):
+def test_source_builds_for_sm90_without_spills(tmp_path, monkeypatch):
     # where a CUDA compiler is at hand (no GPU needed): the generated source compiles, and
     # no kernel spills at the default builds but the fused inverse, whose 6-block register cap
     # (columns.SPLIT_MIN_BLOCKS, faster on an H100 for it) costs a few hundred bytes
-    # (packed: the spectra as bf16 pairs, fourstep.PACKED)
+    # (packed: the spectra as bf16 pairs, fourstep.PACKED; fft: the generated column FFTs,
+    # whose forward kernels spill 20 / 8 bytes at their register caps, nvcc 13)
     plain = {"cols_fwd", "cols_inv"}
-    for packed in (False, True):
+    for packed, fft in ((False, False), (True, False), (True, True)):
+        monkeypatch.setattr(columns, "FFT_COLUMNS", fft)
         for split, names in ((False, plain),
                              (True, plain | {"cols_fwd_split", "cols_inv_merge"})):
             built = _ptxas(tmp_path, columns.source(32, 16, split, packed))
             assert set(built) == names, built
             for name, (_, spill) in built.items():
-                assert spill <= (512 if name == "cols_inv_merge" else 0), (name, spill, packed)
+                allowed = 512 if name == "cols_inv_merge" else 32 if fft else 0
+                assert spill <= allowed, (name, spill, packed, fft)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")

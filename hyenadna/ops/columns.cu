@@ -36,6 +36,15 @@ typedef unsigned int spec_t;
 typedef float2 spec_t;
 #endif
 
+// COLS_FFT 1: the column DFTs as the radix-2 FFTs columns.py writes in front of this file
+// (hyenadna/ops/dftgen.py: cols_fft_fwd, cols_fft_inv; N1 = 32), 0: direct DFTs
+#ifndef COLS_FFT
+#define COLS_FFT 0
+#endif
+#if COLS_FFT && COLS_N1 != 32
+#error "the generated column FFTs are N1 = 32 points"
+#endif
+
 #define N1_ COLS_N1
 #define H_ (COLS_N1 / 2)
 #define ROWS_ COLS_ROWS
@@ -127,6 +136,15 @@ __device__ __forceinline__ void fwd_column(
     if (has_bias && col.j2 == 0) x[0] += bias[col.ci] * scale;
 
     Rotor w(col.j2, N1_ * n2);
+#if COLS_FFT
+    float fr[H_ + 1], fi[H_ + 1];
+    cols_fft_fwd(x, fr, fi);
+#pragma unroll
+    for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
+        re[k1] = fr[k1] * w.c + fi[k1] * w.s;  // times w_N^(j2 k1) = c - i s
+        im[k1] = fi[k1] * w.c - fr[k1] * w.s;
+    }
+#else
 #pragma unroll
     for (int k1 = 0; k1 <= H_; ++k1, w.step()) {
         float sr = 0.0f, si = 0.0f;
@@ -138,6 +156,7 @@ __device__ __forceinline__ void fwd_column(
         re[k1] = sr * w.c + si * w.s;  // times w_N^(j2 k1) = c - i s
         im[k1] = si * w.c - sr * w.s;
     }
+#endif
 }
 
 // fwd_column for each I/O type and operand set (runtime flags: one branch per thread)
@@ -209,13 +228,21 @@ __device__ __forceinline__ void inv_body(
         if (G1) gate1[j1] = load_io<BF16>(g1, g1_0 + ts * sg1_l);
         if (G2) gate2[j1] = load_io<BF16>(g2, g2_0 + ts * sg2_l);
     }
+#if COLS_FFT
+    float ys[ROWS_];
+    cols_fft_inv(rr, ri, ys);
+#endif
 #pragma unroll
     for (int j1 = 0; j1 < ROWS_; ++j1) {
         const int t = j1 * n2 + col.j2;
+#if COLS_FFT
+        const float y = ys[j1];
+#else
         float y = 0.0f;
 #pragma unroll
         for (int k1 = 0; k1 <= H_; ++k1)  // Re(w_N1^(-j1 k1) R) = Rr cos - Ri sin
             y += rr[k1] * kCos[(j1 * k1) % N1_] - ri[k1] * kSin[(j1 * k1) % N1_];
+#endif
         if (t < length) {
             store_io<BF16>(o1, o1_0 + (long long)t * so1_l, G1 ? y * gate1[j1] : y);
             if (O2) store_io<BF16>(o2, o2_0 + (long long)t * so2_l, G2 ? y * gate2[j1] : y);

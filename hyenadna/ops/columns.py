@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from hyenadna.ops import onchip
+from hyenadna.ops import dftgen, onchip
 
 ENV = "HYENADNA_COLUMNS"
 N1S = (32,)
@@ -35,6 +35,11 @@ at ROWS = 16: 7 / 4 blocks of 128 threads). Capped at 8 / 6 on an H100 (s15d) th
 ran 5-16% faster in graph replays, but the operator's step did not move (64k 2.342 → 2.336 ms,
 1M 42.15 → 42.14, two runs each), so the default stays. benchmarks/tune_fourstep.py
 --cols-configs times others."""
+FFT_COLUMNS = True
+"""Whether the kernels' column DFTs are the radix-2 FFTs ``dftgen`` writes (zeros, ±1 and ±i
+folded away as traced: 274 / 292 operations per column for the forward / inverse at ROWS =
+16, against 544 products of the direct DFT, whose coefficients sit in constant memory) instead
+of the direct DFTs (N1 = 32 only)."""
 SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so
@@ -93,9 +98,12 @@ def source(n1: int, rows: int, split: bool = False, packed: bool = False) -> str
     tile = (f"#define COLS_SPLIT_TM {SPLIT_TILE}\n#define COLS_SPLIT_MINB_FWD "
             f"{SPLIT_MIN_BLOCKS[0]}\n#define COLS_SPLIT_MINB_INV {SPLIT_MIN_BLOCKS[1]}\n"
             if split else "")  # read at build time
+    fft = FFT_COLUMNS and n1 == dftgen.N1
+    dfts = dftgen.forward(rows) + dftgen.inverse(rows) if fft else ""
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
-            f"#define COLS_SIN {sin}\n#define COLS_PACKED {int(packed)}\n{bounds}{tile}"
-            + _ROTOR.read_text() + _SPECTRUM_IO.read_text() + _SOURCE.read_text())
+            f"#define COLS_SIN {sin}\n#define COLS_PACKED {int(packed)}\n"
+            f"#define COLS_FFT {int(fft)}\n{bounds}{tile}"
+            + _ROTOR.read_text() + _SPECTRUM_IO.read_text() + dfts + _SOURCE.read_text())
 
 
 def _module(n1: int, rows: int, device: torch.device, split: bool = False,
@@ -103,7 +111,7 @@ def _module(n1: int, rows: int, device: torch.device, split: bool = False,
     """(cols_fwd, cols_inv) for (N1, ROWS) on this device, or with split (cols_fwd_split,
     cols_inv_merge); packed: their spectra as packed bf16 pairs; None where they do not
     build."""
-    key = (n1, rows, split_build() if split else tuple(MIN_BLOCKS), packed,
+    key = (n1, rows, split_build() if split else tuple(MIN_BLOCKS), packed, FFT_COLUMNS,
            device.index if device.index is not None else torch.cuda.current_device())
     names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 

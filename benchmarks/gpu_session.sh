@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1209,6 +1209,34 @@ if [ "$phase" = s17c ]; then  # issue 6: the column kernels' DFTs as generated F
     mv "$R/table/results.json" "$R/table.json"
     mv "$R/table/results.md" "$R/table.md"
     rm -rf "$R/table"
+    pack_logs
+fi
+
+if [ "$phase" = s17d ]; then  # issue 6, the session's last call: the packed tests s17c's
+    # limit cut off, the LM step with this session's two changes on and off, and the generated
+    # column FFTs against the direct DFTs at 1M (alternating, twice)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_packed 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
+        -k "packed or auto_engine_on_cuda"
+    C=hyenadna.ops.columns.FFT_COLUMNS
+    for which in new old; do
+        knobs=(--set $C=True)
+        [ $which = old ] && knobs=(--set $C=False --set hyenadna.ops.fftconv_fast.PACKED_SPECTRA=False)
+        on 0 train_$which 90 python3 benchmarks/with_knobs.py "${knobs[@]}" \
+            benchmarks/bench_train.py --configs small-32k large-1m@131k --out "$R/train_$which" \
+            --budget-s 70
+        mv "$R/train_$which/results.json" "$R/train_$which.json"
+        rm -rf "$R/train_$which"
+    done
+    for which in direct fft direct fft; do
+        value=False
+        [ $which = fft ] && value=True
+        on 0 op_$which 55 python3 benchmarks/with_knobs.py --set $C=$value \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 1048576 \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_$which" --budget-s 50
+        { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_1m_ab.txt"
+        rm -rf "${R:?}/op_$which" "$R/op_$which.log"
+    done
     pack_logs
 fi
 

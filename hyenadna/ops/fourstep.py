@@ -48,8 +48,11 @@ column stage and ``rowsplit``'s step apart), and the row kernels take rows of M.
 cuFFT's transform, the product and cuFFT's inverse each read and write every row.
 
 Layout: a half spectrum is a complex tensor (..., N1/2 + 1, N2), row k1 contiguous (what cuFFT's
-batched row transform wants). ``rfft4_ref`` gives the same thing from ``torch.fft.rfft`` and the
-tests hold both implementations (Triton and the torch twin) to it.
+batched row transform wants), or the same shape packed (``PACKED``: bf16 pairs in int32 words),
+which the CUDA column and row kernels read and write natively and every other stage unpacks
+(``fftconv_fast.PACKED_SPECTRA`` says when the convolution uses it). ``rfft4_ref`` gives the
+same thing from ``torch.fft.rfft`` and the tests hold both implementations (Triton and the torch
+twin) to it.
 """
 
 from __future__ import annotations

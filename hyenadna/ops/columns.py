@@ -40,10 +40,10 @@ FFT_COLUMNS = True
 folded away as traced: 274 / 292 operations per column for the forward / inverse at ROWS =
 16, against 544 products of the direct DFT, whose coefficients sit in constant memory) instead
 of the direct DFTs (N1 = 32 only). In PTX (nvcc 13, sm_90a) the float operations of the
-packed split build fell 43% (forward) and 47% (inverse); the fused inverse's spills went 328 →
-40 bytes. On an H100 (s17c/s17d, direct against FFT in one call, alternating): the step-graphed
-operator at batch 1 went 2.08 → 1.97 ms at 64k, 8.85 → 8.30 at 256k, 40.65 → 38.59 at 1M; the
-NVRTC build of a module also went from ~30 s to a few."""
+packed build fell 39-43% (forward kernels) and 46-47% (inverse); the fused inverse's spills
+went 328 → 40 bytes. On an H100 (s17c/s17d, direct against FFT in one call, alternating):
+the step-graphed operator at batch 1 went 2.08 → 1.97 ms at 64k, 8.85 → 8.30 at 256k, 40.65 →
+38.59 at 1M; the NVRTC build of a module also went from ~30 s to a few."""
 SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so

@@ -33,9 +33,8 @@ SMEM = (M + M // 16) * 8  # one padded row of complex float32 (PAD in onchip_con
 def cluster_source(probe: str, bf16: bool) -> str:
     """A cluster probe's source as NVRTC gets it: onchip_conv.cu built for M = 8192, radix 8
     and the I/O type; the cluster operations; the probe's own .cu."""
-    return (f"#define ONCHIP_M {M}\n#define ONCHIP_R 8\n#define ONCHIP_BF16 {int(bf16)}\n"
-            + (HERE.parent / "hyenadna" / "ops" / "onchip_conv.cu").read_text()
-            + (HERE / "cluster_ops.cuh").read_text() + (HERE / probe).read_text())
+    return (onchip.source(M, bf16, 8) + (HERE / "cluster_ops.cuh").read_text()
+            + (HERE / probe).read_text())
 
 
 def source() -> str:

@@ -62,8 +62,9 @@ def test_source_builds_for_sm90_without_spills(tmp_path, monkeypatch):
     # (packed: the spectra as bf16 pairs, fourstep.PACKED; fft: the generated column FFTs,
     # whose forward kernels spill 20 / 8 bytes at their register caps, nvcc 13)
     plain = {"cols_fwd", "cols_inv"}
-    for packed, fft in ((False, False), (True, False), (True, True)):
-        monkeypatch.setattr(columns, "FFT_COLUMNS", fft)
+    for packed, fft in ((False, False), (True, False), (True, True), (True, "split")):
+        monkeypatch.setattr(columns, "FFT_COLUMNS", bool(fft))
+        monkeypatch.setattr(columns, "FFT_SPLIT", fft == "split")
         for split, names in ((False, plain),
                              (True, plain | {"cols_fwd_split", "cols_inv_merge"})):
             built = _ptxas(tmp_path, columns.source(32, 16, split, packed))
@@ -194,11 +195,14 @@ def test_cuda_and_triton_columns_agree(monkeypatch):
 
 @gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("fft_split", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("seqlen", [150_000, 1 << 17])
-def test_fused_split_kernels_match_twins(seqlen, dtype):
+def test_fused_split_kernels_match_twins(seqlen, dtype, fft_split, monkeypatch):
     # cols_fwd_split = the column stage, then rowsplit's split; cols_inv_merge = the merge,
     # then the inverse column stage (with its gates). N2 = 8192 or 16384: M = 1024 or 2048.
+    # (fft_split: the split and merge DFTs as dftgen's generated FFTs, columns.FFT_SPLIT)
+    monkeypatch.setattr(columns, "FFT_SPLIT", fft_split)
     dev, n1 = torch.device("cuda"), 32
     n = 1 << (2 * seqlen - 1).bit_length()
     v, gate = (_rand((2, 3, seqlen), s, dtype, dev) for s in (11, 12))

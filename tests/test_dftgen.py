@@ -28,6 +28,19 @@ def test_traced_ffts_equal_the_direct_dft(rows):
     assert max(abs(a - b) for a, b in zip(got_y, want_y)) < 1e-13
 
 
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_traced_split_dft_equals_the_direct_dft(sign):
+    rng = random.Random(sign)
+    p = dftgen.SPLIT_P
+    x = [complex(rng.gauss(0, 1), rng.gauss(0, 1)) for _ in range(p)]
+    want = [sum(x[j] * cmath.exp(sign * 2j * cmath.pi * j * k / p) for j in range(p))
+            for k in range(p)]
+    assert max(abs(a - b) for a, b in zip(dftgen.evaluate_split(x, sign), want)) < 1e-13
+    assert sum(dftgen.flops("split").values()) <= 60  # 52 additions and 4 products at P = 8
+    name = "split_fft_fwd" if sign < 0 else "split_fft_inv"
+    assert name in dftgen.split(sign)
+
+
 def test_trivial_factors_fold_away():
     # the forward at ROWS = 16: about half the direct DFT's 16 · 17 complex-by-real products
     # (544 multiply-adds); a single row needs no arithmetic at all (every bin is x[0])

@@ -44,6 +44,11 @@ typedef float2 spec_t;
 #if COLS_FFT && COLS_N1 != 32
 #error "the generated column FFTs are N1 = 32 points"
 #endif
+// COLS_FFT_SPLIT 1: the split and merge kernels' P-point DFTs across a row's parts as the
+// generated FFTs (split_fft_fwd, split_fft_inv), 0: direct DFTs
+#ifndef COLS_FFT_SPLIT
+#define COLS_FFT_SPLIT 0
+#endif
 
 #define N1_ COLS_N1
 #define H_ (COLS_N1 / 2)
@@ -305,6 +310,9 @@ cols_inv(const spec_t* __restrict__ q, void* o1, const void* g1, void* o2, const
 
 #define TM_ COLS_SPLIT_TM
 #define P_ 8
+#if COLS_FFT_SPLIT && P_ != 8
+#error "the generated split FFTs are 8 points (dftgen.SPLIT_P)"
+#endif
 #define SPLIT_THREADS (P_ * TM_)  // a block: one thread per (part, column) of its tile
 // blocks per SM each split kernel is built for (__launch_bounds__'s second argument: caps its
 // registers at 65536 / (blocks * threads)); 0 leaves the cap to the compiler
@@ -368,8 +376,17 @@ cols_fwd_split(spec_t* __restrict__ out, const void* __restrict__ a, const void*
         for (int p = 0; p < P_; ++p) v[p] = tile[(k1 * P_ + p) * TM_ + jj];
         spec_t* o = out + st.r * so_r + (long long)k1 * so_k + j2p;
         Rotor w(j2p, n2);
+#if COLS_FFT_SPLIT
+        float xr[P_], xi[P_], yr[P_], yi[P_];
+#pragma unroll
+        for (int p = 0; p < P_; ++p) { xr[p] = v[p].x; xi[p] = v[p].y; }
+        split_fft_fwd(xr, xi, yr, yi);  // * w_P^(p kp) = cos - i sin, summed over p
+#endif
 #pragma unroll
         for (int kp = 0; kp < P_; ++kp, w.step()) {
+#if COLS_FFT_SPLIT
+            const float re = yr[kp], im = yi[kp];
+#else
             float re = 0.0f, im = 0.0f;
 #pragma unroll
             for (int p = 0; p < P_; ++p) {  // * w_P^(p kp) = cos - i sin
@@ -378,6 +395,7 @@ cols_fwd_split(spec_t* __restrict__ out, const void* __restrict__ a, const void*
                 re += v[p].x * co + v[p].y * si;
                 im += v[p].y * co - v[p].x * si;
             }
+#endif
             // * w_N2^(j2p kp) = c - i s
             spec_store(o + (long long)kp * m,
                        make_float2(re * w.c + im * w.s, im * w.c - re * w.s));
@@ -407,6 +425,14 @@ cols_inv_merge(const spec_t* __restrict__ q, void* o1, const void* g1, void* o2,
 #pragma unroll
         for (int kp = 0; kp < P_; ++kp, w.step())  // * w_N2^(-j2p kp) = c + i s
             v[kp] = make_float2(v[kp].x * w.c - v[kp].y * w.s, v[kp].x * w.s + v[kp].y * w.c);
+#if COLS_FFT_SPLIT
+        float xr[P_], xi[P_], yr[P_], yi[P_];
+#pragma unroll
+        for (int kp = 0; kp < P_; ++kp) { xr[kp] = v[kp].x; xi[kp] = v[kp].y; }
+        split_fft_inv(xr, xi, yr, yi);  // * w_P^(-p kp) = cos + i sin, summed over kp
+#pragma unroll
+        for (int p = 0; p < P_; ++p) tile[(k1 * P_ + p) * TM_ + jj] = make_float2(yr[p], yi[p]);
+#else
 #pragma unroll
         for (int p = 0; p < P_; ++p) {
             float re = 0.0f, im = 0.0f;
@@ -419,6 +445,7 @@ cols_inv_merge(const spec_t* __restrict__ q, void* o1, const void* g1, void* o2,
             }
             tile[(k1 * P_ + p) * TM_ + jj] = make_float2(re, im);
         }
+#endif
     }
     __syncthreads();
     const Column col(st.r * n2 + (long long)st.p * m + st.t0 + st.jm, log2_m + 3, channels);

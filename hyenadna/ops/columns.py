@@ -44,6 +44,12 @@ packed build fell 39-43% (forward kernels) and 46-47% (inverse); the fused inver
 went 328 → 40 bytes. On an H100 (s17c/s17d, direct against FFT in one call, alternating):
 the step-graphed operator at batch 1 went 2.08 → 1.97 ms at 64k, 8.85 → 8.30 at 256k, 40.65 →
 38.59 at 1M; the NVRTC build of a module also went from ~30 s to a few."""
+FFT_SPLIT = False
+"""Whether the fused split kernels' 8-point DFTs across a row's parts (``cols_fwd_split``,
+``cols_inv_merge``: L > 128k) are ``dftgen``'s generated FFTs (56 operations per 8 bins)
+instead of direct DFTs (64 complex products with coefficients in constant memory). Written
+after the seventeenth session's last GPU call: compiled with nvcc and traced against the direct
+DFT on a CPU, not yet run on a GPU, hence off (gpu_session.sh s18a tests and times it)."""
 SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so
@@ -104,9 +110,13 @@ def source(n1: int, rows: int, split: bool = False, packed: bool = False) -> str
             if split else "")  # read at build time
     fft = FFT_COLUMNS and n1 == dftgen.N1
     dfts = dftgen.forward(rows) + dftgen.inverse(rows) if fft else ""
+    fft_split = split and FFT_SPLIT
+    if fft_split:
+        dfts += dftgen.split(-1) + dftgen.split(1)
     return (f"#define COLS_N1 {n1}\n#define COLS_ROWS {rows}\n#define COLS_COS {cos}\n"
             f"#define COLS_SIN {sin}\n#define COLS_PACKED {int(packed)}\n"
-            f"#define COLS_FFT {int(fft)}\n{bounds}{tile}"
+            f"#define COLS_FFT {int(fft)}\n#define COLS_FFT_SPLIT {int(fft_split)}\n"
+            f"{bounds}{tile}"
             + _ROTOR.read_text() + _SPECTRUM_IO.read_text() + dfts + _SOURCE.read_text())
 
 
@@ -116,6 +126,7 @@ def _module(n1: int, rows: int, device: torch.device, split: bool = False,
     cols_inv_merge); packed: their spectra as packed bf16 pairs; None where they do not
     build."""
     key = (n1, rows, split_build() if split else tuple(MIN_BLOCKS), packed, FFT_COLUMNS,
+           FFT_SPLIT and split,
            device.index if device.index is not None else torch.cuda.current_device())
     names = ("cols_fwd_split", "cols_inv_merge") if split else ("cols_fwd", "cols_inv")
 

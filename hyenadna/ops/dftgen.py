@@ -11,7 +11,9 @@ need is emitted. The result is a C function of float statements with literal coe
 
 ``forward(rows)`` / ``inverse(rows)`` return the C text; ``evaluate_forward`` /
 ``evaluate_inverse`` run the same traced program in float64 numpy-free Python (the twin the
-tests hold to a direct DFT), and ``flops`` counts its operations.
+tests hold to a direct DFT), and ``flops`` counts its operations. ``split(sign)`` and
+``evaluate_split`` do the same for the complex P-point DFT across the parts of a split row
+(``columns.cu``'s fused split and merge kernels, P = 8).
 """
 
 from __future__ import annotations
@@ -126,6 +128,17 @@ def _inverse_graph(rows: int) -> tuple[_Graph, list[int]]:
     return g, [z[0] for z in _fft(g, xs, 1)[:rows]]
 
 
+SPLIT_P = 8
+
+
+def _split_graph(sign: int) -> tuple[_Graph, list[int]]:
+    """out[k] = sum_p (xr[p] + i xi[p]) exp(sign · 2πi pk / P), all P bins (re, im
+    interleaved)."""
+    g = _Graph()
+    xs = [(g.input(f"xr[{p}]"), g.input(f"xi[{p}]")) for p in range(SPLIT_P)]
+    return g, [part for z in _fft(g, xs, sign) for part in z]
+
+
 def _needed(g: _Graph, outs: list[int]) -> list[int]:
     """Nodes the outputs depend on, in an order that defines each before its use."""
     seen: set[int] = set()
@@ -186,6 +199,16 @@ def inverse(rows: int) -> str:
                    [f"y[{j}]" for j in range(rows)])
 
 
+def split(sign: int) -> str:
+    """C: ``split_fft_fwd`` (sign -1) or ``split_fft_inv`` (sign +1), ``(const float* xr,
+    const float* xi, float* yr, float* yi)``: the P-point complex DFT, no scaling."""
+    g, outs = _split_graph(sign)
+    name = "split_fft_fwd" if sign < 0 else "split_fft_inv"
+    targets = [f"{part}[{k}]" for k in range(SPLIT_P) for part in ("yr", "yi")]
+    return _c_text(g, outs, name, "const float* xr, const float* xi, float* yr, float* yi",
+                   targets)
+
+
 def _evaluate(g: _Graph, outs: list[int], inputs: dict[str, float]) -> list[float]:
     val: dict[int, float] = {0: 0.0}
     for i in _needed(g, outs):
@@ -218,9 +241,22 @@ def evaluate_inverse(spec: list[complex], rows: int) -> list[float]:
     return _evaluate(g, outs, inputs)
 
 
-def flops(direction: str, rows: int) -> dict[str, int]:
-    """Operations in the emitted program, by kind (a negation usually folds into its user)."""
-    g, outs = (_forward_graph if direction == "forward" else _inverse_graph)(rows)
+def evaluate_split(x: list[complex], sign: int) -> list[complex]:
+    """The traced split DFT in Python floats: P complex values → P bins."""
+    g, outs = _split_graph(sign)
+    inputs = {f"xr[{p}]": z.real for p, z in enumerate(x)}
+    inputs |= {f"xi[{p}]": z.imag for p, z in enumerate(x)}
+    v = _evaluate(g, outs, inputs)
+    return [complex(v[2 * k], v[2 * k + 1]) for k in range(SPLIT_P)]
+
+
+def flops(direction: str, rows: int = 0) -> dict[str, int]:
+    """Operations in the emitted program, by kind (a negation usually folds into its user);
+    direction "forward", "inverse" (with rows) or "split"."""
+    if direction == "split":
+        g, outs = _split_graph(-1)
+    else:
+        g, outs = (_forward_graph if direction == "forward" else _inverse_graph)(rows)
     counts: dict[str, int] = {}
     for i in _needed(g, outs):
         kind = g.nodes[i][0]

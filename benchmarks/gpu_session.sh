@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1237,6 +1237,32 @@ if [ "$phase" = s17d ]; then  # issue 6, the session's last call: the packed tes
         { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_1m_ab.txt"
         rm -rf "${R:?}/op_$which" "$R/op_$which.log"
     done
+    pack_logs
+fi
+
+if [ "$phase" = s18a ]; then  # issue 6, next session (written after s17d, not run): the two
+    # knobs left off for want of a GPU call, each tested, then off against on (alternating,
+    # twice) in the operator's step: the split/merge kernels' 8-point DFTs as generated FFTs
+    # (columns.FFT_SPLIT, L > 128k) and the two-row stages' shared twiddles
+    # (onchip.SHARED_TWIDDLES, the backward's row kernels and the on-chip engine's), then a
+    # profile with both on
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_knobs 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
+        tests/test_onchip.py -k "fused_split_kernels_match or shared_twiddles or row_kernels_match"
+    for knob in hyenadna.ops.columns.FFT_SPLIT hyenadna.ops.onchip.SHARED_TWIDDLES; do
+        name=${knob##*.}
+        for value in False True False True; do
+            on 0 op_${name}_$value 50 python3 benchmarks/with_knobs.py --set $knob=$value \
+                benchmarks/bench_operator.py --batches 1 --reps 20 \
+                --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 \
+                --variants op_fast_stepgraph --out "$R/op_${name}_$value" --budget-s 45
+            { echo "== $name=$value"; cat "$R/op_${name}_$value.log"; } >>"$R/op_ab.txt"
+            rm -rf "${R:?}/op_${name}_$value" "$R/op_${name}_$value.log"
+        done
+    done
+    on 0 profile 80 python3 benchmarks/with_knobs.py --set hyenadna.ops.columns.FFT_SPLIT=True \
+        --set hyenadna.ops.onchip.SHARED_TWIDDLES=True benchmarks/profile_operator.py \
+        --lengths 65536 1048576 --top 30 --out "$R/profile.json"
     pack_logs
 fi
 

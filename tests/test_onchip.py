@@ -450,6 +450,31 @@ def test_row_kernels_match_fft(m):
 
 @gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("m", [1024, 8192])
+def test_shared_twiddles_change_no_bit(m, monkeypatch):
+    # onchip.SHARED_TWIDDLES: the two-row stages form each twiddle once for both rows, the
+    # same products in the same order, so the backward kernels' results are bit-identical
+    g, w, k = (t.cuda() for t in _row_operands(m, torch.complex64, seed=m))
+    v, pre, post, dy, kk, skip = _inputs(1, 3, m - 3, m // 2 + 1, torch.bfloat16, seed=m)
+    n = 2 * m
+    kp = torch.zeros(3, n, device="cuda")
+    kp[:, : kk.shape[-1]] = kk / n
+    k_spec = torch.fft.rfft(kp)
+    results = []
+    for shared in (False, True):
+        monkeypatch.setattr(onchip, "SHARED_TWIDDLES", shared)
+        dg, dw = g.clone(), w.clone()
+        onchip.rows_backward(dg, dw, k)
+        dv, dpre = torch.empty_like(v), torch.empty_like(v)
+        dk_rows = torch.empty(1, 3, kk.shape[-1], device="cuda")
+        onchip.backward(dy, post, v, pre, k_spec, dv, dpre, dk_rows, n)
+        results.append((dg, dw, dv, dpre, dk_rows))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("seqlen,batch", [(16384, 2), (32768, 1), (65536, 2), (131072, 1)])
 def test_four_step_rows_on_chip_match_cufft_rows(seqlen, batch, monkeypatch):
     v, pre, post, dy, k, skip = _inputs(batch, 4, seqlen, seqlen, torch.bfloat16, seed=seqlen)

@@ -53,6 +53,11 @@ ROW_RADIX = 8
 ROW_SM_THREADS = 1024
 """Threads per SM the row kernels' register budget is set for (``__launch_bounds__``'s
 minimum blocks = ROW_SM_THREADS / threads per block; 0: no bound)."""
+SHARED_TWIDDLES = False
+"""Whether the kernels' stages on two rows at once (the backward's g and w: ``onchip_bwd`` and
+``rows_bwd``) compute each item's twiddles once for both rows instead of once per row (the same
+products in the same order: results equal bit for bit). Written after the seventeenth session's
+last GPU call, compiled with nvcc only, hence off (gpu_session.sh s18a tests and times it)."""
 ENV = "HYENADNA_ONCHIP"
 ROWS_ENV = "HYENADNA_ONCHIP_ROWS"
 _SOURCE = Path(__file__).with_name("onchip_conv.cu")
@@ -284,6 +289,7 @@ def source(m: int, bf16: bool, radix: int, packed_rows: bool = False) -> str:
     return (f"#define ONCHIP_M {m}\n#define ONCHIP_R {radix}\n#define ONCHIP_BF16 {int(bf16)}\n"
             f"#define ONCHIP_ROWS_PACKED {int(packed_rows)}\n"
             f"#define ONCHIP_ROW_SM_THREADS {ROW_SM_THREADS}\n"
+            f"#define ONCHIP_SHARED_TWIDDLE {int(SHARED_TWIDDLES)}\n"
             + _SPECTRUM_IO.read_text() + _SOURCE.read_text())
 
 
@@ -292,7 +298,7 @@ def _module(m: int, bf16: bool, radix: int, device: torch.device, names=CONV_KER
     """The compiled (forward, backward) kernels ``names`` for (M, dtype, radix) on this
     device, or None. The backward of either pair keeps two rows in shared memory.
     packed_rows: the row kernels' rows as packed bf16 pairs."""
-    key = (m, bf16, radix, names, ROW_SM_THREADS, packed_rows,
+    key = (m, bf16, radix, names, ROW_SM_THREADS, packed_rows, SHARED_TWIDDLES,
            device.index if device.index is not None else torch.cuda.current_device())
 
     def build():

@@ -34,6 +34,11 @@
 #ifndef ONCHIP_ROWS_PACKED
 #define ONCHIP_ROWS_PACKED 0
 #endif
+// ONCHIP_SHARED_TWIDDLE 1: a stage on two rows at once (the backward's g and w) computes each
+// item's twiddles once for both rows (the same values, so the same results bit for bit)
+#ifndef ONCHIP_SHARED_TWIDDLE
+#define ONCHIP_SHARED_TWIDDLE 0
+#endif
 
 #define M_ ONCHIP_M
 #define R_MAX ONCHIP_R  // radix of every stage but the last: 8 or 16
@@ -192,14 +197,52 @@ __device__ __forceinline__ void stage_store(float2* s, float2* a) {
     }
 }
 
+// twiddle() on two rows' items with one set of twiddles (each product as twiddle() forms it)
+template <int R, int SIGN>
+__device__ __forceinline__ void twiddle2(float2* a, float2* b, int k, int nsr) {
+    float sn, cs;
+    sincospif((float)(2 * k) / (float)nsr, &sn, &cs);
+    const float2 w = make_float2(cs, SIGN * sn);
+    float2 wr = w;
+#pragma unroll
+    for (int r = 1; r < R; ++r) {
+        a[r] = cmul(a[r], wr);
+        b[r] = cmul(b[r], wr);
+        wr = cmul(wr, w);
+    }
+}
+
+// stage_store on two rows, their twiddles shared
+template <int R, int NS, int SIGN>
+__device__ __forceinline__ void stage_store2(float2* s0, float2* a0, float2* s1, float2* a1) {
+#pragma unroll
+    for (int it = 0; it < E_ / R; ++it) {
+        const int j = threadIdx.x + it * THREADS;
+        const int k = j % NS;
+        if (NS > 1) twiddle2<R, SIGN>(a0 + it * R, a1 + it * R, k, NS * R);
+        dft<R, SIGN>(a0 + it * R);
+        dft<R, SIGN>(a1 + it * R);
+        const int base = (j / NS) * NS * R + k;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            s0[PAD(base + r * NS)] = a0[it * R + r];
+            s1[PAD(base + r * NS)] = a1[it * R + r];
+        }
+    }
+}
+
 template <int R, int NS, int SIGN, int NB>
 __device__ __forceinline__ void stage(float2* s0, float2* s1) {
     float2 a0[E_], a1[E_];  // two named arrays (not a[NB][E]): both stay in registers
     stage_load<R>(s0, a0);
     if constexpr (NB == 2) stage_load<R>(s1, a1);
     __syncthreads();
-    stage_store<R, NS, SIGN>(s0, a0);
-    if constexpr (NB == 2) stage_store<R, NS, SIGN>(s1, a1);
+    if constexpr (NB == 2 && ONCHIP_SHARED_TWIDDLE) {
+        stage_store2<R, NS, SIGN>(s0, a0, s1, a1);
+    } else {
+        stage_store<R, NS, SIGN>(s0, a0);
+        if constexpr (NB == 2) stage_store<R, NS, SIGN>(s1, a1);
+    }
     __syncthreads();
 }
 

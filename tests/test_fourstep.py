@@ -367,3 +367,18 @@ def test_packed_gated_conv_on_cuda_matches_float64(seqlen, monkeypatch):
                           for a, b in zip(got, want)]
     for unpacked_err, packed_err in zip(errors[False], errors[True]):
         assert packed_err < 1e-2 and packed_err < 2 * unpacked_err + 1e-4, errors
+
+
+def test_packed_cross_rows_sum_over_the_batch_in_float32():
+    # the row kernels leave each batch row's cross spectrum in place; packed, the batch's sum
+    # is taken in float32 and rounded once (small-32k's batch of 8 runs this on CUDA)
+    g = torch.Generator().manual_seed(3)
+    full = torch.randn(2, 3, 2, 5, 8, dtype=torch.complex64, generator=g)  # (parts, B, C, H, N2)
+    packed = fourstep.pack_spectrum(full)
+    q, cross = fourstep._backward_results(packed, True)
+    assert torch.equal(q, packed[0])
+    want = fourstep.pack_spectrum(fourstep.unpack_spectrum(packed[1]).sum(0))
+    assert cross.dtype == fourstep.PACKED and torch.equal(cross, want)
+    q1, cross1 = fourstep._backward_results(packed[:, :1], True)  # batch 1: the row itself
+    assert torch.equal(cross1, packed[1, 0])
+    assert fourstep._backward_results(packed, False)[1] is None

@@ -156,9 +156,10 @@ __device__ __forceinline__ void dft(float2* a) {
     dft_levels<R, SIGN, 2>(a);
 }
 
-// a[r] *= w^r, w = e^(SIGN 2 pi i k / NSR), by repeated products (r < 16: a few ulps)
-template <int R, int SIGN>
-__device__ __forceinline__ void twiddle(float2* a, int k, int nsr) {
+// a[r] *= w^r, w = e^(SIGN 2 pi i k / NSR), by repeated products (r < 16: a few ulps); with
+// NB = 2 also b[r] *= w^r, the same products (the two rows of the backward share them)
+template <int R, int SIGN, int NB>
+__device__ __forceinline__ void twiddle_rows(float2* a, float2* b, int k, int nsr) {
     float sn, cs;  // 2 k / NSR is exact in float32: NSR is a power of two
     sincospif((float)(2 * k) / (float)nsr, &sn, &cs);
     const float2 w = make_float2(cs, SIGN * sn);
@@ -166,8 +167,13 @@ __device__ __forceinline__ void twiddle(float2* a, int k, int nsr) {
 #pragma unroll
     for (int r = 1; r < R; ++r) {
         a[r] = cmul(a[r], wr);
+        if constexpr (NB == 2) b[r] = cmul(b[r], wr);
         wr = cmul(wr, w);
     }
+}
+template <int R, int SIGN>
+__device__ __forceinline__ void twiddle(float2* a, int k, int nsr) {
+    twiddle_rows<R, SIGN, 1>(a, a, k, nsr);
 }
 
 // One Stockham stage of radix R at sub-transform size NS (onchip.py: stockham_torch), on NB
@@ -183,50 +189,21 @@ __device__ __forceinline__ void stage_load(const float2* s, float2* a) {
     }
 }
 
-template <int R, int NS, int SIGN>
-__device__ __forceinline__ void stage_store(float2* s, float2* a) {
+// the stage's second half on one row (NB = 1: s0, a0) or on two with shared twiddles
+template <int R, int NS, int SIGN, int NB>
+__device__ __forceinline__ void stage_store(float2* s0, float2* a0, float2* s1, float2* a1) {
 #pragma unroll
     for (int it = 0; it < E_ / R; ++it) {
         const int j = threadIdx.x + it * THREADS;
         const int k = j % NS;
-        if (NS > 1) twiddle<R, SIGN>(a + it * R, k, NS * R);
-        dft<R, SIGN>(a + it * R);
-        const int base = (j / NS) * NS * R + k;
-#pragma unroll
-        for (int r = 0; r < R; ++r) s[PAD(base + r * NS)] = a[it * R + r];
-    }
-}
-
-// twiddle() on two rows' items with one set of twiddles (each product as twiddle() forms it)
-template <int R, int SIGN>
-__device__ __forceinline__ void twiddle2(float2* a, float2* b, int k, int nsr) {
-    float sn, cs;
-    sincospif((float)(2 * k) / (float)nsr, &sn, &cs);
-    const float2 w = make_float2(cs, SIGN * sn);
-    float2 wr = w;
-#pragma unroll
-    for (int r = 1; r < R; ++r) {
-        a[r] = cmul(a[r], wr);
-        b[r] = cmul(b[r], wr);
-        wr = cmul(wr, w);
-    }
-}
-
-// stage_store on two rows, their twiddles shared
-template <int R, int NS, int SIGN>
-__device__ __forceinline__ void stage_store2(float2* s0, float2* a0, float2* s1, float2* a1) {
-#pragma unroll
-    for (int it = 0; it < E_ / R; ++it) {
-        const int j = threadIdx.x + it * THREADS;
-        const int k = j % NS;
-        if (NS > 1) twiddle2<R, SIGN>(a0 + it * R, a1 + it * R, k, NS * R);
+        if (NS > 1) twiddle_rows<R, SIGN, NB>(a0 + it * R, a1 + it * R, k, NS * R);
         dft<R, SIGN>(a0 + it * R);
-        dft<R, SIGN>(a1 + it * R);
+        if constexpr (NB == 2) dft<R, SIGN>(a1 + it * R);
         const int base = (j / NS) * NS * R + k;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
             s0[PAD(base + r * NS)] = a0[it * R + r];
-            s1[PAD(base + r * NS)] = a1[it * R + r];
+            if constexpr (NB == 2) s1[PAD(base + r * NS)] = a1[it * R + r];
         }
     }
 }
@@ -238,10 +215,10 @@ __device__ __forceinline__ void stage(float2* s0, float2* s1) {
     if constexpr (NB == 2) stage_load<R>(s1, a1);
     __syncthreads();
     if constexpr (NB == 2 && ONCHIP_SHARED_TWIDDLE) {
-        stage_store2<R, NS, SIGN>(s0, a0, s1, a1);
+        stage_store<R, NS, SIGN, 2>(s0, a0, s1, a1);
     } else {
-        stage_store<R, NS, SIGN>(s0, a0);
-        if constexpr (NB == 2) stage_store<R, NS, SIGN>(s1, a1);
+        stage_store<R, NS, SIGN, 1>(s0, a0, s0, a0);
+        if constexpr (NB == 2) stage_store<R, NS, SIGN, 1>(s1, a1, s1, a1);
     }
     __syncthreads();
 }

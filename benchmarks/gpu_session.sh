@@ -71,6 +71,21 @@ stepgraph_b1() {  # stepgraph_b1 NAME SECONDS BUDGET VARIANT LENGTH...: one step
     rm -rf "$R/$name"
 }
 
+knob_ab() {  # knob_ab FILE SECONDS KNOB "LENGTH...": the step-graphed operator at batch 1 with
+    # the module knob KNOB False, True, False, True (a process each), logs appended to $R/FILE
+    local file=$1 secs=$2 knob=$3 lengths=$4 value name
+    name=${knob##*.}
+    for value in False True False True; do
+        # shellcheck disable=SC2086  # lengths: one argument each
+        on 0 "op_${name}_$value" "$secs" python3 benchmarks/with_knobs.py --set "$knob=$value" \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths $lengths \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_${name}_$value" \
+            --budget-s $((secs - 5))
+        { echo "== $name=$value"; cat "$R/op_${name}_$value.log"; } >>"$R/$file"
+        rm -rf "${R:?}/op_${name}_$value" "$R/op_${name}_$value.log"
+    done
+}
+
 pack_logs() {  # every log into one logs.txt (fewer files to bring back)
     for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
     rm -f "$R"/*.log
@@ -1163,15 +1178,7 @@ if [ "$phase" = s17b ]; then  # issue 6: the four-step engine's spectra packed a
     on 0 pytest_packed 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fourstep.py \
         -k packed
     P=hyenadna.ops.fftconv_fast.PACKED_SPECTRA
-    for which in off on off on; do
-        value=False
-        [ $which = on ] && value=True
-        on 0 op_$which 60 python3 benchmarks/with_knobs.py --set $P=$value \
-            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 262144 1048576 \
-            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_$which" --budget-s 50
-        { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_ab.txt"
-        rm -rf "${R:?}/op_$which" "$R/op_$which.log"
-    done
+    knob_ab op_ab.txt 60 $P "65536 262144 1048576"
     for which in off on; do
         value=False
         [ $which = on ] && value=True
@@ -1192,16 +1199,7 @@ if [ "$phase" = s17c ]; then  # issue 6: the column kernels' DFTs as generated F
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_cols 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
         tests/test_fourstep.py -k "packed or columns or cuda"
-    C=hyenadna.ops.columns.FFT_COLUMNS
-    for which in direct fft direct fft; do
-        value=False
-        [ $which = fft ] && value=True
-        on 0 op_$which 50 python3 benchmarks/with_knobs.py --set $C=$value \
-            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 262144 1048576 \
-            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_$which" --budget-s 45
-        { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_ab.txt"
-        rm -rf "${R:?}/op_$which" "$R/op_$which.log"
-    done
+    knob_ab op_ab.txt 50 hyenadna.ops.columns.FFT_COLUMNS "65536 262144 1048576"
     on 0 table 200 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
         --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
         --cell-limit-s 180 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
@@ -1228,15 +1226,7 @@ if [ "$phase" = s17d ]; then  # issue 6, the session's last call: the packed tes
         mv "$R/train_$which/results.json" "$R/train_$which.json"
         rm -rf "$R/train_$which"
     done
-    for which in direct fft direct fft; do
-        value=False
-        [ $which = fft ] && value=True
-        on 0 op_$which 55 python3 benchmarks/with_knobs.py --set $C=$value \
-            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 1048576 \
-            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_$which" --budget-s 50
-        { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_1m_ab.txt"
-        rm -rf "${R:?}/op_$which" "$R/op_$which.log"
-    done
+    knob_ab op_1m_ab.txt 55 $C 1048576
     pack_logs
 fi
 
@@ -1249,17 +1239,8 @@ if [ "$phase" = s18a ]; then  # issue 6, next session (written after s17d, not r
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_knobs 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
         tests/test_onchip.py -k "fused_split_kernels_match or shared_twiddles or row_kernels_match"
-    for knob in hyenadna.ops.columns.FFT_SPLIT hyenadna.ops.onchip.SHARED_TWIDDLES; do
-        name=${knob##*.}
-        for value in False True False True; do
-            on 0 op_${name}_$value 50 python3 benchmarks/with_knobs.py --set $knob=$value \
-                benchmarks/bench_operator.py --batches 1 --reps 20 \
-                --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 \
-                --variants op_fast_stepgraph --out "$R/op_${name}_$value" --budget-s 45
-            { echo "== $name=$value"; cat "$R/op_${name}_$value.log"; } >>"$R/op_ab.txt"
-            rm -rf "${R:?}/op_${name}_$value" "$R/op_${name}_$value.log"
-        done
-    done
+    knob_ab op_ab.txt 40 hyenadna.ops.columns.FFT_SPLIT "262144 1048576"  # split rows: L > 128k
+    knob_ab op_ab.txt 45 hyenadna.ops.onchip.SHARED_TWIDDLES "8192 65536 1048576"
     on 0 profile 80 python3 benchmarks/with_knobs.py --set hyenadna.ops.columns.FFT_SPLIT=True \
         --set hyenadna.ops.onchip.SHARED_TWIDDLES=True benchmarks/profile_operator.py \
         --lengths 65536 1048576 --top 30 --out "$R/profile.json"

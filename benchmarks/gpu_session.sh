@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -71,11 +71,12 @@ stepgraph_b1() {  # stepgraph_b1 NAME SECONDS BUDGET VARIANT LENGTH...: one step
     rm -rf "$R/$name"
 }
 
-knob_ab() {  # knob_ab FILE SECONDS KNOB "LENGTH...": the step-graphed operator at batch 1 with
-    # the module knob KNOB False, True, False, True (a process each), logs appended to $R/FILE
-    local file=$1 secs=$2 knob=$3 lengths=$4 value name
+knob_ab() {  # knob_ab FILE SECONDS KNOB "LENGTH..." [OFF ON]: the step-graphed operator at
+    # batch 1 with the module knob KNOB at OFF, ON, OFF, ON (default False and True; a process
+    # each), logs appended to $R/FILE
+    local file=$1 secs=$2 knob=$3 lengths=$4 off=${5:-False} on=${6:-True} value name
     name=${knob##*.}
-    for value in False True False True; do
+    for value in "$off" "$on" "$off" "$on"; do
         # shellcheck disable=SC2086  # lengths: one argument each
         on 0 "op_${name}_$value" "$secs" python3 benchmarks/with_knobs.py --set "$knob=$value" \
             benchmarks/bench_operator.py --batches 1 --reps 20 --lengths $lengths \
@@ -1244,6 +1245,24 @@ if [ "$phase" = s18a ]; then  # issue 6, next session (written after s17d, not r
     on 0 profile 80 python3 benchmarks/with_knobs.py --set hyenadna.ops.columns.FFT_SPLIT=True \
         --set hyenadna.ops.onchip.SHARED_TWIDDLES=True benchmarks/profile_operator.py \
         --lengths 65536 1048576 --top 30 --out "$R/profile.json"
+    pack_logs
+fi
+
+if [ "$phase" = s18b ]; then  # issue 6, next session (written after s17d, not run): the
+    # one-node mixer keeping u3 within 2 GiB per layer (lean.KEEP_U3_MAX_BYTES): its test, the
+    # operator at 1M off against on, and the 8-layer LM step at 1M (memory: must stay < 80 GB)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_u3 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py \
+        -k "mixer"
+    U=hyenadna.ops.lean.KEEP_U3_MAX_BYTES
+    knob_ab op_u3_ab.txt 50 $U "262144 1048576" 0 2147483648
+    for budget in 0 2147483648; do
+        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train1m_u3_$budget 120 \
+            python3 benchmarks/with_knobs.py --set "$U=$budget" benchmarks/bench_train.py \
+            --configs large-1m@1M --reps 3 --out "$R/train1m_$budget" --budget-s 100
+        mv "$R/train1m_$budget/results.json" "$R/train1m_u3_$budget.json"
+        rm -rf "$R/train1m_$budget"
+    done
     pack_logs
 fi
 

@@ -199,6 +199,7 @@ def _keep_prefix_up_to(seqlen: int, monkeypatch) -> None:
     monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", seqlen)
     if seqlen == 0:
         monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES", 0)
+        monkeypatch.setattr("hyenadna.ops.lean.KEEP_U3_MAX_BYTES", 0)
 
 
 def test_hyena_mixer_kept_prefix_gives_the_recomputed_gradients(monkeypatch):
@@ -225,6 +226,31 @@ def test_hyena_mixer_keeps_the_prefix_within_its_byte_budget(monkeypatch):
         nodes.append(type(y.grad_fn).__name__)
         grads.append(_grads(y, inputs))
     assert "MixerConv" in nodes[0] and "HyenaMixer" in nodes[1], nodes
+    for kept, recomputed in zip(*grads):
+        torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
+
+
+def test_one_node_mixer_keeps_u3_within_its_byte_budget(monkeypatch):
+    # over KEEP_PREFIX_MAX_BYTES the mixer is one node; it keeps u3 (3 * B * L * D values)
+    # while that fits KEEP_U3_MAX_BYTES and then recomputes only proj: the same gradients
+    _keep_prefix_up_to(0, monkeypatch)
+    inputs = [t.requires_grad_() for t in _mixer_inputs(200, torch.float32, "cpu")]
+    need = 3 * 2 * 200 * 8 * 4  # B = 2, L = 200, D = 8, float32
+    saved, grads = [], []
+    for budget in (need - 1, need):
+        monkeypatch.setattr("hyenadna.ops.lean.KEEP_U3_MAX_BYTES", budget)
+        sizes = []
+
+        def pack(t, sizes=sizes):
+            sizes.append(t.numel() * t.element_size())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = hyena_mixer(*inputs)
+        assert "HyenaMixer" in type(y.grad_fn).__name__
+        saved.append(sum(sizes))
+        grads.append(_grads(y, inputs))
+    assert saved[1] - saved[0] == need, saved
     for kept, recomputed in zip(*grads):
         torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
 

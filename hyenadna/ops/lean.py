@@ -84,6 +84,22 @@ over the budget, so the 8-layer LM step at 1M keeps its memory); LM step small-3
 0: never (the memory-leanest mixer)."""
 
 
+KEEP_U3_MAX_BYTES = 0
+"""Where proj and u3 are over ``KEEP_PREFIX_MAX_BYTES`` (the one-node mixer), it still keeps u3
+alone when its 3 · B · L · D values in the compute dtype take at most this many bytes per
+layer; the backward then recomputes only in_proj's GEMM (proj: the short conv's weight
+gradient reads it), not the short conv. Predicted at 1 × 1M, D = 256 (1.6 GB per layer): one
+short-conv pass less, ~1.3 ms of the operator's ~38 ms on an H100, and ~13 GB more for the
+8-layer LM step at 1M. 0 (the default until a GPU has measured it; gpu_session.sh s18b):
+never."""
+
+
+def _keeps_u3(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
+    """Whether the one-node mixer keeps u3 for its backward (``KEEP_U3_MAX_BYTES``)."""
+    return 3 * x.shape[0] * x.shape[1] * width * (torch.finfo(dtype).bits // 8) \
+        <= KEEP_U3_MAX_BYTES
+
+
 def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
     """Whether the mixer keeps proj and u3 for its backward (two nodes) or recomputes them."""
     batch, seqlen = x.shape[0], x.shape[1]
@@ -178,16 +194,17 @@ def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward
 class _HyenaMixer(torch.autograd.Function):
     """x → y = x0 · (k ∗ (v·x1) + D·v·x1) as one node that saves x, k's spectrum and z and
     recomputes proj and u3 in the backward (L > ``KEEP_PREFIX_MAX_LEN`` and the two over
-    ``KEEP_PREFIX_MAX_BYTES``)."""
+    ``KEEP_PREFIX_MAX_BYTES``), or only proj where it keeps u3 (``KEEP_U3_MAX_BYTES``)."""
 
     @staticmethod
     def forward(ctx, x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, n1, use_onchip, dtype):
         # x is cast here (as in _MixerPrefix) so that the backward's GEMM writes dx in x's
         # own dtype: no cast kernel after it (0.6 ms at 1 x 1M on an H100)
         x_c = x.to(dtype)
-        y, z, k_spec, _, _ = _mixer_forward(x_c, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems,
-                                            True, n1, use_onchip)
-        ctx.save_for_backward(x_c, in_w, in_b, sc_w, sc_b, k_spec, z)
+        y, z, k_spec, _, u3 = _mixer_forward(x_c, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems,
+                                             True, n1, use_onchip)
+        kept_u3 = u3 if _keeps_u3(x, k.shape[0], dtype) else None
+        ctx.save_for_backward(x_c, in_w, in_b, sc_w, sc_b, k_spec, z, kept_u3)
         ctx.x_dtype = x.dtype
         ctx.n, ctx.chunk_elems, ctx.taps = n, chunk_elems, k.shape[-1]
         ctx.use_onchip = use_onchip
@@ -197,9 +214,13 @@ class _HyenaMixer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x, in_w, in_b, sc_w, sc_b, k_spec, z = ctx.saved_tensors
+        x, in_w, in_b, sc_w, sc_b, k_spec, z, u3 = ctx.saved_tensors
         w_c = in_w.to(x.dtype)
-        proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b)  # the cheap prefix, recomputed
+        if u3 is None:
+            proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b)  # the cheap prefix, recomputed
+        else:  # u3 kept: only proj, for the short conv's weight gradient
+            with torch.autocast(x.device.type, enabled=False):
+                proj = _proj(x, w_c, in_b)
         with torch.autocast(x.device.type, enabled=False):
             du3, dk, dD = _conv_backward(dy, u3, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
                                          ctx.dk_dtype, ctx.dD_dtype, ctx.use_onchip)

@@ -1250,12 +1250,15 @@ fi
 
 if [ "$phase" = s18b ]; then  # issue 6, next session (written after s17d, not run): the
     # one-node mixer keeping u3 within 2 GiB per layer (lean.KEEP_U3_MAX_BYTES): its test, the
-    # operator at 1M off against on, and the 8-layer LM step at 1M (memory: must stay < 80 GB)
+    # operator at 1M off against on, the packed chunks twice as large
+    # (fftconv_fast.PACKED_CHUNK_SCALE), and the 8-layer LM step at 1M with u3 kept or not
+    # (memory: must stay < 80 GB)
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 pytest_u3 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py \
         -k "mixer"
     U=hyenadna.ops.lean.KEEP_U3_MAX_BYTES
     knob_ab op_u3_ab.txt 50 $U "262144 1048576" 0 2147483648
+    knob_ab op_chunk_ab.txt 45 hyenadna.ops.fftconv_fast.PACKED_CHUNK_SCALE "262144 1048576" 1 2
     for budget in 0 2147483648; do
         PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train1m_u3_$budget 120 \
             python3 benchmarks/with_knobs.py --set "$U=$budget" benchmarks/bench_train.py \

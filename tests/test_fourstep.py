@@ -382,3 +382,26 @@ def test_packed_cross_rows_sum_over_the_batch_in_float32():
     q1, cross1 = fourstep._backward_results(packed[:, :1], True)  # batch 1: the row itself
     assert torch.equal(cross1, packed[1, 0])
     assert fourstep._backward_results(packed, False)[1] is None
+
+
+def test_packed_chunk_scale_gives_the_same_numbers_in_fewer_chunks(monkeypatch):
+    # fftconv_fast.PACKED_CHUNK_SCALE: packed, the engine's channel chunks may be larger;
+    # chunking never changes a channel's arithmetic, so the results are bit-equal
+    fast_module = importlib.import_module("hyenadna.ops.fftconv_fast")
+    monkeypatch.setattr(fast_module, "PACKED_SPECTRA", True)
+    v, pre, post = (_rand((1, 8, 1024), s, torch.bfloat16).requires_grad_() for s in (0, 1, 2))
+    k = (_rand((8, 1024), 3, torch.float32) / 32).requires_grad_()
+    inputs = [v, pre, post, k]
+    dy = _rand((1, 8, 1024), 5, torch.bfloat16)
+    calls, results, counts = [], [], []
+    cols = fourstep.rfft4_cols
+    monkeypatch.setattr(fourstep, "rfft4_cols", lambda *a, **kw: calls.append(1) or cols(*a, **kw))
+    for scale in (1, 2):
+        monkeypatch.setattr(fast_module, "PACKED_CHUNK_SCALE", scale)
+        calls.clear()
+        y = gated_fftconv(v, pre, post, k, fft_engine="fourstep", chunk_elems=2 * 2048)
+        results.append((y, *torch.autograd.grad(y, inputs, dy)))
+        counts.append(len(calls))
+    assert counts[1] < counts[0], counts  # fewer column-stage calls: fewer, larger chunks
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

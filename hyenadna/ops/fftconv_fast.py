@@ -90,6 +90,17 @@ def packed_spectra(v: torch.Tensor) -> bool:
     return v.dtype == torch.bfloat16 and onchip._env_on(PACKED_ENV, str(int(PACKED_SPECTRA)))
 
 
+PACKED_CHUNK_SCALE = 1
+"""Packed, the four-step engine's spectra take half the bytes, so its channel chunks may hold
+this many times ``chunk_elems`` (2: the chunks' buffers as large as before packing; fewer
+launches, shorter tails at 1M, where the backward runs 16 chunks of 16 channels). 1 (the
+default until a GPU has timed 2: gpu_session.sh s18b): unchanged."""
+
+
+def _fourstep_chunk_elems(v: torch.Tensor, chunk_elems: int) -> int:
+    return chunk_elems * (PACKED_CHUNK_SCALE if packed_spectra(v) else 1)
+
+
 FFT_POLICIES = ("pow2", "smooth")
 FFT_ENGINES = ("auto", "cufft", "fourstep", "onchip")
 FOURSTEP_MIN_N = 1 << 16
@@ -287,7 +298,7 @@ def _forward_fourstep(v, pre, post, k, D, n, n1, chunk_elems, for_backward, out)
     half, n2 = n1 // 2 + 1, n // n1
     cdt = _complex(_compute_dtype(v))
     cols_dtype = fourstep.PACKED if packed_spectra(v) else cdt
-    chunks = _chunks(channels, batch, n, chunk_elems)
+    chunks = _chunks(channels, batch, n, _fourstep_chunk_elems(v, chunk_elems))
     # the filter's spectrum in the order the row stage reads it (rowsplit: rows past 8192)
     split = rowsplit.used(torch.empty(0, n2, dtype=cdt, device=v.device))
 
@@ -376,7 +387,7 @@ def _backward_fourstep(dy, v, pre, post, k_spec, z, n, taps, chunk_elems, need_c
     dk = (torch.empty(channels, taps, dtype=_compute_dtype(v), device=v.device)
           if need_cross else None)
     parts = 2 if need_cross else 1
-    for sl in _chunks(channels, parts * batch, n, chunk_elems):
+    for sl in _chunks(channels, parts * batch, n, _fourstep_chunk_elems(v, chunk_elems)):
         if post is not None:
             strided_mul(dpost[:, sl], dy[:, sl], z[:, sl])
         cols = torch.empty(parts, batch, sl.stop - sl.start, n1 // 2 + 1, n2,

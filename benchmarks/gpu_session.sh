@@ -87,6 +87,18 @@ knob_ab() {  # knob_ab FILE SECONDS KNOB "LENGTH..." [OFF ON]: the step-graphed 
     done
 }
 
+ratio_table() {  # ratio_table SECONDS CELL_LIMIT BUDGET: every batch-1 ratio from one
+    # bench_operator run, operator and flash attention each one graph per step, 8k to 1M; its
+    # JSON and table kept as $R/table.json, $R/table.md
+    on 0 table "$1" python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
+        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
+        --cell-limit-s "$2" --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
+        --budget-s "$3"
+    mv "$R/table/results.json" "$R/table.json"
+    mv "$R/table/results.md" "$R/table.md"
+    rm -rf "$R/table"
+}
+
 pack_logs() {  # every log into one logs.txt (fewer files to bring back)
     for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
     rm -f "$R"/*.log
@@ -937,13 +949,7 @@ if [ "$phase" = s14d ]; then  # the row split fused into the CUDA column kernels
         tests/test_columns.py -k "fused or split"
     PYTHONPATH=/tmp/site:$PWD/.old_head stepgraph_b1 op_old 60 45 op_fast_stepgraph 262144 \
         1048576
-    on 0 table 200 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
-        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
-        --cell-limit-s 200 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
-        --budget-s 180
-    mv "$R/table/results.json" "$R/table.json"
-    mv "$R/table/results.md" "$R/table.md"
-    rm -rf "$R/table"
+    ratio_table 200 200 180
     pack_logs
 fi
 
@@ -1031,13 +1037,7 @@ if [ "$phase" = s15d ]; then  # issue 6: the split kernels' capped build as the 
         -k "float32 or other_builds or fused"
     on 0 tune_cols 90 python3 benchmarks/tune_fourstep.py --lengths 65536 1048576 --skip-triton \
         --cols-configs 0/5 0/6 8/6 --out "$R/tune_cols.json"
-    on 0 table 200 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
-        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
-        --cell-limit-s 200 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
-        --budget-s 180
-    mv "$R/table/results.json" "$R/table.json"
-    mv "$R/table/results.md" "$R/table.md"
-    rm -rf "$R/table"
+    ratio_table 200 200 180
     pack_logs
 fi
 
@@ -1144,13 +1144,7 @@ if [ "$phase" = s16e ]; then  # issue 6: the new defaults (prefix kept within 1 
         { echo "== $which"; cat "$R/op_$which.log"; } >>"$R/op_ab.txt"
         rm -rf "${R:?}/op_$which" "$R/op_$which.log"
     done
-    on 0 table 220 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
-        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
-        --cell-limit-s 200 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
-        --budget-s 200
-    mv "$R/table/results.json" "$R/table.json"
-    mv "$R/table/results.md" "$R/table.md"
-    rm -rf "$R/table"
+    ratio_table 220 200 200
     pack_logs
 fi
 
@@ -1201,13 +1195,7 @@ if [ "$phase" = s17c ]; then  # issue 6: the column kernels' DFTs as generated F
     on 0 pytest_cols 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
         tests/test_fourstep.py -k "packed or columns or cuda"
     knob_ab op_ab.txt 50 hyenadna.ops.columns.FFT_COLUMNS "65536 262144 1048576"
-    on 0 table 200 python3 benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
-        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
-        --cell-limit-s 180 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
-        --budget-s 185
-    mv "$R/table/results.json" "$R/table.json"
-    mv "$R/table/results.md" "$R/table.md"
-    rm -rf "$R/table"
+    ratio_table 200 180 185
     pack_logs
 fi
 

@@ -189,6 +189,8 @@ def main(argv=None) -> None:
     p.add_argument("--reps", type=int, default=10, help="timed steps (halved for slow steps)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps, the first included")
     p.add_argument("--budget-s", type=float, default=180.0, help="start no cell after this")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   help="run only these variants (default: the plan's, see above)")
     args = p.parse_args(argv)
     configs = QUICK if args.quick else {k: CONFIGS[k] for k in args.configs}
     if args.quick:
@@ -201,6 +203,8 @@ def main(argv=None) -> None:
     log(f"{meta['device']}, torch {meta['torch']}; official numbers: {OFFICIAL_NOTE}")
     records = []
     for name, variant in plan(configs, args.quick):
+        if args.variants and variant not in args.variants:
+            continue
         left = args.budget_s - (time.perf_counter() - T0)
         if left < (COMPILE_RESERVE_S if VARIANTS[variant][2] else 0):
             rec = {"config": name, "variant": variant, "status": "skipped: time budget"}

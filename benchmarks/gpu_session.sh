@@ -1219,8 +1219,8 @@ if [ "$phase" = s17d ]; then  # issue 6, the session's last call: the packed tes
     pack_logs
 fi
 
-if [ "$phase" = s18a ]; then  # issue 6, next session (written after s17d, not run): the two
-    # knobs left off for want of a GPU call, each tested, then off against on (alternating,
+if [ "$phase" = s18a ]; then  # issue 6: the two
+    # knobs left off for want of a GPU call in session 17, each tested, then off against on (alternating,
     # twice) in the operator's step: the split/merge kernels' 8-point DFTs as generated FFTs
     # (columns.FFT_SPLIT, L > 128k) and the two-row stages' shared twiddles
     # (onchip.SHARED_TWIDDLES, the backward's row kernels and the on-chip engine's), then a
@@ -1236,7 +1236,7 @@ if [ "$phase" = s18a ]; then  # issue 6, next session (written after s17d, not r
     pack_logs
 fi
 
-if [ "$phase" = s18b ]; then  # issue 6, next session (written after s17d, not run): the
+if [ "$phase" = s18b ]; then  # issue 6 (FFT_SPLIT now on): the
     # one-node mixer keeping u3 within 2 GiB per layer (lean.KEEP_U3_MAX_BYTES): its test, the
     # operator at 1M off against on, the packed chunks twice as large
     # (fftconv_fast.PACKED_CHUNK_SCALE), and the 8-layer LM step at 1M with u3 kept or not
@@ -1245,12 +1245,12 @@ if [ "$phase" = s18b ]; then  # issue 6, next session (written after s17d, not r
     on 0 pytest_u3 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_fftconv_fast.py \
         -k "mixer"
     U=hyenadna.ops.lean.KEEP_U3_MAX_BYTES
-    knob_ab op_u3_ab.txt 50 $U "262144 1048576" 0 2147483648
-    knob_ab op_chunk_ab.txt 45 hyenadna.ops.fftconv_fast.PACKED_CHUNK_SCALE "262144 1048576" 1 2
+    knob_ab op_u3_ab.txt 45 $U "262144 1048576" 0 2147483648
+    knob_ab op_chunk_ab.txt 40 hyenadna.ops.fftconv_fast.PACKED_CHUNK_SCALE "262144 1048576" 1 2
     for budget in 0 2147483648; do
-        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train1m_u3_$budget 120 \
+        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train1m_u3_$budget 90 \
             python3 benchmarks/with_knobs.py --set "$U=$budget" benchmarks/bench_train.py \
-            --configs large-1m@1M --reps 3 --out "$R/train1m_$budget" --budget-s 100
+            --configs large-1m@1M --variants fast --reps 3 --out "$R/train1m_$budget" --budget-s 80
         mv "$R/train1m_$budget/results.json" "$R/train1m_u3_$budget.json"
         rm -rf "$R/train1m_$budget"
     done

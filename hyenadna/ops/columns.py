@@ -44,12 +44,13 @@ packed build fell 39-43% (forward kernels) and 46-47% (inverse); the fused inver
 went 328 → 40 bytes. On an H100 (s17c/s17d, direct against FFT in one call, alternating):
 the step-graphed operator at batch 1 went 2.08 → 1.97 ms at 64k, 8.85 → 8.30 at 256k, 40.65 →
 38.59 at 1M; the NVRTC build of a module also went from ~30 s to a few."""
-FFT_SPLIT = False
+FFT_SPLIT = True
 """Whether the fused split kernels' 8-point DFTs across a row's parts (``cols_fwd_split``,
 ``cols_inv_merge``: L > 128k) are ``dftgen``'s generated FFTs (56 operations per 8 bins)
-instead of direct DFTs (64 complex products with coefficients in constant memory). Written
-after the seventeenth session's last GPU call: compiled with nvcc and traced against the direct
-DFT on a CPU, not yet run on a GPU, hence off (gpu_session.sh s18a tests and times it)."""
+instead of direct DFTs (64 complex products with coefficients in constant memory). On an H100
+(s18a, direct against FFT in one call, alternating, twice): the step-graphed operator at batch
+1 went 8.31 → 7.92 ms at 256k and 38.78 → 37.08 at 1M; in the profile at 1M the two kernels
+went 8.0 → 6.5 ms (forward) and 6.5 → 4.6 (inverse)."""
 SPLIT_TILE = 16
 """Columns per part in a block of the fused split kernels (``cols_fwd_split``,
 ``cols_inv_merge``): a block is one thread per (part, column), 8 parts (rowsplit.PARTS), so

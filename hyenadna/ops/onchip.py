@@ -56,8 +56,11 @@ minimum blocks = ROW_SM_THREADS / threads per block; 0: no bound)."""
 SHARED_TWIDDLES = False
 """Whether the kernels' stages on two rows at once (the backward's g and w: ``onchip_bwd`` and
 ``rows_bwd``) compute each item's twiddles once for both rows instead of once per row (the same
-products in the same order: results equal bit for bit). Written after the seventeenth session's
-last GPU call, compiled with nvcc only, hence off (gpu_session.sh s18a tests and times it)."""
+products in the same order: results equal bit for bit, which a GPU test checks). Off: on an
+H100 (s18a, off against on in one call, alternating, twice) the step-graphed operator at batch
+1 moved 0.309 → 0.306 ms at 8k and 1.979 → 1.969 at 64k, but went 38.77 → 39.47 at 1M, where
+``rows_bwd`` rose 6.3 → 7.1 ms in the profile: the twiddles held for two rows cost registers
+that the 1M row kernels (the longest rows) did not have spare."""
 ENV = "HYENADNA_ONCHIP"
 ROWS_ENV = "HYENADNA_ONCHIP_ROWS"
 _SOURCE = Path(__file__).with_name("onchip_conv.cu")

@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1254,6 +1254,21 @@ if [ "$phase" = s18b ]; then  # issue 6 (FFT_SPLIT now on): the
         mv "$R/train1m_$budget/results.json" "$R/train1m_u3_$budget.json"
         rm -rf "$R/train1m_$budget"
     done
+    pack_logs
+fi
+
+if [ "$phase" = s18c ]; then  # issue 6: with s18a/s18b's wins on by default (FFT_SPLIT,
+    # KEEP_U3_MAX_BYTES 2 GiB, PACKED_CHUNK_SCALE 2): every batch-1 ratio from one run, the LM
+    # step of every config on the fast path, and a profile (dy now bf16, as in the bench)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    ratio_table 200 180 185
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train 110 python3 \
+        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 95 \
+        --configs tiny-1k small-32k large-1m@131k large-1m@1M
+    mv "$R/train/results.json" "$R/train.json"
+    rm -rf "$R/train"
+    on 0 profile 60 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
+        --out "$R/profile.json"
     pack_logs
 fi
 

@@ -255,6 +255,37 @@ def test_one_node_mixer_keeps_u3_within_its_byte_budget(monkeypatch):
         torch.testing.assert_close(kept, recomputed, rtol=0, atol=0)
 
 
+def test_lean_mixer_env_keeps_neither_proj_nor_u3(monkeypatch):
+    # HYENADNA_LEAN_MIXER=1: past KEEP_PREFIX_MAX_LEN the mixer keeps neither proj nor u3,
+    # however large both byte budgets: one node saving exactly what the 0-budget mixer saves,
+    # the same gradients
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", 0)
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES", 1 << 40)
+    monkeypatch.setattr("hyenadna.ops.lean.KEEP_U3_MAX_BYTES", 1 << 40)
+    inputs = [t.requires_grad_() for t in _mixer_inputs(200, torch.float32, "cpu")]
+    saved, nodes, grads = [], [], []
+    for lean in ("0", "1"):
+        monkeypatch.setenv("HYENADNA_LEAN_MIXER", lean)
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(
+                lambda t, sizes=sizes: sizes.append(t.numel() * t.element_size()) or t,
+                lambda t: t):
+            y = hyena_mixer(*inputs)
+        saved.append(sum(sizes))
+        nodes.append(type(y.grad_fn).__name__)
+        grads.append(_grads(y, inputs))
+    assert "MixerConv" in nodes[0] and "HyenaMixer" in nodes[1], nodes
+    _keep_prefix_up_to(0, monkeypatch)  # the 0-budget mixer, env off
+    monkeypatch.setenv("HYENADNA_LEAN_MIXER", "0")
+    sizes = []
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: sizes.append(t.numel() * t.element_size()) or t, lambda t: t):
+        hyena_mixer(*inputs)
+    assert saved[1] == sum(sizes) < saved[0], (saved, sum(sizes))
+    for kept, lean in zip(*grads):
+        torch.testing.assert_close(kept, lean, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("keep", [1 << 13, 0])
 def test_hyena_mixer_casts_to_the_compute_dtype_itself(keep, monkeypatch, device):
     # compute_dtype: the mixer casts x (float32) itself and returns dx in float32, the same
@@ -507,10 +538,12 @@ def test_fast_path_keeps_few_activation_bytes_per_layer(monkeypatch):
     # fast path keeps the fp32 residual twice (LayerNorm inputs, 8·D), the mixer's x and z
     # (4·D), out_proj's and the MLP's bf16 inputs (4·D) and conj(K') (8·D at B = 1): 24·D
     # bytes, plus LayerNorm statistics. The plain path keeps ~100·D + the filter net's.
+    # This is the leanest mixer (HYENADNA_LEAN_MIXER=1); by default the 1M step also keeps u3
+    # (6·D bytes in bf16; test_one_node_mixer_keeps_u3_within_its_byte_budget).
     d = 32
     monkeypatch.setattr("hyenadna.model.FILTER_CHECKPOINT_MIN_LEN", 1)  # as at L >= 256k
     monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_LEN", 0)  # as at L > 8k
-    monkeypatch.setattr("hyenadna.ops.lean.KEEP_PREFIX_MAX_BYTES", 0)  # as at 1M: over budget
+    monkeypatch.setenv("HYENADNA_LEAN_MIXER", "1")
     per_layer = {mode: _saved_bytes_per_token(mode, 2, monkeypatch, d_model=d)
                  - _saved_bytes_per_token(mode, 1, monkeypatch, d_model=d)
                  for mode in ("fast", "ref")}

@@ -84,20 +84,32 @@ over the budget, so the 8-layer LM step at 1M keeps its memory); LM step small-3
 0: never (the memory-leanest mixer)."""
 
 
-KEEP_U3_MAX_BYTES = 0
+KEEP_U3_MAX_BYTES = 1 << 31
 """Where proj and u3 are over ``KEEP_PREFIX_MAX_BYTES`` (the one-node mixer), it still keeps u3
 alone when its 3 · B · L · D values in the compute dtype take at most this many bytes per
 layer; the backward then recomputes only in_proj's GEMM (proj: the short conv's weight
-gradient reads it), not the short conv. Predicted at 1 × 1M, D = 256 (1.6 GB per layer): one
-short-conv pass less, ~1.3 ms of the operator's ~38 ms on an H100, and ~13 GB more for the
-8-layer LM step at 1M. 0 (the default until a GPU has measured it; gpu_session.sh s18b):
-never."""
+gradient reads it), not the short conv. At 1 × 1M, D = 256 u3 is 1.6 GB per layer. On an H100
+(s18b, 0 against 2 GiB in one call, alternating, twice): the step-graphed operator at batch 1
+went 36.77 → 35.82 / 35.85 ms at 1M (predicted −1.3), 256k unchanged (two nodes there); the
+8-layer LM step at 1M (large-1m, batch 1) 525 → 515 ms for a peak of 57.2 → 69.2 GiB.
+``HYENADNA_LEAN_MIXER=1`` (``lean_mixer``) turns this and ``KEEP_PREFIX_MAX_BYTES`` off."""
+
+
+LEAN_ENV = "HYENADNA_LEAN_MIXER"
+
+
+def lean_mixer() -> bool:
+    """``HYENADNA_LEAN_MIXER`` set to 1: the memory-leanest mixer past ``KEEP_PREFIX_MAX_LEN``,
+    keeping neither proj nor u3 whatever their size (both byte budgets read as 0): the 8-layer
+    LM step at 1 × 1M peaked at 57.2 GiB that way against 69.2 with the defaults (H100, s18b),
+    for ~2% more time."""
+    return os.environ.get(LEAN_ENV, "0").strip().lower() in ("1", "on", "true")
 
 
 def _keeps_u3(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
     """Whether the one-node mixer keeps u3 for its backward (``KEEP_U3_MAX_BYTES``)."""
     return 3 * x.shape[0] * x.shape[1] * width * (torch.finfo(dtype).bits // 8) \
-        <= KEEP_U3_MAX_BYTES
+        <= (0 if lean_mixer() else KEEP_U3_MAX_BYTES)
 
 
 def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
@@ -105,7 +117,8 @@ def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
     batch, seqlen = x.shape[0], x.shape[1]
     if seqlen <= KEEP_PREFIX_MAX_LEN:
         return True
-    return 6 * batch * seqlen * width * (torch.finfo(dtype).bits // 8) <= KEEP_PREFIX_MAX_BYTES
+    return 6 * batch * seqlen * width * (torch.finfo(dtype).bits // 8) <= (
+        0 if lean_mixer() else KEEP_PREFIX_MAX_BYTES)
 
 
 def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

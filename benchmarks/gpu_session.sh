@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1269,6 +1269,17 @@ if [ "$phase" = s18c ]; then  # issue 6: with s18a/s18b's wins on by default (FF
     rm -rf "$R/train"
     on 0 profile 60 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
         --out "$R/profile.json"
+    pack_logs
+fi
+
+if [ "$phase" = s18d ]; then  # issue 6: the split kernels' register caps again, now that
+    # their DFTs are generated FFTs (nvcc: the forward needs 56 registers uncapped, 9 blocks
+    # per SM; the inverse 72 at 7 blocks with 252 bytes spilled), and packed chunks 4x
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 tune_split 150 python3 benchmarks/tune_fourstep.py --lengths 1048576 --skip-triton \
+        --split-configs 16/8/6/100 16/9/6/100 16/9/7/100 16/8/7/100 16/9/5/100 16/10/6/100 \
+        16/8/5/100 16/9/0/100 --out "$R/tune_split.json"
+    knob_ab op_chunk_ab.txt 35 hyenadna.ops.fftconv_fast.PACKED_CHUNK_SCALE 1048576 2 4
     pack_logs
 fi
 

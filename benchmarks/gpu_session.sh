@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1280,6 +1280,21 @@ if [ "$phase" = s18d ]; then  # issue 6: the split kernels' register caps again,
         --split-configs 16/8/6/100 16/9/6/100 16/9/7/100 16/8/7/100 16/9/5/100 16/10/6/100 \
         16/8/5/100 16/9/0/100 --out "$R/tune_split.json"
     knob_ab op_chunk_ab.txt 35 hyenadna.ops.fftconv_fast.PACKED_CHUNK_SCALE 1048576 2 4
+    pack_logs
+fi
+
+if [ "$phase" = s18e ]; then  # issue 6, the session's last call, with s18d's two wins on by
+    # default (SPLIT_MIN_BLOCKS (9, 6), PACKED_CHUNK_SCALE 4): their GPU tests, every batch-1
+    # ratio from one run, the LM step of every config on the fast path (1M: memory)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_split 70 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
+        tests/test_fourstep.py -k "fused_split or chunk"
+    ratio_table 200 180 185
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train 100 python3 \
+        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 85 \
+        --configs large-1m@1M large-1m@131k small-32k tiny-1k
+    mv "$R/train/results.json" "$R/train.json"
+    rm -rf "$R/train"
     pack_logs
 fi
 

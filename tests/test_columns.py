@@ -60,7 +60,8 @@ def test_source_builds_for_sm90_without_spills(tmp_path, monkeypatch):
     # no kernel spills at the default builds but the fused inverse, whose 6-block register cap
     # (columns.SPLIT_MIN_BLOCKS, faster on an H100 for it) costs a few hundred bytes
     # (packed: the spectra as bf16 pairs, fourstep.PACKED; fft: the generated column FFTs,
-    # whose forward kernels spill 20 / 8 bytes at their register caps, nvcc 13)
+    # whose forward kernels spill 20 / 8 bytes at their register caps, nvcc 13). The fused
+    # forward's 9-block cap, tuned for the generated FFTs, costs the direct DFT's 24 bytes.
     plain = {"cols_fwd", "cols_inv"}
     for packed, fft in ((False, False), (True, False), (True, True), (True, "split")):
         monkeypatch.setattr(columns, "FFT_COLUMNS", bool(fft))
@@ -70,7 +71,8 @@ def test_source_builds_for_sm90_without_spills(tmp_path, monkeypatch):
             built = _ptxas(tmp_path, columns.source(32, 16, split, packed))
             assert set(built) == names, built
             for name, (_, spill) in built.items():
-                allowed = 512 if name == "cols_inv_merge" else 32 if fft else 0
+                allowed = (512 if name == "cols_inv_merge" else
+                           32 if fft or name == "cols_fwd_split" else 0)
                 assert spill <= allowed, (name, spill, packed, fft)
 
 

@@ -57,13 +57,19 @@ SPLIT_TILE = 16
 8 · SPLIT_TILE threads; each (k1, part) run it stores or loads is SPLIT_TILE consecutive complex
 values (128 bytes at 16). On an H100 at 1M (s15b): 16 beats 8 and 32 in both kernels, by 3-9%.
 benchmarks/tune_fourstep.py --split-configs times others."""
-SPLIT_MIN_BLOCKS = (8, 6)
+SPLIT_MIN_BLOCKS = (9, 6)
 """Blocks per SM (forward, inverse) the fused split kernels are built for (``__launch_bounds__``'s
-second argument, which caps their registers; 0 leaves it to the compiler). Left to nvcc they
-took 72 / 128 registers, 7 / 4 blocks of 128 threads per SM, and Nsight Compute found both
-latency-bound (s15b). Capped at 8 / 6 blocks (64 / 80 registers; the inverse spills 328 bytes)
-with the carveout below, on an H100 at 1M (s15c, 32 channels, graph replays): forward
-0.298 → 0.265 ms, inverse 0.247 → 0.224, the long conv's forward+backward 25.47 → 24.43 ms."""
+second argument, which caps their registers; 0 leaves it to the compiler). Left to nvcc the
+direct-DFT builds took 72 / 128 registers, 7 / 4 blocks of 128 threads per SM, and Nsight
+Compute found both latency-bound (s15b). Capped at 8 / 6 blocks (64 / 80 registers; the inverse
+spills 328 bytes) with the carveout below, on an H100 at 1M (s15c, 32 channels, graph replays):
+forward 0.298 → 0.265 ms, inverse 0.247 → 0.224, the long conv's forward+backward 25.47 →
+24.43 ms. With the generated FFTs (``FFT_SPLIT``) the forward needs only 56 registers
+uncapped (nvcc 13: 9 blocks fit) and the inverse 72 at 7 blocks (252 bytes spilled); re-tuned
+on an H100 (s18d, same measure): forward 0.214 ms at 8 blocks → 0.185 at 9 or 10, inverse
+0.175 at 6 / 0.178 at 7; the long conv's forward+backward 19.84 ms at (8, 6), 19.70 at (9, 6),
+19.62 at (9, 7), 19.87 at (10, 6), 20.03 at (9, 5). The inverse stays at 6: at 7 its direct-DFT
+build (FFT_SPLIT off) spills 548 bytes, and 6 against 7 was within the run's noise."""
 SPLIT_CARVEOUT = 100
 """The split kernels' preferred shared-memory carveout in percent of the unified L1/shared
 memory (CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT); -1 leaves the driver's choice,

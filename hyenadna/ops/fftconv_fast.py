@@ -90,13 +90,13 @@ def packed_spectra(v: torch.Tensor) -> bool:
     return v.dtype == torch.bfloat16 and onchip._env_on(PACKED_ENV, str(int(PACKED_SPECTRA)))
 
 
-PACKED_CHUNK_SCALE = 2
+PACKED_CHUNK_SCALE = 4
 """Packed, the four-step engine's spectra take half the bytes, so its channel chunks may hold
 this many times ``chunk_elems`` (2: the chunks' buffers as large as before packing; fewer
-launches, shorter tails at 1M, where the backward ran 16 chunks of 16 channels). On an H100
-(s18b, 1 against 2 in one call, alternating, twice), the step-graphed operator at batch 1:
-256k 7.87 / 7.89 → 7.82 / 7.75 ms, 1M 36.83 / 37.14 → 36.54 / 36.53 ms. 1: chunks as
-unpacked."""
+launches, shorter tails at 1M, where the backward ran 16 chunks of 16 channels). On an H100,
+the step-graphed operator at batch 1 (one call per pair, alternating, twice): 1 → 2 (s18b)
+256k 7.87 / 7.89 → 7.82 / 7.75 ms, 1M 36.83 / 37.14 → 36.54 / 36.53; 2 → 4 (s18d) 1M
+35.43 / 35.39 → 35.10 / 35.14. 1: chunks as unpacked."""
 
 
 def _fourstep_chunk_elems(v: torch.Tensor, chunk_elems: int) -> int:

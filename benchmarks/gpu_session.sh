@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s19a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1295,6 +1295,30 @@ if [ "$phase" = s18e ]; then  # issue 6, the session's last call, with s18d's tw
         --configs large-1m@1M large-1m@131k small-32k tiny-1k
     mv "$R/train/results.json" "$R/train.json"
     rm -rf "$R/train"
+    pack_logs
+fi
+
+if [ "$phase" = s19a ]; then  # issue 6, next session (written after s18e, not run): the
+    # time-major proj (lean.TIME_MAJOR_PROJ: in_proj's GEMM writes (B, 3D, L) without its bias,
+    # the short conv's kernels read and write time-contiguous rows only): its GPU tests, off
+    # against on in the operator's step (alternating, twice), a profile with it on, and the LM
+    # step off / on (small-32k: the batched GEMMs; large-1m at 1M)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    T=hyenadna.ops.lean.TIME_MAJOR_PROJ
+    on 0 pytest_tm 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
+        tests/test_fftconv_fast.py -k "time_major"
+    on 0 short_conv_tm 60 python3 benchmarks/bench_short_conv.py --time-major \
+        --lengths 65536 1048576 --out "$R/short_conv_tm.json"
+    knob_ab op_tm_ab.txt 45 $T "65536 262144 1048576"
+    on 0 profile 60 python3 benchmarks/with_knobs.py --set $T=True benchmarks/profile_operator.py \
+        --lengths 65536 1048576 --top 30 --out "$R/profile_tm.json"
+    for value in False True; do
+        PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train_tm_$value 60 python3 \
+            benchmarks/with_knobs.py --set $T=$value benchmarks/bench_train.py --variants fast \
+            --reps 5 --configs small-32k large-1m@1M --out "$R/train_tm_$value" --budget-s 50
+        mv "$R/train_tm_$value/results.json" "$R/train_tm_$value.json"
+        rm -rf "$R/train_tm_$value"
+    done
     pack_logs
 fi
 

@@ -10,6 +10,8 @@ layout and write the other in tiles, doing the arithmetic that sits at the bound
                                   (the gates around the long conv; the transposed output y)
     short_conv_t(proj, w, bias)   (B, L, C) → (B, C, L): transpose + causal depthwise K-tap conv
     short_conv_t_backward(...)    its input gradient (B, C, L) → (B, L, C) and weight/bias grads
+                                  (both also take a time-major (B, C, L) proj, ``time_major``, and
+                                  in_proj's bias to add on the way, ``in_bias``)
 
 Each has a plain torch twin (``*_torch``) that the CPU uses and the tests hold the Triton kernels
 to (the kernels also run on the CPU under ``TRITON_INTERPRET=1``; see tests/test_layout.py).
@@ -126,54 +128,79 @@ def padded_mul(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None = None
 # ------------------------------------------------------------------------------------------
 
 
-def short_conv_t(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-                 ) -> torch.Tensor:
+def short_conv_t(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 in_bias: torch.Tensor | None = None, time_major: bool = False) -> torch.Tensor:
     """Causal depthwise conv of (B, L, C) → (B, C, L); weight (C, 1, K) as nn.Conv1d's.
 
-    out[b, c, l] = bias[c] + sum_j weight[c, 0, j] · proj[b, l + j − (K − 1), c] (zero before 0),
-    the official layout's result (pad K − 1 on both sides, keep the first L). Weights in any
-    float dtype; the output takes proj's. Forward only: the Triton path records no autograd
-    graph; gradients come from ``short_conv_t_backward`` (the mixer's hand-written backward).
+    out[b, c, l] = bias[c] + sum_j weight[c, 0, j] · p[b, l + j − (K − 1), c] (zero before 0),
+    the official layout's result (pad K − 1 on both sides, keep the first L), where p = proj, or
+    proj + in_bias (in float32, zero outside [0, L) as the padding is) when in_bias (C,) is given:
+    in_proj's bias, added here instead of by the GEMM. time_major: proj is (B, C, L) (any
+    strides) instead. Weights and biases in any float dtype, rounded to proj's; the output takes
+    proj's. Forward only: the Triton path records no autograd graph; gradients come from
+    ``short_conv_t_backward`` (the mixer's hand-written backward).
     """
     if use_triton(proj):
-        return short_conv_t_triton(proj, weight, bias)
-    return short_conv_t_torch(proj, weight, bias)
+        return short_conv_t_triton(proj, weight, bias, in_bias, time_major)
+    return short_conv_t_torch(proj, weight, bias, in_bias, time_major)
 
 
-def short_conv_t_torch(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+def _as_bcl(proj: torch.Tensor, time_major: bool) -> torch.Tensor:
+    """proj as a (B, C, L) view: itself when time-major, else its transpose."""
+    return proj if time_major else proj.transpose(1, 2)
+
+
+def _with_in_bias(p: torch.Tensor, in_bias: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """p (B, C, L) + in_bias rounded to ``dtype`` (the GEMM's bias), in the accumulation dtype."""
+    acc = _acc_dtype(p)
+    return p.to(acc) + in_bias.to(dtype).to(acc)[:, None]
+
+
+def short_conv_t_torch(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                       in_bias: torch.Tensor | None = None, time_major: bool = False
                        ) -> torch.Tensor:
     """Torch twin of ``short_conv_t``: left padding doubles as the transpose copy cuDNN needs."""
-    x = F.pad(proj.transpose(1, 2), (weight.shape[-1] - 1, 0))  # (B, C, L + K - 1)
-    w = weight.to(proj.dtype)
-    return F.conv1d(x, w, None if bias is None else bias.to(proj.dtype), groups=x.shape[1])
+    p = _as_bcl(proj, time_major)
+    taps, dt = weight.shape[-1], proj.dtype
+    if in_bias is None:
+        x = F.pad(p, (taps - 1, 0))  # (B, C, L + K - 1)
+        return F.conv1d(x, weight.to(dt), None if bias is None else bias.to(dt),
+                        groups=x.shape[1])
+    x = F.pad(_with_in_bias(p, in_bias, dt), (taps - 1, 0))  # float32: the kernel's sums
+    acc = x.dtype
+    out = F.conv1d(x, weight.to(dt).to(acc), None if bias is None else bias.to(dt).to(acc),
+                   groups=x.shape[1])
+    return out.to(dt)
 
 
-def short_conv_t_triton(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+def short_conv_t_triton(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        in_bias: torch.Tensor | None = None, time_major: bool = False
                         ) -> torch.Tensor:
     """Triton ``short_conv_t``; weights rounded to proj's dtype first, as conv1d sees them."""
-    batch, seqlen, channels = proj.shape
+    inp = _as_bcl(proj, time_major)
+    batch, channels, seqlen = inp.shape
     out = torch.empty(batch, channels, seqlen, dtype=proj.dtype, device=proj.device)
-    # weights and bias rounded to proj's dtype inside the kernel (no cast kernels)
-    _launch_shift_conv(out, proj.transpose(1, 2), weight.reshape(channels, -1), bias, sign=1)
+    # weights and biases rounded to proj's dtype inside the kernel (no cast kernels)
+    _launch_shift_conv(out, inp, weight.reshape(channels, -1), bias, sign=1, in_bias=in_bias)
     return out
 
 
 def short_conv_t_backward(dout: torch.Tensor, proj: torch.Tensor, weight: torch.Tensor,
                           need_weight: bool = True, need_bias: bool = True,
-                          need_dproj_sum: bool = False):
-    """Gradients of ``short_conv_t`` given dout (B, C, L) and its input proj (B, L, C).
+                          need_dproj_sum: bool = False, in_bias: torch.Tensor | None = None,
+                          time_major: bool = False):
+    """Gradients of ``short_conv_t`` given dout (B, C, L) and its input proj (B, L, C), or
+    (B, C, L) when time_major; in_bias as given to ``short_conv_t`` (the weight gradient reads
+    proj + in_bias).
 
     Returns:
-        dproj (B, L, C) contiguous in dout's dtype; dweight (C, 1, K), dbias (C,) and
-        dproj_sum = sum over (b, l) of dproj (C,) (in_proj's bias gradient, see
-        ``short_conv_t_dproj_sum``) in float32 (float64 for float64 inputs), or None where not
-        needed.
+        dproj (B, L, C) contiguous in dout's dtype ((B, C, L) when time_major); dweight
+        (C, 1, K), dbias (C,) and dproj_sum = sum over (b, l) of dproj (C,) (in_proj's bias
+        gradient, see ``short_conv_t_dproj_sum``) in float32 (float64 for float64 inputs), or
+        None where not needed.
     """
-    if use_triton(dout):
-        return short_conv_t_backward_triton(dout, proj, weight, need_weight, need_bias,
-                                            need_dproj_sum)
-    return short_conv_t_backward_torch(dout, proj, weight, need_weight, need_bias,
-                                       need_dproj_sum)
+    impl = short_conv_t_backward_triton if use_triton(dout) else short_conv_t_backward_torch
+    return impl(dout, proj, weight, need_weight, need_bias, need_dproj_sum, in_bias, time_major)
 
 
 def _acc_dtype(t: torch.Tensor) -> torch.dtype:
@@ -181,7 +208,7 @@ def _acc_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def short_conv_t_backward_torch(dout, proj, weight, need_weight=True, need_bias=True,
-                                need_dproj_sum=False):
+                                need_dproj_sum=False, in_bias=None, time_major=False):
     """Torch twin of ``short_conv_t_backward`` (shifted multiply-adds, float32 accumulation)."""
     taps, seqlen = weight.shape[-1], dout.shape[-1]
     acc = _acc_dtype(dout)
@@ -190,10 +217,14 @@ def short_conv_t_backward_torch(dout, proj, weight, need_weight=True, need_bias=
     # dproj[l] = sum_j w[j] · g[l + K - 1 - j]
     dproj_t = sum(w[:, j, None] * g[..., taps - 1 - j: taps - 1 - j + seqlen]
                   for j in range(taps))  # (B, C, L)
-    dproj = dproj_t.to(dout.dtype).transpose(1, 2).contiguous()  # (B, L, C)
+    dproj = dproj_t.to(dout.dtype)  # (B, C, L)
+    if not time_major:
+        dproj = dproj.transpose(1, 2).contiguous()  # (B, L, C)
     dweight = dbias = None
     if need_weight:
-        x = F.pad(proj.transpose(1, 2).to(acc), (taps - 1, 0))  # (B, C, L + K - 1)
+        p = _as_bcl(proj, time_major)
+        p = p.to(acc) if in_bias is None else _with_in_bias(p, in_bias, dout.dtype)
+        x = F.pad(p, (taps - 1, 0))  # (B, C, L + K - 1)
         dweight = torch.stack([(dout.to(acc) * x[..., j: j + seqlen]).sum((0, 2))
                                for j in range(taps)], dim=-1).unsqueeze(1)  # (C, 1, K)
     if need_bias or need_dproj_sum:
@@ -203,18 +234,19 @@ def short_conv_t_backward_torch(dout, proj, weight, need_weight=True, need_bias=
 
 
 def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias=True,
-                                 need_dproj_sum=False):
+                                 need_dproj_sum=False, in_bias=None, time_major=False):
     """Triton ``short_conv_t_backward``: one kernel reads dout and proj once, writing dproj
     (transposed) and partial weight/bias sums (one row per DW_L_PER_PROGRAM time steps); one
     more adds the partial rows up and forms dproj_sum (the ~15 small torch kernels it replaces
     were ~0.03 ms of the 8k operator's step on an H100)."""
     batch, channels, seqlen = dout.shape
     taps = weight.shape[-1]
-    dproj = torch.empty(batch, seqlen, channels, dtype=dout.dtype, device=dout.device)
+    dproj = torch.empty(*((batch, channels, seqlen) if time_major else (batch, seqlen, channels)),
+                        dtype=dout.dtype, device=dout.device)
     w = weight.reshape(channels, taps)  # (C, K), rounded to dout's dtype by the kernels
     sums = need_weight or need_bias or need_dproj_sum
     if not (sums and dout.numel()):
-        _launch_shift_conv(dproj.transpose(1, 2), dout, w, None, sign=-1)
+        _launch_shift_conv(_as_bcl(dproj, time_major), dout, w, None, sign=-1)
         if not sums:
             return dproj, None, None, None
         dweight = torch.zeros(channels, 1, taps, device=dout.device) if need_weight else None
@@ -231,11 +263,13 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
     kpow = triton.next_power_of_2(taps)
     pw = torch.empty(batch * parts, channels, kpow, dtype=torch.float32, device=dout.device)
     pb = torch.empty(batch * parts, channels, dtype=torch.float32, device=dout.device)
-    x, dp = proj.transpose(1, 2), dproj.transpose(1, 2)  # (B, C, L) views
+    x, dp = _as_bcl(proj, time_major), _as_bcl(dproj, time_major)  # (B, C, L) views
     grid = (parts, triton.cdiv(channels, BLOCK_C), batch)
-    _short_conv_dw_kernel[grid](pw, pb, dp, dout, x, w, channels, seqlen, parts,
+    _short_conv_dw_kernel[grid](pw, pb, dp, dout, x, w, w if in_bias is None else in_bias,
+                                channels, seqlen, parts,
                                 *dp.stride(), *dout.stride(), *x.stride(), *w.stride(),
-                                K=taps, KPOW=kpow, W_ROUND=_round_code(dout.dtype, dout.dtype),
+                                K=taps, KPOW=kpow, IN_BIAS=in_bias is not None,
+                                W_ROUND=_round_code(dout.dtype, dout.dtype),
                                 L_PER_PROGRAM=per_program, BLOCK_C=BLOCK_C,
                                 BLOCK_L=BLOCK_L, num_warps=DW_WARPS)
     _short_conv_sums_kernel[(triton.cdiv(channels, SUMS_BLOCK_C),)](
@@ -270,18 +304,24 @@ def short_conv_t_dproj_sum(dout: torch.Tensor, weight: torch.Tensor, dbias: torc
 
 
 def _launch_shift_conv(out: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
-                       bias: torch.Tensor | None, sign: int) -> None:
+                       bias: torch.Tensor | None, sign: int,
+                       in_bias: torch.Tensor | None = None) -> None:
     """out[b, c, l] = bias[c] + sum_j w[c, j] · inp[b, c, l + sign·(j − (K − 1))] (zero outside
     [0, L)); out and inp are (B, C, L) views with any strides. sign = 1: the causal forward;
     sign = −1: its adjoint (the input gradient). w and bias (any float dtype) are rounded to
-    out's dtype first, as conv1d would see them after a cast."""
+    out's dtype first, as conv1d would see them after a cast; so is in_bias (C,), added to
+    every inp value inside [0, L) first (sign = 1 only)."""
+    if in_bias is not None and sign != 1:
+        raise ValueError("in_bias applies to the forward (sign = 1) only")
     batch, channels, seqlen = inp.shape
     if out.numel() == 0:
         return
     grid = (triton.cdiv(seqlen, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
-    _shift_conv_kernel[grid](out, inp, w, w if bias is None else bias, channels, seqlen,
+    _shift_conv_kernel[grid](out, inp, w, w if bias is None else bias,
+                             w if in_bias is None else in_bias, channels, seqlen,
                              *out.stride(), *inp.stride(), *w.stride(), SIGN=sign,
                              K=w.shape[-1], HAS_BIAS=bias is not None,
+                             IN_BIAS=in_bias is not None,
                              W_ROUND=_round_code(out.dtype, out.dtype), BLOCK_C=BLOCK_C,
                              BLOCK_L=BLOCK_L, num_warps=SHIFT_WARPS)
 
@@ -326,32 +366,37 @@ if triton is not None:
                  val.to(out_ptr.dtype.element_ty), mask=(c < C) & (t < N))
 
     @triton.jit
-    def _shift_conv_kernel(out_ptr, in_ptr, w_ptr, bias_ptr, C, L, so_b, so_c, so_l,
+    def _shift_conv_kernel(out_ptr, in_ptr, w_ptr, bias_ptr, ib_ptr, C, L, so_b, so_c, so_l,
                            si_b, si_c, si_l, sw_c, sw_k, SIGN: tl.constexpr, K: tl.constexpr,
-                           HAS_BIAS: tl.constexpr, W_ROUND: tl.constexpr, BLOCK_C: tl.constexpr,
-                           BLOCK_L: tl.constexpr):
+                           HAS_BIAS: tl.constexpr, IN_BIAS: tl.constexpr, W_ROUND: tl.constexpr,
+                           BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr):
         pid_b = tl.program_id(2).to(tl.int64)
         c = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)[:, None]
         t = (tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)).to(tl.int64)[None, :]
         cmask = c < C
+        if IN_BIAS:  # in_proj's bias, added to the inputs inside [0, L) (the padding stays 0)
+            ib = _rounded(tl.load(ib_ptr + c, mask=cmask, other=0.0), W_ROUND)
         acc = tl.zeros((BLOCK_C, BLOCK_L), dtype=tl.float32)
         for j in tl.static_range(K):
             src = t + SIGN * (j - (K - 1))
             m = cmask & (src >= 0) & (src < L)
-            x = tl.load(in_ptr + pid_b * si_b + c * si_c + src * si_l, mask=m, other=0.0)
+            x = tl.load(in_ptr + pid_b * si_b + c * si_c + src * si_l, mask=m,
+                        other=0.0).to(tl.float32)
+            if IN_BIAS:
+                x = tl.where(m, x + ib, 0.0)
             w = _rounded(tl.load(w_ptr + c * sw_c + j * sw_k, mask=cmask, other=0.0), W_ROUND)
-            acc += w * x.to(tl.float32)
+            acc += w * x
         if HAS_BIAS:
             acc += _rounded(tl.load(bias_ptr + c, mask=cmask, other=0.0), W_ROUND)
         tl.store(out_ptr + pid_b * so_b + c * so_c + t * so_l,
                  acc.to(out_ptr.dtype.element_ty), mask=cmask & (t < L))
 
     @triton.jit
-    def _short_conv_dw_kernel(pw_ptr, pb_ptr, dp_ptr, g_ptr, x_ptr, w_ptr, C, L, P, sd_b, sd_c,
-                              sd_l, sg_b, sg_c, sg_l, sx_b, sx_c, sx_l, sw_c, sw_k,
-                              K: tl.constexpr, KPOW: tl.constexpr, W_ROUND: tl.constexpr,
-                              L_PER_PROGRAM: tl.constexpr, BLOCK_C: tl.constexpr,
-                              BLOCK_L: tl.constexpr):
+    def _short_conv_dw_kernel(pw_ptr, pb_ptr, dp_ptr, g_ptr, x_ptr, w_ptr, ib_ptr, C, L, P,
+                              sd_b, sd_c, sd_l, sg_b, sg_c, sg_l, sx_b, sx_c, sx_l, sw_c, sw_k,
+                              K: tl.constexpr, KPOW: tl.constexpr, IN_BIAS: tl.constexpr,
+                              W_ROUND: tl.constexpr, L_PER_PROGRAM: tl.constexpr,
+                              BLOCK_C: tl.constexpr, BLOCK_L: tl.constexpr):
         # For one stretch of time and one (batch item, channel block), reading g = dout and
         # x = proj once: the input gradient (the causal conv's adjoint, written transposed)
         #   dp[b, c, t] = sum_j w[c, j] · g[b, c, t + K − 1 − j]
@@ -368,6 +413,8 @@ if triton is not None:
         taps = tl.arange(0, KPOW)[None, :]
         w_all = _rounded(tl.load(w_ptr + c * sw_c + taps * sw_k, mask=cmask & (taps < K),
                                  other=0.0), W_ROUND)  # (BLOCK_C, KPOW)
+        if IN_BIAS:  # x = proj + in_proj's bias inside [0, L), as the forward saw it
+            ib = _rounded(tl.load(ib_ptr + c, mask=cmask, other=0.0), W_ROUND)
         acc_w = tl.zeros((BLOCK_C, KPOW), dtype=tl.float32)
         acc_b = tl.zeros((BLOCK_C,), dtype=tl.float32)
         start = pid_p.to(tl.int64) * L_PER_PROGRAM
@@ -376,6 +423,8 @@ if triton is not None:
             m = cmask & (t < L)
             x = tl.load(x_ptr + pid_b * sx_b + c * sx_c + t * sx_l, mask=m,
                         other=0.0).to(tl.float32)
+            if IN_BIAS:
+                x = tl.where(m, x + ib, 0.0)
             dp = tl.zeros((BLOCK_C, BLOCK_L), dtype=tl.float32)
             for j in tl.static_range(K):
                 src = t + (K - 1 - j)

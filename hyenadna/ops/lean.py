@@ -131,32 +131,81 @@ def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Te
     return (a @ b).to(dtype)
 
 
-def _prefix_forward(x, w_c, in_b, sc_w, sc_b):
-    """proj = in_proj(x) (B, L, 3D) and u3 = short_conv(proj) (B, 3D, L), in x's dtype;
-    w_c: in_proj's weight already in x's dtype (the backward reuses it)."""
+TIME_MAJOR_PROJ = False
+"""Whether the mixer's in_proj GEMM writes proj time-major, (B, 3D, L), without its bias, the
+short conv adding the bias on the way (``short_conv_t``'s ``in_bias``), and its backward's
+GEMMs read dproj (B, 3D, L) as transposed operands. cuBLAS takes either layout at no cost, and
+the short conv's kernels then read and write time-contiguous rows only: no transposing tile
+on either side. Off (the channels-last proj (B, L, 3D), the bias in the GEMM's epilogue):
+written in the eighteenth session after its last GPU call, tested on the CPU only. Predicted
+on an H100 at 1 × 1M, D = 256: the short conv's forward 1.27 → ~1.1 ms (3 GB at 2.4 → ~2.7
+TB/s) and its backward 2.45 → ~1.7 (4.5 GB at 1.84 → ~2.6 TB/s), ~−0.9 ms of the operator's
+~34.5, if the GEMMs keep their speed in the other layout; ~−0.05 ms at 64k. proj and dproj
+round to bf16 without the bias (the conv adds it in float32), a rounding unlike the plain
+path's; the tests hold both layouts to the same float64 references."""
+
+
+def _proj_for_conv(x, w_c, in_b, time_major):
+    """in_proj(x) as the short conv takes it: (B, L, 3D) with its bias, or time-major (B, 3D, L)
+    without it (``TIME_MAJOR_PROJ``: the conv adds it). x and w_c in the compute dtype."""
+    if not time_major:
+        return _proj(x, w_c, in_b)
+    if x.shape[0] == 1:
+        return torch.mm(w_c, x[0].t()).unsqueeze(0)  # (1, 3D, L): the same GEMM, C transposed
+    return torch.matmul(w_c, x.transpose(1, 2))
+
+
+def _prefix_forward(x, w_c, in_b, sc_w, sc_b, time_major=False):
+    """proj = in_proj(x) (B, L, 3D), or (B, 3D, L) without its bias when time_major, and u3 =
+    short_conv(in_proj(x)) (B, 3D, L), in x's dtype; w_c: in_proj's weight already in x's
+    dtype (the backward reuses it)."""
     # Explicit dtypes instead of autocast, so the backward's recompute (which runs with
     # autocast off) reproduces exactly the same proj and gates.
     with torch.autocast(x.device.type, enabled=False):
-        proj = _proj(x, w_c, in_b)  # (B, L, 3D)
-        return proj, short_conv_t(proj, sc_w, sc_b)  # weights in x's dtype
+        proj = _proj_for_conv(x, w_c, in_b, time_major)
+        # weights in x's dtype
+        return proj, short_conv_t(proj, sc_w, sc_b, in_b if time_major else None, time_major)
 
 
-def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtype=None):
+def _bmm_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``_matmul_in`` for a batch of (B, m, k) @ (B, k, n) (b may be 2-D: one for all)."""
+    if b.dim() == 2:
+        b = b.expand(a.shape[0], *b.shape)
+    if a.is_cuda and dtype == torch.float32 and a.dtype in (torch.bfloat16, torch.float16):
+        return torch.bmm(a, b, out_dtype=torch.float32)
+    return torch.bmm(a, b).to(dtype)
+
+
+def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtype=None,
+                     time_major=False):
     """Gradients of ``_prefix_forward`` for (x, in_w, in_b, sc_w, sc_b) given du3 (B, 3D, L);
     w_c: in_proj's weight in x's dtype, w_dtype: its parameter's; need: which are wanted;
-    dx_dtype: dx's dtype (default x's: the caller's input before its cast to x's dtype)."""
+    dx_dtype: dx's dtype (default x's: the caller's input before its cast to x's dtype);
+    time_major: proj as ``_prefix_forward`` gave it with that flag."""
+    dx_dtype = dx_dtype or x.dtype
     with torch.autocast(x.device.type, enabled=False):
         # in_proj's bias gradient from the short conv's (no reduction over dproj)
         dproj, dsc_w, dsc_b, din_b = short_conv_t_backward(
             du3, proj, sc_w, bool(need[3]), sc_b is not None and bool(need[4]),
-            bool(need[2]) and in_b is not None)
+            bool(need[2]) and in_b is not None, in_b if time_major else None, time_major)
         din_b = None if din_b is None else din_b.to(in_b.dtype)
         # The same matmuls autocast's autograd runs: in x's dtype with float32 accumulation;
         # weight gradients widen to the parameters' dtype.
-        dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
-        dx = (_matmul_in(dproj2, w_c, dx_dtype or x.dtype).view(x.shape) if need[0]
-              else None)  # (B, L, D)
-        din_w = _matmul_in(dproj2.t(), x2, w_dtype) if need[1] else None  # (3D, D)
+        dx = din_w = None
+        if time_major and x.shape[0] > 1:  # dproj (B, 3D, L): a batch of transposed operands
+            if need[0]:
+                dx = _bmm_in(dproj.transpose(1, 2), w_c, dx_dtype)  # (B, L, D)
+            if need[1]:  # float32 per item, summed in float32
+                din_w = _bmm_in(dproj, x, torch.float32).sum(0).to(w_dtype)  # (3D, D)
+        else:
+            if time_major:  # B = 1: dproj[0] (3D, L) is dproj2ᵀ, a transposed GEMM operand
+                dproj2, x2 = dproj[0].t(), x[0]
+            else:
+                dproj2, x2 = dproj.reshape(-1, dproj.shape[-1]), x.reshape(-1, x.shape[-1])
+            if need[0]:
+                dx = _matmul_in(dproj2, w_c, dx_dtype).view(x.shape)  # (B, L, D)
+            if need[1]:
+                din_w = _matmul_in(dproj2.t(), x2, w_dtype)  # (3D, D)
     return dx, din_w, din_b, _as(dsc_w, sc_w), _as(dsc_b, sc_b)
 
 
@@ -196,9 +245,9 @@ def _conv_backward(dy, u3, k_spec, z, n, taps, chunk_elems, dk_dtype, dD_dtype, 
 
 
 def _mixer_forward(x, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, for_backward, n1,
-                   use_onchip):
+                   use_onchip, time_major=False):
     """y (B, L, D) [, z, K'/n when for_backward], proj, u3."""
-    proj, u3 = _prefix_forward(x, in_w.to(x.dtype), in_b, sc_w, sc_b)
+    proj, u3 = _prefix_forward(x, in_w.to(x.dtype), in_b, sc_w, sc_b, time_major)
     with torch.autocast(x.device.type, enabled=False):
         y, z, k_spec = _conv_forward(u3, k, D, n, chunk_elems, for_backward, n1, use_onchip)
     return y, z, k_spec, proj, u3
@@ -214,8 +263,9 @@ class _HyenaMixer(torch.autograd.Function):
         # x is cast here (as in _MixerPrefix) so that the backward's GEMM writes dx in x's
         # own dtype: no cast kernel after it (0.6 ms at 1 x 1M on an H100)
         x_c = x.to(dtype)
+        ctx.time_major = TIME_MAJOR_PROJ
         y, z, k_spec, _, u3 = _mixer_forward(x_c, in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems,
-                                             True, n1, use_onchip)
+                                             True, n1, use_onchip, ctx.time_major)
         kept_u3 = u3 if _keeps_u3(x, k.shape[0], dtype) else None
         ctx.save_for_backward(x_c, in_w, in_b, sc_w, sc_b, k_spec, z, kept_u3)
         ctx.x_dtype = x.dtype
@@ -229,17 +279,18 @@ class _HyenaMixer(torch.autograd.Function):
     def backward(ctx, dy):
         x, in_w, in_b, sc_w, sc_b, k_spec, z, u3 = ctx.saved_tensors
         w_c = in_w.to(x.dtype)
-        if u3 is None:
-            proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b)  # the cheap prefix, recomputed
+        tm = ctx.time_major
+        if u3 is None:  # the cheap prefix, recomputed
+            proj, u3 = _prefix_forward(x, w_c, in_b, sc_w, sc_b, tm)
         else:  # u3 kept: only proj, for the short conv's weight gradient
             with torch.autocast(x.device.type, enabled=False):
-                proj = _proj(x, w_c, in_b)
+                proj = _proj_for_conv(x, w_c, in_b, tm)
         with torch.autocast(x.device.type, enabled=False):
             du3, dk, dD = _conv_backward(dy, u3, k_spec, z, ctx.n, ctx.taps, ctx.chunk_elems,
                                          ctx.dk_dtype, ctx.dD_dtype, ctx.use_onchip)
         del u3
         grads = _prefix_backward(du3, x, proj, w_c, in_w.dtype, in_b, sc_w, sc_b,
-                                 ctx.needs_input_grad, ctx.x_dtype)
+                                 ctx.needs_input_grad, ctx.x_dtype, tm)
         return (*grads, dk, dD, None, None, None, None, None)
 
 
@@ -252,7 +303,8 @@ class _MixerPrefix(torch.autograd.Function):
         # backward's GEMM can write dx in x's own dtype (no cast kernel either way).
         x_c = x.to(dtype)
         w_c = in_w.to(dtype)  # kept for the backward's dx: one cast per step, not two
-        proj, u3 = _prefix_forward(x_c, w_c, in_b, sc_w, sc_b)
+        ctx.time_major = TIME_MAJOR_PROJ
+        proj, u3 = _prefix_forward(x_c, w_c, in_b, sc_w, sc_b, ctx.time_major)
         ctx.save_for_backward(x_c, proj, w_c, in_b, sc_w, sc_b)
         ctx.w_dtype, ctx.x_dtype = in_w.dtype, x.dtype
         return u3
@@ -261,7 +313,7 @@ class _MixerPrefix(torch.autograd.Function):
     def backward(ctx, du3):
         x_c, proj, w_c, in_b, sc_w, sc_b = ctx.saved_tensors
         grads = _prefix_backward(du3, x_c, proj, w_c, ctx.w_dtype, in_b, sc_w, sc_b,
-                                 ctx.needs_input_grad, ctx.x_dtype)
+                                 ctx.needs_input_grad, ctx.x_dtype, ctx.time_major)
         return (*grads, None)
 
 
@@ -377,7 +429,7 @@ def hyena_mixer(x: torch.Tensor, in_w: torch.Tensor, in_b: torch.Tensor | None,
     if not needs_grad(x, in_w, in_b, sc_w, sc_b, k, D):  # inference: keep nothing
         _join(k_stream, k)
         return _mixer_forward(x.to(dtype), in_w, in_b, sc_w, sc_b, k, D, n, chunk_elems, False,
-                              n1, use_onchip)[0]
+                              n1, use_onchip, TIME_MAJOR_PROJ)[0]
     if _keeps_prefix(x, k.shape[0], dtype):
         k_spec = None
         if k_stream is not None and use_onchip:  # K'/n on the filter's stream too

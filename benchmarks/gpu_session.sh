@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s19a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1295,6 +1295,16 @@ if [ "$phase" = s18e ]; then  # issue 6, the session's last call, with s18d's tw
         --configs large-1m@1M large-1m@131k small-32k tiny-1k
     mv "$R/train/results.json" "$R/train.json"
     rm -rf "$R/train"
+    pack_logs
+fi
+
+if [ "$phase" = s18f ]; then  # issue 6, on the session's last ~250 device-seconds: the
+    # time-major proj (lean.TIME_MAJOR_PROJ) off against on at 1M (alternating, twice), then
+    # its GPU tests for what time is left (s19a is the full phase)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    knob_ab op_tm_ab.txt 30 hyenadna.ops.lean.TIME_MAJOR_PROJ 1048576
+    on 0 pytest_tm 50 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
+        tests/test_fftconv_fast.py -k "time_major and cuda"
     pack_logs
 fi
 

@@ -148,11 +148,13 @@ def test_short_conv_t_time_major_with_in_bias_matches_float64(shape, dtype, devi
                                    atol=tol)
         torch.testing.assert_close(dw.cpu().double(), w64.grad, rtol=1e-4, atol=1e-4 * scale)
         torch.testing.assert_close(db.cpu().double(), b64.grad, rtol=1e-4, atol=1e-4 * scale)
-    # without in_bias, time-major gives the channels-last results, transposed
+    # without in_bias, time-major gives the channels-last results, transposed (the torch twin
+    # against the kernel: on CUDA the kernel's fused multiply-adds round differently, up to
+    # 9.5e-7 apart on these float32 values in s18f)
     dproj_cl = layout.short_conv_t_backward_torch(dout, proj_t.transpose(1, 2).contiguous(),
                                                   w)[0]
     dproj_tm = layout.short_conv_t_backward_triton(dout, proj_t, w, time_major=True)[0]
-    tol = dict(rtol=0, atol=0) if dtype == torch.float32 else dict(rtol=2**-7, atol=1e-30)
+    tol = dict(rtol=1e-5, atol=2e-6) if dtype == torch.float32 else dict(rtol=2**-7, atol=1e-30)
     torch.testing.assert_close(dproj_tm.transpose(1, 2).cpu(), dproj_cl.cpu(), **tol)
 
 

@@ -142,7 +142,9 @@ on an H100 at 1 × 1M, D = 256: the short conv's forward 1.27 → ~1.1 ms (3 GB 
 TB/s) and its backward 2.45 → ~1.7 (4.5 GB at 1.84 → ~2.6 TB/s), ~−0.9 ms of the operator's
 ~34.5, if the GEMMs keep their speed in the other layout; ~−0.05 ms at 64k. proj and dproj
 round to bf16 without the bias (the conv adds it in float32), a rounding unlike the plain
-path's; the tests hold both layouts to the same float64 references."""
+path's; the tests hold both layouts to the same float64 references. Measured once on an H100
+(s18f, one off/on pair): the step-graphed operator at 1 × 1M 34.46 → 34.00 ms; off until
+gpu_session.sh s19a has timed it at 64k-1M and in the batch-8 LM step (bmm at B > 1)."""
 
 
 def _proj_for_conv(x, w_c, in_b, time_major):

@@ -88,69 +88,54 @@ def test_strided_mul_rejects_mismatched_shapes():
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (2, 2, 5), (2, 130, 70), (1, 300, 24)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_short_conv_t_forward_and_backward_match_float64(shape, dtype, device):
+@pytest.mark.parametrize("time_major", [False, True])
+def test_short_conv_t_forward_and_backward_match_float64(shape, dtype, time_major, device):
+    # time_major: proj and dproj (B, C, L) (the GEMM writes proj that way, lean's
+    # TIME_MAJOR_PROJ), with in_proj's bias added in the conv instead of by the GEMM, zero in
+    # the causal padding as the official layout's padded proj is
     batch, seqlen, channels = shape
     proj = _rand((batch, seqlen, channels), dtype, device, 0)
     w = _rand((channels, 1, 3), torch.float32, device, 1)
     bias = _rand((channels,), torch.float32, device, 2)
     dout = _rand((batch, channels, seqlen), dtype, device, 3)
-    # float64 reference over the inputs as the kernels see them (weights rounded to dtype)
-    p64, w64, b64 = (t.detach().to("cpu", torch.float64).requires_grad_()
-                     for t in (proj, w.to(dtype), bias.to(dtype)))
+    in_bias = _rand((channels,), torch.float32, device, 4) if time_major else None
+    # float64 reference over the inputs as the kernels see them (weights and in_bias rounded to
+    # dtype), in the official layout
+    p64 = proj.cpu().double()
+    if time_major:
+        p64 = p64 + in_bias.to(dtype).cpu().double()
+        proj = proj.transpose(1, 2).contiguous()
+    p64.requires_grad_()
+    w64, b64 = (t.detach().to("cpu", torch.float64).requires_grad_()
+                for t in (w.to(dtype), bias.to(dtype)))
     ref = _ref_short_conv(p64, w64, b64)
     ref.backward(dout.cpu().double())
     tol = 1e-5 if dtype == torch.float32 else BF16_REL
+    kw = dict(in_bias=in_bias, time_major=time_major)
     for impl in (layout.short_conv_t_torch, layout.short_conv_t_triton):
-        out = impl(proj, w, bias)
+        out = impl(proj, w, bias, **kw)
         assert out.shape == (batch, channels, seqlen) and out.dtype == dtype
         torch.testing.assert_close(out.cpu().double(), ref.detach(), rtol=tol, atol=tol)
     for impl in (layout.short_conv_t_backward_torch, layout.short_conv_t_backward_triton):
-        dproj, dw, db, _ = impl(dout, proj, w)
+        dproj, dw, db, _ = impl(dout, proj, w, **kw)
         assert dproj.shape == proj.shape and dproj.is_contiguous() and dproj.dtype == dtype
         assert dw.shape == w.shape and db.shape == bias.shape
-        torch.testing.assert_close(dproj.cpu().double(), p64.grad, rtol=tol, atol=tol)
+        want = p64.grad.transpose(1, 2) if time_major else p64.grad
+        torch.testing.assert_close(dproj.cpu().double(), want, rtol=tol, atol=tol)
         # weight/bias grads sum B·L products in float32: relative to their scale
         scale = (batch * seqlen) ** 0.5
         torch.testing.assert_close(dw.cpu().double(), w64.grad, rtol=1e-4, atol=1e-4 * scale)
         torch.testing.assert_close(db.cpu().double(), b64.grad, rtol=1e-4, atol=1e-4 * scale)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 130, 70), (1, 300, 24)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_short_conv_t_time_major_with_in_bias_matches_float64(shape, dtype, device):
-    # time_major: proj (B, C, L) and dproj (B, C, L) (the GEMM writes proj that way, lean's
-    # TIME_MAJOR_PROJ); in_bias: in_proj's bias added in the conv instead of by the GEMM, zero
-    # in the causal padding as the official layout's padded proj is
-    batch, seqlen, channels = shape
-    proj_t = _rand((batch, channels, seqlen), dtype, device, 0)
-    w = _rand((channels, 1, 3), torch.float32, device, 1)
-    bias = _rand((channels,), torch.float32, device, 2)
-    in_bias = _rand((channels,), torch.float32, device, 4)
-    dout = _rand((batch, channels, seqlen), dtype, device, 3)
-    # float64 reference: proj + in_bias (rounded to dtype, as the GEMM's bias) in the
-    # official layout
-    p64 = (proj_t.transpose(1, 2).cpu().double()
-           + in_bias.to(dtype).cpu().double()).requires_grad_()
-    w64, b64 = (t.detach().to("cpu", torch.float64).requires_grad_()
-                for t in (w.to(dtype), bias.to(dtype)))
-    ref = _ref_short_conv(p64, w64, b64)
-    ref.backward(dout.cpu().double())
-    tol = 1e-5 if dtype == torch.float32 else BF16_REL
-    for impl in (layout.short_conv_t_torch, layout.short_conv_t_triton):
-        out = impl(proj_t, w, bias, in_bias=in_bias, time_major=True)
-        assert out.shape == (batch, channels, seqlen) and out.dtype == dtype
-        torch.testing.assert_close(out.cpu().double(), ref.detach(), rtol=tol, atol=tol)
-    scale = (batch * seqlen) ** 0.5
-    for impl in (layout.short_conv_t_backward_torch, layout.short_conv_t_backward_triton):
-        dproj, dw, db, _ = impl(dout, proj_t, w, in_bias=in_bias, time_major=True)
-        assert dproj.shape == proj_t.shape and dproj.is_contiguous() and dproj.dtype == dtype
-        torch.testing.assert_close(dproj.cpu().double(), p64.grad.transpose(1, 2), rtol=tol,
-                                   atol=tol)
-        torch.testing.assert_close(dw.cpu().double(), w64.grad, rtol=1e-4, atol=1e-4 * scale)
-        torch.testing.assert_close(db.cpu().double(), b64.grad, rtol=1e-4, atol=1e-4 * scale)
+def test_short_conv_t_time_major_gives_the_channels_last_results(dtype, device):
     # without in_bias, time-major gives the channels-last results, transposed (the torch twin
     # against the kernel: on CUDA the kernel's fused multiply-adds round differently, up to
     # 9.5e-7 apart on these float32 values in s18f)
+    proj_t = _rand((2, 70, 130), dtype, device, 0)
+    w = _rand((70, 1, 3), torch.float32, device, 1)
+    dout = _rand((2, 70, 130), dtype, device, 3)
     dproj_cl = layout.short_conv_t_backward_torch(dout, proj_t.transpose(1, 2).contiguous(),
                                                   w)[0]
     dproj_tm = layout.short_conv_t_backward_triton(dout, proj_t, w, time_major=True)[0]

@@ -41,6 +41,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from hyenadna.ops import onchip
 from hyenadna.ops.fftconv import fftconv_ref
 from hyenadna.ops.fftconv_fast import (
     CHUNK_ELEMS,
@@ -103,7 +104,7 @@ def lean_mixer() -> bool:
     keeping neither proj nor u3 whatever their size (both byte budgets read as 0): the 8-layer
     LM step at 1 × 1M peaked at 57.2 GiB that way against 69.2 with the defaults (H100, s18b),
     for ~2% more time."""
-    return os.environ.get(LEAN_ENV, "0").strip().lower() in ("1", "on", "true")
+    return onchip._env_on(LEAN_ENV, "0")
 
 
 def _keeps_u3(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
@@ -122,13 +123,17 @@ def _keeps_prefix(x: torch.Tensor, width: int, dtype: torch.dtype) -> bool:
 
 
 def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """a @ b (2-D) in ``dtype``: a weight gradient in its parameter's dtype, an input gradient
-    in the input's. For half-precision inputs and float32 out on CUDA, cuBLAS writes float32
-    itself (``out_dtype``): no cast kernel after it, and no rounding to half precision in
-    between (autocast's Linear rounds)."""
+    """a @ b (2-D, or a batch: a (B, m, k) with b (B, k, n) or one (k, n) for all) in
+    ``dtype``: a weight gradient in its parameter's dtype, an input gradient in the input's.
+    For half-precision inputs and float32 out on CUDA, cuBLAS writes float32 itself
+    (``out_dtype``): no cast kernel after it, and no rounding to half precision in between
+    (autocast's Linear rounds)."""
+    mm = torch.mm
+    if a.dim() == 3:
+        mm, b = torch.bmm, b.expand(a.shape[0], *b.shape[-2:])
     if a.is_cuda and dtype == torch.float32 and a.dtype in (torch.bfloat16, torch.float16):
-        return torch.mm(a, b, out_dtype=torch.float32)
-    return (a @ b).to(dtype)
+        return mm(a, b, out_dtype=torch.float32)
+    return mm(a, b).to(dtype)
 
 
 TIME_MAJOR_PROJ = False
@@ -169,15 +174,6 @@ def _prefix_forward(x, w_c, in_b, sc_w, sc_b, time_major=False):
         return proj, short_conv_t(proj, sc_w, sc_b, in_b if time_major else None, time_major)
 
 
-def _bmm_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``_matmul_in`` for a batch of (B, m, k) @ (B, k, n) (b may be 2-D: one for all)."""
-    if b.dim() == 2:
-        b = b.expand(a.shape[0], *b.shape)
-    if a.is_cuda and dtype == torch.float32 and a.dtype in (torch.bfloat16, torch.float16):
-        return torch.bmm(a, b, out_dtype=torch.float32)
-    return torch.bmm(a, b).to(dtype)
-
-
 def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtype=None,
                      time_major=False):
     """Gradients of ``_prefix_forward`` for (x, in_w, in_b, sc_w, sc_b) given du3 (B, 3D, L);
@@ -196,9 +192,9 @@ def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtyp
         dx = din_w = None
         if time_major and x.shape[0] > 1:  # dproj (B, 3D, L): a batch of transposed operands
             if need[0]:
-                dx = _bmm_in(dproj.transpose(1, 2), w_c, dx_dtype)  # (B, L, D)
+                dx = _matmul_in(dproj.transpose(1, 2), w_c, dx_dtype)  # (B, L, D)
             if need[1]:  # float32 per item, summed in float32
-                din_w = _bmm_in(dproj, x, torch.float32).sum(0).to(w_dtype)  # (3D, D)
+                din_w = _matmul_in(dproj, x, torch.float32).sum(0).to(w_dtype)  # (3D, D)
         else:
             if time_major:  # B = 1: dproj[0] (3D, L) is dproj2ᵀ, a transposed GEMM operand
                 dproj2, x2 = dproj[0].t(), x[0]

@@ -357,7 +357,11 @@ def test_hyena_mixer_casts_x_inside_its_first_node(keep, monkeypatch):
     assert type(first).__name__ == "AccumulateGrad" and first.variable is inputs[0]
 
 
-def test_hyena_mixer_float64_is_exact_to_rounding():
+@pytest.mark.parametrize("time_major", [False, True])
+def test_hyena_mixer_float64_is_exact_to_rounding(time_major, monkeypatch):
+    # either proj layout (lean.TIME_MAJOR_PROJ); batch 2, where the time-major weight gradient
+    # sums per-item GEMMs (once in float32: 7e-8 off)
+    monkeypatch.setattr("hyenadna.ops.lean.TIME_MAJOR_PROJ", time_major)
     inputs = [t.double().requires_grad_() for t in _mixer_inputs(300, torch.float64, "cpu")]
     y = hyena_mixer(*inputs, chunk_elems=1000)
     y_ref = hyena_mixer_ref(*inputs)

@@ -136,20 +136,18 @@ def _matmul_in(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Te
     return mm(a, b).to(dtype)
 
 
-TIME_MAJOR_PROJ = False
+TIME_MAJOR_PROJ = True
 """Whether the mixer's in_proj GEMM writes proj time-major, (B, 3D, L), without its bias, the
 short conv adding the bias on the way (``short_conv_t``'s ``in_bias``), and its backward's
 GEMMs read dproj (B, 3D, L) as transposed operands. cuBLAS takes either layout at no cost, and
 the short conv's kernels then read and write time-contiguous rows only: no transposing tile
-on either side. Off (the channels-last proj (B, L, 3D), the bias in the GEMM's epilogue):
-written in the eighteenth session after its last GPU call, tested on the CPU only. Predicted
-on an H100 at 1 × 1M, D = 256: the short conv's forward 1.27 → ~1.1 ms (3 GB at 2.4 → ~2.7
-TB/s) and its backward 2.45 → ~1.7 (4.5 GB at 1.84 → ~2.6 TB/s), ~−0.9 ms of the operator's
-~34.5, if the GEMMs keep their speed in the other layout; ~−0.05 ms at 64k. proj and dproj
-round to bf16 without the bias (the conv adds it in float32), a rounding unlike the plain
-path's; the tests hold both layouts to the same float64 references. Measured once on an H100
-(s18f, one off/on pair): the step-graphed operator at 1 × 1M 34.46 → 34.00 ms; off until
-gpu_session.sh s19a has timed it at 64k-1M and in the batch-8 LM step (bmm at B > 1)."""
+on either side. Off: the channels-last proj (B, L, 3D), the bias in the GEMM's epilogue. proj
+and dproj round to bf16 without the bias (the conv adds it in float32), a rounding unlike the
+plain path's; the tests hold both layouts to the same float64 references. On an H100 (s19a,
+off / on / off / on, one process each; the first off timed out compiling) the step-graphed
+operator at batch 1 went 1.974 → 1.947 ms at 64k, 7.595 → 7.507 / 7.515 at 256k and 34.43 →
+34.16 / 34.17 at 1M, and the LM step (AdamW included) 56.5 → 56.1 ms for small-32k at batch 8
+and 504.7 → 503.4 for large-1m at 1 × 1M, at the same peak memory."""
 
 
 def _proj_for_conv(x, w_c, in_b, time_major):
@@ -193,8 +191,9 @@ def _prefix_backward(du3, x, proj, w_c, w_dtype, in_b, sc_w, sc_b, need, dx_dtyp
         if time_major and x.shape[0] > 1:  # dproj (B, 3D, L): a batch of transposed operands
             if need[0]:
                 dx = _matmul_in(dproj.transpose(1, 2), w_c, dx_dtype)  # (B, L, D)
-            if need[1]:  # float32 per item, summed in float32
-                din_w = _matmul_in(dproj, x, torch.float32).sum(0).to(w_dtype)  # (3D, D)
+            if need[1]:  # float32 per item (float64 for float64), summed in that dtype
+                acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+                din_w = _matmul_in(dproj, x, acc).sum(0).to(w_dtype)  # (3D, D)
         else:
             if time_major:  # B = 1: dproj[0] (3D, L) is dproj2ᵀ, a transposed GEMM operand
                 dproj2, x2 = dproj[0].t(), x[0]

@@ -23,14 +23,17 @@ from triton.errors import TritonError
 
 from hyenadna.ops import layout
 
-LAUNCHES = [(64, 64, 4), (64, 64, 8), (32, 128, 4), (64, 128, 8), (128, 64, 8)]
-"""(BLOCK_C, BLOCK_L, warps) per row; the first is the shipped default."""
+LAUNCHES = [(64, 64, 4), (64, 64, 8), (32, 128, 4), (64, 128, 8), (128, 64, 8), (32, 128, 8),
+            (16, 256, 4), (32, 256, 4), (32, 256, 8), (16, 128, 4)]
+"""(BLOCK_C, BLOCK_L, warps) per row; the first is the shipped channels-last default
+(``layout.TIME_MAJOR_TILE`` is the time-major one)."""
 
 
 def shape(block_c: int, block_l: int, warps: int):
-    """The launch shape's knobs set for a ``with`` block (and restored after it)."""
+    """The launch shape's knobs, for either layout, set for a ``with`` block (and restored
+    after it)."""
     return mock.patch.multiple(layout, BLOCK_C=block_c, BLOCK_L=block_l, SHIFT_WARPS=warps,
-                               DW_WARPS=warps)
+                               DW_WARPS=warps, TIME_MAJOR_TILE=(block_c, block_l, warps))
 
 
 def cell(seqlen: int, channels: int, reps: int, time_major: bool = False) -> dict:

@@ -109,10 +109,10 @@ def test_short_conv_bench_sets_and_restores_the_launch_knobs(load_benchmark):
     bench = load_benchmark("bench_short_conv")
     from hyenadna.ops import layout
 
-    names = ("BLOCK_C", "BLOCK_L", "SHIFT_WARPS", "DW_WARPS")
+    names = ("BLOCK_C", "BLOCK_L", "SHIFT_WARPS", "DW_WARPS", "TIME_MAJOR_TILE")
     before = [getattr(layout, n) for n in names]
-    with bench.shape(32, 128, 8):
-        assert [getattr(layout, n) for n in names] == [32, 128, 8, 8]
+    with bench.shape(16, 256, 8):
+        assert [getattr(layout, n) for n in names] == [16, 256, 8, 8, (16, 256, 8)]
     assert [getattr(layout, n) for n in names] == before
 
 

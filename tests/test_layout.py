@@ -143,20 +143,28 @@ def test_short_conv_t_time_major_gives_the_channels_last_results(dtype, device):
     torch.testing.assert_close(dproj_tm.transpose(1, 2).cpu(), dproj_cl.cpu(), **tol)
 
 
-@pytest.mark.parametrize("block_c,block_l,warps", [(32, 128, 8), (128, 64, 8)])
-def test_short_conv_t_at_other_launch_shapes(block_c, block_l, warps, device, monkeypatch):
-    # the shapes benchmarks/bench_short_conv.py times: same results as the torch twins
+@pytest.mark.parametrize("time_major", [False, True])
+@pytest.mark.parametrize("block_c,block_l,warps", [(32, 128, 8), (128, 64, 8), (16, 256, 4)])
+def test_short_conv_t_at_other_launch_shapes(block_c, block_l, warps, time_major, device,
+                                             monkeypatch):
+    # the shapes benchmarks/bench_short_conv.py times, in either layout's knobs: same results
+    # as the torch twins
     for name, value in [("BLOCK_C", block_c), ("BLOCK_L", block_l), ("SHIFT_WARPS", warps),
-                        ("DW_WARPS", warps)]:
+                        ("DW_WARPS", warps), ("TIME_MAJOR_TILE", (block_c, block_l, warps))]:
         monkeypatch.setattr(layout, name, value)
     proj = _rand((2, 300, 70), torch.float32, device, 0)
     w = _rand((70, 1, 3), torch.float32, device, 1)
     bias = _rand((70,), torch.float32, device, 2)
     dout = _rand((2, 70, 300), torch.float32, device, 3)
-    torch.testing.assert_close(layout.short_conv_t_triton(proj, w, bias),
-                               layout.short_conv_t_torch(proj, w, bias), rtol=1e-5, atol=1e-5)
-    got = layout.short_conv_t_backward_triton(dout, proj, w, need_dproj_sum=True)
-    want = layout.short_conv_t_backward_torch(dout, proj, w, need_dproj_sum=True)
+    kw = {}
+    if time_major:
+        proj = proj.transpose(1, 2).contiguous()
+        kw = dict(in_bias=_rand((70,), torch.float32, device, 4), time_major=True)
+    torch.testing.assert_close(layout.short_conv_t_triton(proj, w, bias, **kw),
+                               layout.short_conv_t_torch(proj, w, bias, **kw), rtol=1e-5,
+                               atol=1e-5)
+    got = layout.short_conv_t_backward_triton(dout, proj, w, need_dproj_sum=True, **kw)
+    want = layout.short_conv_t_backward_torch(dout, proj, w, need_dproj_sum=True, **kw)
     for name, g, r in zip(["dproj", "dweight", "dbias", "dproj_sum"], got, want):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4, msg=name)
 

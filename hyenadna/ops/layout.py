@@ -43,6 +43,12 @@ the tile shape, side by side: on an H100 (s16c, 1 × L × 768, bf16) these defau
 tiles were the fastest backward at 64k and 1M (0.228 / 2.535 ms, 1.33 / 1.91 TB/s against a
 copy's 2.98); 64 × 128 tiles with 8 warps ran the forward 4% faster and the backward 28% slower
 (benchmarks/results/fourstep/s16_h100_c/)."""
+TIME_MAJOR_TILE = (32, 128, 4)
+"""(BLOCK_C, BLOCK_L, warps) of both kernels when proj is time-major (lean.TIME_MAJOR_PROJ):
+every load and store then runs along time, so a tile long in time and narrow in channels
+keeps more bytes in flight per row. On an H100 (s19a, 1 × L × 768, bf16) it ran the forward
+1.495 → 1.319 ms and the backward 2.050 → 1.870 at 1M against the 64 × 64 tile with 4 warps
+(0.129 → 0.120 and 0.195 → 0.184 at 64k)."""
 TRITON_ENV = "HYENADNA_TRITON"
 
 
@@ -181,7 +187,8 @@ def short_conv_t_triton(proj: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     batch, channels, seqlen = inp.shape
     out = torch.empty(batch, channels, seqlen, dtype=proj.dtype, device=proj.device)
     # weights and biases rounded to proj's dtype inside the kernel (no cast kernels)
-    _launch_shift_conv(out, inp, weight.reshape(channels, -1), bias, sign=1, in_bias=in_bias)
+    _launch_shift_conv(out, inp, weight.reshape(channels, -1), bias, sign=1, in_bias=in_bias,
+                       tile=_tile(time_major))
     return out
 
 
@@ -201,6 +208,12 @@ def short_conv_t_backward(dout: torch.Tensor, proj: torch.Tensor, weight: torch.
     """
     impl = short_conv_t_backward_triton if use_triton(dout) else short_conv_t_backward_torch
     return impl(dout, proj, weight, need_weight, need_bias, need_dproj_sum, in_bias, time_major)
+
+
+def _tile(time_major: bool) -> tuple[int, int, int]:
+    """(BLOCK_C, BLOCK_L, warps) for the shift conv, and (BLOCK_C, BLOCK_L, DW_WARPS) for the
+    backward's weight-sum kernel, in proj's layout."""
+    return TIME_MAJOR_TILE if time_major else (BLOCK_C, BLOCK_L, SHIFT_WARPS)
 
 
 def _acc_dtype(t: torch.Tensor) -> torch.dtype:
@@ -246,7 +259,8 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
     w = weight.reshape(channels, taps)  # (C, K), rounded to dout's dtype by the kernels
     sums = need_weight or need_bias or need_dproj_sum
     if not (sums and dout.numel()):
-        _launch_shift_conv(_as_bcl(dproj, time_major), dout, w, None, sign=-1)
+        _launch_shift_conv(_as_bcl(dproj, time_major), dout, w, None, sign=-1,
+                           tile=_tile(time_major))
         if not sums:
             return dproj, None, None, None
         dweight = torch.zeros(channels, 1, taps, device=dout.device) if need_weight else None
@@ -256,22 +270,24 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
     dbias, dproj_sum = torch.empty(2, channels, device=dout.device)
     # Enough programs to fill the GPU at any (B, C, L): each sums a stretch of time that is
     # a power of two between one tile and DW_L_PER_PROGRAM (at most 7 compiled variants).
-    programs = batch * triton.cdiv(channels, BLOCK_C)
-    per_program = min(DW_L_PER_PROGRAM, max(BLOCK_L, triton.next_power_of_2(
+    block_c, block_l, warps = _tile(time_major)
+    warps = warps if time_major else DW_WARPS
+    programs = batch * triton.cdiv(channels, block_c)
+    per_program = min(DW_L_PER_PROGRAM, max(block_l, triton.next_power_of_2(
         triton.cdiv(seqlen * programs, DW_TARGET_PROGRAMS))))
     parts = triton.cdiv(seqlen, per_program)
     kpow = triton.next_power_of_2(taps)
     pw = torch.empty(batch * parts, channels, kpow, dtype=torch.float32, device=dout.device)
     pb = torch.empty(batch * parts, channels, dtype=torch.float32, device=dout.device)
     x, dp = _as_bcl(proj, time_major), _as_bcl(dproj, time_major)  # (B, C, L) views
-    grid = (parts, triton.cdiv(channels, BLOCK_C), batch)
+    grid = (parts, triton.cdiv(channels, block_c), batch)
     _short_conv_dw_kernel[grid](pw, pb, dp, dout, x, w, w if in_bias is None else in_bias,
                                 channels, seqlen, parts,
                                 *dp.stride(), *dout.stride(), *x.stride(), *w.stride(),
                                 K=taps, KPOW=kpow, IN_BIAS=in_bias is not None,
                                 W_ROUND=_round_code(dout.dtype, dout.dtype),
-                                L_PER_PROGRAM=per_program, BLOCK_C=BLOCK_C,
-                                BLOCK_L=BLOCK_L, num_warps=DW_WARPS)
+                                L_PER_PROGRAM=per_program, BLOCK_C=block_c,
+                                BLOCK_L=block_l, num_warps=warps)
     _short_conv_sums_kernel[(triton.cdiv(channels, SUMS_BLOCK_C),)](
         dweight, dbias, dproj_sum, pw, pb, dout, w, channels, batch * parts, batch, seqlen,
         *dout.stride(), *w.stride(), K=taps, KPOW=kpow, NEED_SUM=need_dproj_sum,
@@ -305,25 +321,28 @@ def short_conv_t_dproj_sum(dout: torch.Tensor, weight: torch.Tensor, dbias: torc
 
 def _launch_shift_conv(out: torch.Tensor, inp: torch.Tensor, w: torch.Tensor,
                        bias: torch.Tensor | None, sign: int,
-                       in_bias: torch.Tensor | None = None) -> None:
+                       in_bias: torch.Tensor | None = None,
+                       tile: tuple[int, int, int] | None = None) -> None:
     """out[b, c, l] = bias[c] + sum_j w[c, j] · inp[b, c, l + sign·(j − (K − 1))] (zero outside
     [0, L)); out and inp are (B, C, L) views with any strides. sign = 1: the causal forward;
     sign = −1: its adjoint (the input gradient). w and bias (any float dtype) are rounded to
     out's dtype first, as conv1d would see them after a cast; so is in_bias (C,), added to
-    every inp value inside [0, L) first (sign = 1 only)."""
+    every inp value inside [0, L) first (sign = 1 only). tile: (BLOCK_C, BLOCK_L, warps),
+    ``_tile(False)`` if not given."""
     if in_bias is not None and sign != 1:
         raise ValueError("in_bias applies to the forward (sign = 1) only")
     batch, channels, seqlen = inp.shape
     if out.numel() == 0:
         return
-    grid = (triton.cdiv(seqlen, BLOCK_L), triton.cdiv(channels, BLOCK_C), batch)
+    block_c, block_l, warps = tile or _tile(False)
+    grid = (triton.cdiv(seqlen, block_l), triton.cdiv(channels, block_c), batch)
     _shift_conv_kernel[grid](out, inp, w, w if bias is None else bias,
                              w if in_bias is None else in_bias, channels, seqlen,
                              *out.stride(), *inp.stride(), *w.stride(), SIGN=sign,
                              K=w.shape[-1], HAS_BIAS=bias is not None,
                              IN_BIAS=in_bias is not None,
-                             W_ROUND=_round_code(out.dtype, out.dtype), BLOCK_C=BLOCK_C,
-                             BLOCK_L=BLOCK_L, num_warps=SHIFT_WARPS)
+                             W_ROUND=_round_code(out.dtype, out.dtype), BLOCK_C=block_c,
+                             BLOCK_L=block_l, num_warps=warps)
 
 
 if triton is not None:

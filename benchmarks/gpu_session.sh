@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1329,6 +1329,26 @@ if [ "$phase" = s19a ]; then  # issue 6, next session (written after s18e, not r
         mv "$R/train_tm_$value/results.json" "$R/train_tm_$value.json"
         rm -rf "$R/train_tm_$value"
     done
+    pack_logs
+fi
+
+if [ "$phase" = s19b ]; then  # issue 6: the time-major short conv's launch shape
+    # (layout.TIME_MAJOR_TILE, now on with TIME_MAJOR_PROJ): its GPU tests, every shape timed
+    # in both layouts, the fastest time-major shape at 1M against the old 64 x 64 tile in the
+    # operator's step (alternating, twice), and the long and gated convs against their floors
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_tile 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_layout.py \
+        tests/test_fftconv_fast.py -k "launch_shapes or short_conv or time_major or mixer"
+    on 0 short_conv_tiles 100 python3 benchmarks/bench_short_conv.py --time-major \
+        --lengths 65536 1048576 --out "$R/short_conv_tiles.json"
+    best=$(python3 -c "import json; rows = [r for r in json.load(open('$R/short_conv_tiles.json'))['rows'] if r['proj'] == 'B,C,L' and r['L'] == 1048576 and 'fwd_ms' in r]; b = min(rows, key=lambda r: r['fwd_ms'] + r['bwd_ms']); print((b['BLOCK_C'], b['BLOCK_L'], b['warps']))")
+    echo "fastest time-major shape at 1M: $best" >>"$R/timeline.txt"
+    knob_ab op_tile_ab.txt 50 hyenadna.ops.layout.TIME_MAJOR_TILE "65536 262144 1048576" \
+        "(64, 64, 4)" "$best"
+    on 0 floors 60 python3 benchmarks/bench_operator.py --batches 1 --reps 20 \
+        --lengths 65536 1048576 --variants conv_fast gated_fast --out "$R/floors" --budget-s 55
+    mv "$R/floors/results.json" "$R/floors.json"
+    rm -rf "$R/floors"
     pack_logs
 fi
 

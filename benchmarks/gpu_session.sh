@@ -1352,6 +1352,23 @@ if [ "$phase" = s19b ]; then  # issue 6: the time-major short conv's launch shap
     pack_logs
 fi
 
+if [ "$phase" = s19c ]; then  # issue 6, with TIME_MAJOR_TILE (16, 256, 4) on by default: it
+    # against the two runners-up in the operator's step, then every batch-1 ratio from one run
+    # and the LM step of every config (the session's final figures)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    knob_ab op_tile_ab2.txt 50 hyenadna.ops.layout.TIME_MAJOR_TILE "65536 1048576" \
+        "(32, 128, 4)" "(16, 256, 4)"
+    knob_ab op_tile_ab3.txt 30 hyenadna.ops.layout.TIME_MAJOR_TILE "65536 1048576" \
+        "(16, 128, 4)" "(16, 256, 4)"
+    ratio_table 200 180 185
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train 100 python3 \
+        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 85 \
+        --configs large-1m@1M large-1m@131k small-32k tiny-1k
+    mv "$R/train/results.json" "$R/train.json"
+    rm -rf "$R/train"
+    pack_logs
+fi
+
 # phases a-i return one tarball; later ones return their few files under $R directly
 case $phase in [a-i]) tar czf "$OUT/results_$phase.tgz" -C "$R" . ;; esac
 if [ "${KEEP_TRITON_CACHE:-0}" = 1 ]; then  # see the header: the compiled kernels, for the next call

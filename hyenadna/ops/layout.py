@@ -43,12 +43,15 @@ the tile shape, side by side: on an H100 (s16c, 1 × L × 768, bf16) these defau
 tiles were the fastest backward at 64k and 1M (0.228 / 2.535 ms, 1.33 / 1.91 TB/s against a
 copy's 2.98); 64 × 128 tiles with 8 warps ran the forward 4% faster and the backward 28% slower
 (benchmarks/results/fourstep/s16_h100_c/)."""
-TIME_MAJOR_TILE = (32, 128, 4)
+TIME_MAJOR_TILE = (16, 256, 4)
 """(BLOCK_C, BLOCK_L, warps) of both kernels when proj is time-major (lean.TIME_MAJOR_PROJ):
-every load and store then runs along time, so a tile long in time and narrow in channels
-keeps more bytes in flight per row. On an H100 (s19a, 1 × L × 768, bf16) it ran the forward
-1.495 → 1.319 ms and the backward 2.050 → 1.870 at 1M against the 64 × 64 tile with 4 warps
-(0.129 → 0.120 and 0.195 → 0.184 at 64k)."""
+every load and store then runs along time, and a tile long in time and narrow in channels
+keeps more bytes in flight per row. On an H100 (s19b, 1 × L × 768, bf16) it ran the forward
+in 1.225 ms and the backward in 1.775 at 1M, against 1.574 / 2.067 for the 64 × 64 tile with 4
+warps and 1.305 / 1.830 for 32 × 128 (the fastest of 10 shapes at 1M; at 64k all ten were
+within 0.30-0.44 ms). In the step-graphed operator at batch 1 (off / on / off / on against
+64 × 64; the first off timed out compiling): 1.944 / 1.948 → 1.914 / 1.917 ms at 64k,
+7.458 → 7.341 / 7.353 at 256k, 33.99 → 33.50 / 33.50 at 1M."""
 TRITON_ENV = "HYENADNA_TRITON"
 
 

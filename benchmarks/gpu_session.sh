@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c|s19d}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1365,6 +1365,42 @@ if [ "$phase" = s19c ]; then  # issue 6, with TIME_MAJOR_TILE (16, 256, 4) on by
         benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 85 \
         --configs large-1m@1M large-1m@131k small-32k tiny-1k
     mv "$R/train/results.json" "$R/train.json"
+    rm -rf "$R/train"
+    pack_logs
+fi
+
+if [ "$phase" = s19d ]; then  # issue 6: the filter on its side stream past 8k
+    # (lean.FILTER_STREAM_MAX_LEN; at 64k and 256k the mixer is two nodes, so the filter's
+    # backward can run beside the prefix's), and its backward on half the SMs
+    # (implicit_filter.BWD_SM_SHARE) so that the prefix's kernels have the rest; GPU tests, two
+    # A/Bs (alternating, twice), and a ratio table and the LM steps up to 131k with both on
+    # (kept only if they win)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    F=hyenadna.ops.lean.FILTER_STREAM_MAX_LEN
+    S=hyenadna.ops.implicit_filter.BWD_SM_SHARE
+    on 0 pytest_stream 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_implicit_filter.py -k "side_stream or share"
+    knob_ab op_stream_ab.txt 35 $F "65536 262144" 8192 262144
+    for value in 1.0 0.5 1.0 0.5; do
+        on 0 op_share_$value 25 python3 benchmarks/with_knobs.py --set $F=262144 \
+            --set "$S=$value" benchmarks/bench_operator.py --batches 1 --reps 20 \
+            --lengths 8192 65536 262144 --graph-max-len 1048576 --variants op_fast_stepgraph \
+            --out "$R/op_share_$value" --budget-s 20
+        { echo "== $S=$value"; cat "$R/op_share_$value.log"; } >>"$R/op_share_ab.txt"
+        rm -rf "$R/op_share_$value" "$R/op_share_$value.log"
+    done
+    on 0 table 190 python3 benchmarks/with_knobs.py --set $F=262144 --set $S=0.5 \
+        benchmarks/bench_operator.py --batches 1 --reps 10 --warmup 1 \
+        --lengths 8192 65536 262144 1048576 --graph-max-len 1048576 --attn-max-len 1048576 \
+        --cell-limit-s 170 --variants op_fast_stepgraph attn_flash_stepgraph --out "$R/table" \
+        --budget-s 175
+    mv "$R/table/results.json" "$R/table.json"
+    mv "$R/table/results.md" "$R/table.md"
+    rm -rf "$R/table"
+    on 0 train 35 python3 benchmarks/with_knobs.py --set $F=262144 --set $S=0.5 \
+        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 30 \
+        --configs small-32k large-1m@131k tiny-1k
+    mv "$R/train/results.json" "$R/train_stream.json"
     rm -rf "$R/train"
     pack_logs
 fi

@@ -64,6 +64,23 @@ def test_fused_matches_float64_twin(emb, feat, width, seqlen, modulate, shift, d
 
 
 @needs_triton
+@pytest.mark.parametrize("share", [1.0, 0.5, 0.01])
+def test_backward_on_a_share_of_the_sms(share, device, monkeypatch):
+    # BWD_SM_SHARE: 4, 2 or (at least) 1 programs over 22 tiles, the same sums
+    monkeypatch.setattr(imf, "BWD_SM_SHARE", share)
+    monkeypatch.setattr(imf, "BWD_PROGRAMS_PER_SM", 1)
+    monkeypatch.setattr(imf, "_sm_count", lambda dev: 4)
+    z, t, params, deltas = _inputs(5, 32, 64, 700)
+    ref = imf.implicit_filter_ref(z, t, *params, deltas, 0.0)
+    ref_grads = torch.autograd.grad(ref.sum(), params)
+    p32 = [p.detach().float().to(device).requires_grad_() for p in params]
+    k = imf._fused(z.float().to(device), t.float().to(device), *p32, deltas.float().to(device),
+                   0.0, True, "ieee")
+    for name, got, want in zip(NAMES, torch.autograd.grad(k.sum(), p32), ref_grads):
+        assert _rel(got.cpu(), want) < 2e-5, name
+
+
+@needs_triton
 @pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("short_max_len", [0, 8192])  # tiles of 32 (long L) or of 16 (short L)
 @pytest.mark.parametrize("stages", [1, 3])  # the loop over tiles plain or software-pipelined

@@ -51,6 +51,12 @@ at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
 (benchmarks/results/filter/tune_short_h100.json, ``bench_filter.py --tune --device-time``)."""
 SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
 BWD_STAGES = 3
+BWD_SM_SHARE = 1.0
+"""Share of the SMs the backward's persistent grid covers (at least one program). At 1.0 every
+SM gets a program (8 warps, with the D × F weight-gradient sum in registers); below it, when the
+filter runs on its side stream (``lean.filter_stream``), the prefix's backward on the main
+stream (short conv and GEMMs: bandwidth-bound, where the filter's is compute-bound) can have the
+other SMs. Timed against 0.5 in gpu_session.sh s19d."""
 """Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
 (``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
 time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots
@@ -166,7 +172,8 @@ class _ImplicitFilter(torch.autograd.Function):
         # pipelined only as measured: long L, TF32 with hoisted weights (the TF32x3 / IEEE
         # builds reload the weights per tile; their shared memory with stages is unmeasured)
         tiles = triton.cdiv(seqlen, block_l) if seqlen else 0
-        programs = max(1, min(tiles, BWD_PROGRAMS_PER_SM * _sm_count(z.device)))
+        programs = max(1, min(tiles, int(BWD_PROGRAMS_PER_SM * _sm_count(z.device)
+                                          * BWD_SM_SHARE)))
         # every program writes its whole row; with no taps at all no program runs: zeros
         alloc = torch.empty if tiles else torch.zeros
         part = alloc(programs, sum(sizes), dtype=torch.float32, device=z.device)

@@ -74,6 +74,12 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
+FILTER_STREAM_MAX_LEN = KEEP_PREFIX_MAX_LEN
+"""Up to this L the model builds the long filter on a side stream (``filter_stream``). Past
+8k the mixer is still two autograd nodes while proj and u3 fit ``KEEP_PREFIX_MAX_BYTES`` (64k
+and 256k at batch 1), so the filter's backward could run beside the prefix's there too; the
+nineteenth session times 1 << 18 against this default (gpu_session.sh s19d)."""
+
 KEEP_PREFIX_MAX_BYTES = 1 << 30
 """Beyond ``KEEP_PREFIX_MAX_LEN`` the mixer still keeps proj and the short conv's output when the
 two take at most this many bytes (6 · B · L · D values in the compute dtype: 12 · B · L · D in
@@ -351,7 +357,7 @@ _SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
 @torch.compiler.disable  # creates and hands out a CUDA stream: not for a compiled graph
 def filter_stream(x: torch.Tensor) -> torch.cuda.Stream | None:
     """The side stream the model builds the long filter on, or None (CPU, no grad, L above
-    ``KEEP_PREFIX_MAX_LEN``, or ``HYENADNA_FILTER_STREAM=0``).
+    ``FILTER_STREAM_MAX_LEN``, or ``HYENADNA_FILTER_STREAM=0``).
 
     Why: at short L every kernel of the operator is small and the GPU runs them one after
     another half empty. The filter's net depends only on its parameters, so its forward can run
@@ -359,11 +365,11 @@ def filter_stream(x: torch.Tensor) -> torch.cuda.Stream | None:
     its forward ran on, the filter's backward then runs beside the prefix's backward (the
     mixer is two nodes there, conv then prefix, so dk is ready before the prefix's gradients).
     ``hyena_mixer(..., k_stream=)`` joins the stream before the convolution reads k. Beyond
-    ``KEEP_PREFIX_MAX_LEN`` the kernels fill the GPU, and two streams would only hold two sets
-    of buffers at once in the caching allocator.
+    ``FILTER_STREAM_MAX_LEN`` the kernels were taken to fill the GPU, where two streams would
+    only hold two sets of buffers at once in the caching allocator.
     """
     if not (x.is_cuda and torch.is_grad_enabled() and x.dim() == 3
-            and x.shape[1] <= KEEP_PREFIX_MAX_LEN):
+            and x.shape[1] <= FILTER_STREAM_MAX_LEN):
         return None
     if os.environ.get(FILTER_STREAM_ENV, "1").strip().lower() in ("0", "off", "false"):
         return None

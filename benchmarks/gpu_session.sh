@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c|s19d}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c|s19d|s19e}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1404,6 +1404,34 @@ if [ "$phase" = s19d ]; then  # issue 6: the filter on its side stream past 8k
         --configs small-32k large-1m@131k tiny-1k
     mv "$R/train/results.json" "$R/train_stream.json"
     rm -rf "$R/train"
+    pack_logs
+fi
+
+if [ "$phase" = s19e ]; then  # issue 6, on the session's last ~250 device-seconds: s19d's
+    # two knobs together, BWD_SM_SHARE now applied on the filter's side stream only, against
+    # the defaults: GPU tests, the operator at 64k and 1M (1M: the filter on the main stream,
+    # where the share must not apply), the LM step up to 131k (alternating, twice)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    F=hyenadna.ops.lean.FILTER_STREAM_MAX_LEN
+    S=hyenadna.ops.implicit_filter.BWD_SM_SHARE
+    on 0 pytest_scoped 40 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_implicit_filter.py -k "side_stream and 65536 or share"
+    for knobs in "$F=8192 $S=1.0" "$F=262144 $S=0.5" "$F=8192 $S=1.0" "$F=262144 $S=0.5"; do
+        set -- $knobs
+        on 0 op_both 28 python3 benchmarks/with_knobs.py --set "$1" --set "$2" \
+            benchmarks/bench_operator.py --batches 1 --reps 20 --lengths 65536 1048576 \
+            --graph-max-len 1048576 --variants op_fast_stepgraph --out "$R/op_both" --budget-s 24
+        { echo "== $knobs"; cat "$R/op_both.log"; } >>"$R/op_both_ab.txt"
+        rm -rf "$R/op_both" "$R/op_both.log"
+    done
+    for knobs in "$F=8192 $S=1.0" "$F=262144 $S=0.5" "$F=8192 $S=1.0" "$F=262144 $S=0.5"; do
+        set -- $knobs
+        on 0 train_both 18 python3 benchmarks/with_knobs.py --set "$1" --set "$2" \
+            benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train_both" \
+            --budget-s 15 --configs small-32k large-1m@131k
+        { echo "== $knobs"; cat "$R/train_both.log"; } >>"$R/train_both_ab.txt"
+        rm -rf "$R/train_both" "$R/train_both.log"
+    done
     pack_logs
 fi
 

@@ -66,8 +66,10 @@ def test_fused_matches_float64_twin(emb, feat, width, seqlen, modulate, shift, d
 @needs_triton
 @pytest.mark.parametrize("share", [1.0, 0.5, 0.01])
 def test_backward_on_a_share_of_the_sms(share, device, monkeypatch):
-    # BWD_SM_SHARE: 4, 2 or (at least) 1 programs over 22 tiles, the same sums
+    # BWD_SM_SHARE: 4, 2 or (at least) 1 programs over 22 tiles, the same sums (as on the
+    # model's side stream, where the share applies)
     monkeypatch.setattr(imf, "BWD_SM_SHARE", share)
+    monkeypatch.setattr(imf, "_beside_prefix", lambda z: True)
     monkeypatch.setattr(imf, "BWD_PROGRAMS_PER_SM", 1)
     monkeypatch.setattr(imf, "_sm_count", lambda dev: 4)
     z, t, params, deltas = _inputs(5, 32, 64, 700)

@@ -52,11 +52,11 @@ at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
 SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
 BWD_STAGES = 3
 BWD_SM_SHARE = 1.0
-"""Share of the SMs the backward's persistent grid covers (at least one program). At 1.0 every
-SM gets a program (8 warps, with the D × F weight-gradient sum in registers); below it, when the
-filter runs on its side stream (``lean.filter_stream``), the prefix's backward on the main
-stream (short conv and GEMMs: bandwidth-bound, where the filter's is compute-bound) can have the
-other SMs. Timed against 0.5 in gpu_session.sh s19d."""
+"""Share of the SMs the backward's persistent grid covers (at least one program) when the filter
+ran on the model's side stream (``lean.filter_stream``; elsewhere every SM gets a program). Each
+program is 8 warps with the D × F weight-gradient sum in registers; below 1.0 the prefix's
+backward on the main stream (short conv and GEMMs: bandwidth-bound, where the filter's is
+compute-bound) can have the other SMs. Timed against 0.5 in gpu_session.sh s19d/s19e."""
 """Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
 (``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
 time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots
@@ -158,6 +158,7 @@ class _ImplicitFilter(torch.autograd.Function):
                 num_warps=SHORT_FWD_WARPS if seqlen <= SHORT_MAX_LEN else FWD_WARPS)
         ctx.save_for_backward(*ins)
         ctx.shift, ctx.modulate, ctx.precision = float(shift), bool(modulate), precision
+        ctx.sm_share = BWD_SM_SHARE if _beside_prefix(z) else 1.0  # autograd: same stream
         return k
 
     @staticmethod
@@ -173,7 +174,7 @@ class _ImplicitFilter(torch.autograd.Function):
         # builds reload the weights per tile; their shared memory with stages is unmeasured)
         tiles = triton.cdiv(seqlen, block_l) if seqlen else 0
         programs = max(1, min(tiles, int(BWD_PROGRAMS_PER_SM * _sm_count(z.device)
-                                          * BWD_SM_SHARE)))
+                                          * ctx.sm_share)))
         # every program writes its whole row; with no taps at all no program runs: zeros
         alloc = torch.empty if tiles else torch.zeros
         part = alloc(programs, sum(sizes), dtype=torch.float32, device=z.device)
@@ -194,6 +195,14 @@ class _ImplicitFilter(torch.autograd.Function):
         return (None, None, grad(dw1, w1, 2), grad(db1, b1, 3), grad(dw2, w2, 4),
                 grad(db2, b2, 5), grad(dw3, w3, 6), grad(db3, b3, 7), grad(dfreq, freq, 8),
                 grad(dw4, w4, 9), None, None, None, None)
+
+
+def _beside_prefix(z: torch.Tensor) -> bool:
+    """Whether this filter is being built on the model's side stream, its backward to run there
+    beside the prefix's (``lean.filter_stream``)."""
+    from hyenadna.ops.lean import on_filter_stream  # lean sits above this module
+
+    return z.is_cuda and on_filter_stream(z.device)
 
 
 def _sm_count(device: torch.device) -> int:

@@ -354,6 +354,13 @@ FILTER_STREAM_ENV = "HYENADNA_FILTER_STREAM"
 _SIDE_STREAMS: dict[int, torch.cuda.Stream] = {}
 
 
+def on_filter_stream(device: torch.device) -> bool:
+    """Whether ``device``'s current stream is the side stream ``filter_stream`` hands out."""
+    side = _SIDE_STREAMS.get(device.index if device.index is not None
+                             else torch.cuda.current_device())
+    return side is not None and torch.cuda.current_stream(device) == side
+
+
 @torch.compiler.disable  # creates and hands out a CUDA stream: not for a compiled graph
 def filter_stream(x: torch.Tensor) -> torch.cuda.Stream | None:
     """The side stream the model builds the long filter on, or None (CPU, no grad, L above

@@ -212,6 +212,21 @@ def test_filter_stream_is_off_on_cpu_and_without_grad():
             assert filter_stream(x.cuda()) is None
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_on_filter_stream_holds_on_the_side_stream_only():
+    # implicit_filter's BWD_SM_SHARE applies where this holds (at 1M, on the main stream, the
+    # filter's backward keeps every SM)
+    from hyenadna.ops.lean import filter_stream, on_filter_stream
+
+    x = torch.randn(1, 64, 8, device="cuda")
+    side = filter_stream(x)
+    assert side is not None and not on_filter_stream(x.device)
+    with torch.cuda.stream(side):
+        assert on_filter_stream(x.device)
+    assert not on_filter_stream(x.device)
+
+
 def _operator_step(op, u, dy):
     with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
         y = op(u)
@@ -225,14 +240,15 @@ def test_filter_on_a_side_stream_gives_the_same_step_eager_and_graphed(seqlen, m
     # The filter's forward and (through autograd) backward run on a side stream beside the
     # prefix; the same kernels see the same inputs, so every number must be identical, also
     # when the whole step is captured as CUDA graphs (the side stream joins the capture).
-    # 64k: past the default FILTER_STREAM_MAX_LEN, with the filter's backward on half the SMs
-    # on the side stream (BWD_SM_SHARE) and on all of them without it: its weight gradients
-    # then sum the same products in other groups, close but not equal.
+    # The filter's backward takes a share of the SMs on the side stream only
+    # (implicit_filter.BWD_SM_SHARE); here on the main stream too, so that its weight
+    # gradients sum in the same groups in every run (in other groups they differ by float32
+    # reordering: 64k failed an elementwise 1e-4 check that way in s19e). The share itself is
+    # held to float64 in test_implicit_filter.py.
     from hyenadna.ops.lean import FILTER_STREAM_ENV, filter_stream
 
-    share = 0.5 if seqlen > 8192 else 1.0
     monkeypatch.setattr("hyenadna.ops.lean.FILTER_STREAM_MAX_LEN", max(seqlen, 8192))
-    monkeypatch.setattr("hyenadna.ops.implicit_filter.BWD_SM_SHARE", share)
+    monkeypatch.setattr("hyenadna.ops.implicit_filter._beside_prefix", lambda z: True)
 
     torch.manual_seed(0)
     op = HyenaOperator(ModelConfig(d_model=64, l_max=seqlen)).cuda()
@@ -251,10 +267,7 @@ def test_filter_on_a_side_stream_gives_the_same_step_eager_and_graphed(seqlen, m
     with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
         graphed = torch.cuda.make_graphed_callables(ops[2], (us[2],), num_warmup_iters=3)
     graphed_got = _operator_step(graphed, us[2], dy)
-    names = ["y", "u", *(n for n, _ in op.named_parameters())]
-    for name, a, b, c in zip(names, want, got, graphed_got):
-        exact = share == 1.0 or "implicit_filter" not in name
-        torch.testing.assert_close(b, a, rtol=0 if exact else 1e-4, atol=0 if exact else 1e-6,
-                                   msg=name)
+    for a, b, c in zip(want, got, graphed_got):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
         # a captured step may pick other GEMM algorithms: close, not identical
         assert (c.float() - a.float()).norm() <= 1e-2 * a.float().norm()

@@ -51,12 +51,15 @@ at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
 (benchmarks/results/filter/tune_short_h100.json, ``bench_filter.py --tune --device-time``)."""
 SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
 BWD_STAGES = 3
-BWD_SM_SHARE = 1.0
+BWD_SM_SHARE = 0.5
 """Share of the SMs the backward's persistent grid covers (at least one program) when the filter
 ran on the model's side stream (``lean.filter_stream``; elsewhere every SM gets a program). Each
 program is 8 warps with the D × F weight-gradient sum in registers; below 1.0 the prefix's
 backward on the main stream (short conv and GEMMs: bandwidth-bound, where the filter's is
-compute-bound) can have the other SMs. Timed against 0.5 in gpu_session.sh s19d/s19e."""
+compute-bound) can have the other SMs. On an H100 (s19d, filter stream up to 256k, step-graphed
+operator at batch 1, 1.0 against 0.5, alternating): 8k 0.303 / 0.302 → 0.304 / 0.296 ms, 64k
+1.917 / 1.905 → 1.886 / 1.888, 256k 7.353 / 7.334 → 7.269 / 7.365; see
+``lean.FILTER_STREAM_MAX_LEN`` for the two together."""
 """Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
 (``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
 time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots

@@ -74,11 +74,16 @@ the graphed operator's ~1.9 ms at 8 × 8k on an H100; measured 1.98 → 1.91 ms 
 benchmarks/NOTES_gpu.md). Beyond it they are recomputed."""
 
 
-FILTER_STREAM_MAX_LEN = KEEP_PREFIX_MAX_LEN
-"""Up to this L the model builds the long filter on a side stream (``filter_stream``). Past
-8k the mixer is still two autograd nodes while proj and u3 fit ``KEEP_PREFIX_MAX_BYTES`` (64k
-and 256k at batch 1), so the filter's backward could run beside the prefix's there too; the
-nineteenth session times 1 << 18 against this default (gpu_session.sh s19d)."""
+FILTER_STREAM_MAX_LEN = 1 << 18
+"""Up to this L the model builds the long filter on a side stream (``filter_stream``). Past 8k
+the mixer is still two autograd nodes while proj and u3 fit ``KEEP_PREFIX_MAX_BYTES`` (64k and
+256k at batch 1), so the filter's backward runs beside the prefix's there too; at 1M (one node)
+it would have nothing to run beside, and the caching allocator would hold a second pool of
+large buffers. On an H100 (s19d, step-graphed operator at batch 1, 8k against 256k here,
+alternating): 64k 1.917 / 1.929 → 1.908 / 1.908 ms, 256k 7.386 → 7.346 / 7.363; with
+``implicit_filter.BWD_SM_SHARE`` 0.5 as well (s19e, against both defaults before): 64k
+1.916 / 1.909 → 1.881 / 1.873, 1M 33.47 → 33.47 / 33.49, the LM step at 1 × 131k 63.1 / 63.2 →
+62.1 / 62.4 and at 8 × 32k 55.0 / 55.0 → 55.0 / 55.4, peak memory unchanged."""
 
 KEEP_PREFIX_MAX_BYTES = 1 << 30
 """Beyond ``KEEP_PREFIX_MAX_LEN`` the mixer still keeps proj and the short conv's output when the
@@ -372,8 +377,8 @@ def filter_stream(x: torch.Tensor) -> torch.cuda.Stream | None:
     its forward ran on, the filter's backward then runs beside the prefix's backward (the
     mixer is two nodes there, conv then prefix, so dk is ready before the prefix's gradients).
     ``hyena_mixer(..., k_stream=)`` joins the stream before the convolution reads k. Beyond
-    ``FILTER_STREAM_MAX_LEN`` the kernels were taken to fill the GPU, where two streams would
-    only hold two sets of buffers at once in the caching allocator.
+    ``FILTER_STREAM_MAX_LEN`` the mixer is one node (nothing for the filter's backward to run
+    beside) and a second stream would only hold a second pool of large buffers.
     """
     if not (x.is_cuda and torch.is_grad_enabled() and x.dim() == 3
             and x.shape[1] <= FILTER_STREAM_MAX_LEN):

@@ -99,6 +99,15 @@ ratio_table() {  # ratio_table SECONDS CELL_LIMIT BUDGET: every batch-1 ratio fr
     rm -rf "$R/table"
 }
 
+train_table() {  # the LM step of every config on the fast path, AdamW included (1M: memory);
+    # its JSON kept as $R/train.json
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train 100 python3 \
+        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 85 \
+        --configs large-1m@1M large-1m@131k small-32k tiny-1k
+    mv "$R/train/results.json" "$R/train.json"
+    rm -rf "$R/train"
+}
+
 pack_logs() {  # every log into one logs.txt (fewer files to bring back)
     for f in "$R"/*.log; do echo "== $(basename "$f")"; cat "$f"; done >"$R/logs.txt"
     rm -f "$R"/*.log
@@ -1290,11 +1299,7 @@ if [ "$phase" = s18e ]; then  # issue 6, the session's last call, with s18d's tw
     on 0 pytest_split 70 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_columns.py \
         tests/test_fourstep.py -k "fused_split or chunk"
     ratio_table 200 180 185
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train 100 python3 \
-        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 85 \
-        --configs large-1m@1M large-1m@131k small-32k tiny-1k
-    mv "$R/train/results.json" "$R/train.json"
-    rm -rf "$R/train"
+    train_table
     pack_logs
 fi
 
@@ -1361,11 +1366,7 @@ if [ "$phase" = s19c ]; then  # issue 6, with TIME_MAJOR_TILE (16, 256, 4) on by
     knob_ab op_tile_ab3.txt 30 hyenadna.ops.layout.TIME_MAJOR_TILE "65536 1048576" \
         "(16, 128, 4)" "(16, 256, 4)"
     ratio_table 200 180 185
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True on 0 train 100 python3 \
-        benchmarks/bench_train.py --variants fast --reps 5 --out "$R/train" --budget-s 85 \
-        --configs large-1m@1M large-1m@131k small-32k tiny-1k
-    mv "$R/train/results.json" "$R/train.json"
-    rm -rf "$R/train"
+    train_table
     pack_logs
 fi
 

@@ -51,6 +51,13 @@ at 8k and 0.039 vs 0.047 at 1k, and the same as the defaults at 16k
 (benchmarks/results/filter/tune_short_h100.json, ``bench_filter.py --tune --device-time``)."""
 SHORT_BWD_BLOCK_L, SHORT_FWD_WARPS = 16, 8
 BWD_STAGES = 3
+"""Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
+(``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
+time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots
+in series. Kernel time of the filter's forward + backward on an H100 (s16d, ``bench_filter.py
+--tune --tune-round 3 --device-time``; benchmarks/results/filter/tune3_h100.txt): 64k 0.325 ms
+(tiles of 32, one stage: the previous default) → 0.295 (tiles of 16, 3 stages); 1M 4.27 → 4.09.
+Tiles of 32 with 2 or 3 stages need more shared memory than the H100 has."""
 BWD_SM_SHARE = 0.5
 """Share of the SMs the backward's persistent grid covers (at least one program) when the filter
 ran on the model's side stream (``lean.filter_stream``; elsewhere every SM gets a program). Each
@@ -60,13 +67,6 @@ compute-bound) can have the other SMs. On an H100 (s19d, filter stream up to 256
 operator at batch 1, 1.0 against 0.5, alternating): 8k 0.303 / 0.302 → 0.304 / 0.296 ms, 64k
 1.917 / 1.905 → 1.886 / 1.888, 256k 7.353 / 7.334 → 7.269 / 7.365; see
 ``lean.FILTER_STREAM_MAX_LEN`` for the two together."""
-"""Software-pipelining depth of the backward's loop over tiles past SHORT_MAX_LEN, TF32 only
-(``tl.range``'s num_stages; 1: a plain loop, as at short L). At 1M the backward ran ~10x the
-time its read of dk needs, one 8-warp program per SM, each tile's loads and chain of small dots
-in series. Kernel time of the filter's forward + backward on an H100 (s16d, ``bench_filter.py
---tune --tune-round 3 --device-time``; benchmarks/results/filter/tune3_h100.txt): 64k 0.325 ms
-(tiles of 32, one stage: the previous default) → 0.295 (tiles of 16, 3 stages); 1M 4.27 → 4.09.
-Tiles of 32 with 2 or 3 stages need more shared memory than the H100 has."""
 BWD_HOIST_WEIGHTS = True  # load W_2..4 once per program instead of once per tile (TF32 only:
 # with TF32x3/IEEE operands the hoisted kernel needs 304 KiB of shared memory, over an H100's)
 PRECISIONS = ("tf32", "tf32x3", "ieee")

@@ -213,10 +213,12 @@ def short_conv_t_backward(dout: torch.Tensor, proj: torch.Tensor, weight: torch.
     return impl(dout, proj, weight, need_weight, need_bias, need_dproj_sum, in_bias, time_major)
 
 
-def _tile(time_major: bool) -> tuple[int, int, int]:
-    """(BLOCK_C, BLOCK_L, warps) for the shift conv, and (BLOCK_C, BLOCK_L, DW_WARPS) for the
-    backward's weight-sum kernel, in proj's layout."""
-    return TIME_MAJOR_TILE if time_major else (BLOCK_C, BLOCK_L, SHIFT_WARPS)
+def _tile(time_major: bool, weight_sums: bool = False) -> tuple[int, int, int]:
+    """(BLOCK_C, BLOCK_L, warps) of the shift conv (weight_sums: of the backward's weight-sum
+    kernel) in proj's layout: ``TIME_MAJOR_TILE`` for both when time-major."""
+    if time_major:
+        return TIME_MAJOR_TILE
+    return BLOCK_C, BLOCK_L, DW_WARPS if weight_sums else SHIFT_WARPS
 
 
 def _acc_dtype(t: torch.Tensor) -> torch.dtype:
@@ -273,8 +275,7 @@ def short_conv_t_backward_triton(dout, proj, weight, need_weight=True, need_bias
     dbias, dproj_sum = torch.empty(2, channels, device=dout.device)
     # Enough programs to fill the GPU at any (B, C, L): each sums a stretch of time that is
     # a power of two between one tile and DW_L_PER_PROGRAM (at most 7 compiled variants).
-    block_c, block_l, warps = _tile(time_major)
-    warps = warps if time_major else DW_WARPS
+    block_c, block_l, warps = _tile(time_major, weight_sums=True)
     programs = batch * triton.cdiv(channels, block_c)
     per_program = min(DW_L_PER_PROGRAM, max(block_l, triton.next_power_of_2(
         triton.cdiv(seqlen * programs, DW_TARGET_PROGRAMS))))

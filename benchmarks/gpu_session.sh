@@ -23,7 +23,7 @@
 # .triton_cache/cache.tgz (git-ignored through .git/info/exclude) and carry ".triton_cache", and
 # the next call starts from it.
 set -u
-phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c|s19d|s19e}
+phase=${1:?usage: gpu_session.sh a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q|r|s|t|u|v|w|x|y|z|attn|final|s6a|s6b|s6c|s6d|s6e|s6f|s6g|s6h|s6i|s6j|s6k|s6l|s6m|s6n|s6o|s7a|s7b|s7c|s7d|s7e|s7f|s7g|s7h|s7i|s7j|s7k|s7l|s8a|s8b|s8c|s8d|s8e|s9a|s9b|s9c|s10a|s10b|s11a|s11b|s12a|s12b|s13a|s13b|s13c|s13d|s14a|s14b|s14c|s14d|s14e|s15a|s15b|s15c|s15d|s16a|s16b|s16c|s16d|s16e|s17a|s17b|s17c|s17d|s18a|s18b|s18c|s18d|s18e|s18f|s19a|s19b|s19c|s19d|s19e|s20a}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
@@ -1433,6 +1433,18 @@ if [ "$phase" = s19e ]; then  # issue 6, on the session's last ~250 device-secon
         { echo "== $knobs"; cat "$R/train_both.log"; } >>"$R/train_both_ab.txt"
         rm -rf "$R/train_both" "$R/train_both.log"
     done
+    pack_logs
+fi
+
+if [ "$phase" = s20a ]; then  # issue 6, next session (written after s19e, not run): the GPU
+    # tests written or mended after the last call (the side-stream step with one grouping of the
+    # filter's sums, on_filter_stream), then every batch-1 ratio and every LM step with all of
+    # the nineteenth session's defaults (its table, s19c, predates the filter-stream change)
+    rm -f "$R/gpus.csv" "$R/versions.txt"
+    on 0 pytest_stream 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model.py \
+        tests/test_implicit_filter.py -k "side_stream or on_filter_stream or share"
+    ratio_table 200 180 185
+    train_table
     pack_logs
 fi
 

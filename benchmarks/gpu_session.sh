@@ -1454,7 +1454,7 @@ if [ "$phase" = s20b ]; then  # issue 6: where the operator's time goes with eve
     rm -f "$R/gpus.csv" "$R/versions.txt"
     on 0 profile 75 python3 benchmarks/profile_operator.py --lengths 65536 1048576 --top 30 \
         --out "$R/profile.json"
-    on 0 pytest_all 380 python3 -m pytest -v -m gpu -p no:cacheprovider -rfE tests/
+    on 0 pytest_all 300 python3 -m pytest -v -m gpu -p no:cacheprovider -rfE tests/
     pack_logs
 fi
 

@@ -1436,7 +1436,7 @@ if [ "$phase" = s19e ]; then  # issue 6, on the session's last ~250 device-secon
     pack_logs
 fi
 
-if [ "$phase" = s20a ]; then  # issue 6, next session (written after s19e, not run): the GPU
+if [ "$phase" = s20a ]; then  # issue 6 (written after s19e, run in the twentieth session): the GPU
     # tests written or mended after the last call (the side-stream step with one grouping of the
     # filter's sums, on_filter_stream), then every batch-1 ratio and every LM step with all of
     # the nineteenth session's defaults (its table, s19c, predates the filter-stream change)
